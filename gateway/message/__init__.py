@@ -1,0 +1,1 @@
+"""The TISS message core: reading, schema validation and the epílogo hash."""

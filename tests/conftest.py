@@ -1,0 +1,36 @@
+"""Shared fixtures. Official ANS files under ../shared are test data only."""
+
+from pathlib import Path
+
+import pytest
+
+from gateway.message import schema_registry
+from gateway.message.schema_import import import_schema_set
+from gateway.message.schema_registry import SchemaRegistry
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+OFFICIAL_SCHEMAS = SHARED / "tiss-schemas"
+
+
+@pytest.fixture(scope="session")
+def tiss_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gateway home with the official 4.01.00 set imported (4.02/4.03 come bundled)."""
+    home = tmp_path_factory.mktemp("tiss-home")
+    import_schema_set(OFFICIAL_SCHEMAS / "4.01.00", home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def registry(tiss_home: Path) -> SchemaRegistry:
+    return SchemaRegistry(tiss_home)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_registry(registry: SchemaRegistry, tiss_home: Path):
+    """Make the process-wide registry the test one, and point subprocesses at the same home."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TISS_GATEWAY_HOME", str(tiss_home))
+    mp.setattr(schema_registry, "_default", registry)
+    yield
+    mp.undo()
