@@ -75,7 +75,7 @@ _SKIPPED = frozenset({f"{{{ANS_NS}}}hash", f"{{{ANS_NS}}}epilogo", f"{{{ANS_NS}}
 
 def hash_element(root: etree._Element) -> etree._Element | None:
     """The element that carries the hash: ``*WS/hash`` or ``mensagemTISS/epilogo/hash``."""
-    for child in root:
+    for child in root.iterchildren(etree.Element):
         if child.tag == f"{{{ANS_NS}}}hash":
             return child
         if child.tag == f"{{{ANS_NS}}}epilogo":
@@ -85,7 +85,7 @@ def hash_element(root: etree._Element) -> etree._Element | None:
 
 def leaf_values(root: etree._Element) -> Iterator[str]:
     """Leaf element text in document order, skipping the hash, epílogo and signature."""
-    for child in root:
+    for child in root.iterchildren(etree.Element):
         if child.tag in _SKIPPED:
             continue
         yield from _LEAF_TEXT(child)
@@ -98,7 +98,8 @@ def compute(root: etree._Element, declared_encoding: str, variant: str = DECLARE
         values = list(leaf_values(root))
     text = "".join(v.strip() for v in values) if spec.trim else "".join(values)
     encoding = spec.encoding or declared_encoding
-    return hashlib.md5(text.encode(encoding, "xmlcharrefreplace"), usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(text.encode(encoding, "xmlcharrefreplace"), usedforsecurity=False)
+    return digest.hexdigest()
 
 
 def check(root: etree._Element, declared_encoding: str, policy: HashPolicy = STRICT) -> HashCheck:

@@ -18,10 +18,12 @@ class Service:
     response: str
     request_part: str  # WSDL message part names, kept name for name
     response_part: str
+    definitions: str = ""  # the WSDL's own name where it differs from the service's (one does)
 
     def wsdl_namespace(self, version: str) -> str:
-        """Each WSDL's own namespace: .../tipos/<service-lowercase>/v40300."""
-        return f"http://www.ans.gov.br/tiss/ws/tipos/{self.name.lower()}/v{version.replace('.', '')}"
+        """Each WSDL's own namespace: .../tipos/<definitions-lowercase>/v40300."""
+        name = (self.definitions or self.name).lower()
+        return f"http://www.ans.gov.br/tiss/ws/tipos/{name}/v{version.replace('.', '')}"
 
 
 SERVICES: tuple[Service, ...] = (
@@ -50,7 +52,8 @@ SERVICES: tuple[Service, ...] = (
             "protocoloRecebimentoRecursoWS", "recursoGlosa", "reciboRecursoGlosa"),
     Service("tissSolicitacaoStatusRecursoGlosa", "tissSolicitacaoStatusProtocoloRecurso_Operation",
             "solicitacaoStatusRecursoGlosaWS", "situacaoProtocoloRecursoWS",
-            "solicitacaoStatusProtocoloRecurso", "situacaoProtocoloRecurso"),
+            "solicitacaoStatusProtocoloRecurso", "situacaoProtocoloRecurso",
+            definitions="tissSolicitacaoStatusProtocoloRecurso"),
     Service("tissComunicacaoBeneficiario", "tissComunicacaoBeneficiario_Operation",
             "comunicacaoBeneficiarioWS", "reciboComunicacaoWS",
             "comunicacaoBeneficiario", "reciboComunicacao"),

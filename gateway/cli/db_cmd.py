@@ -1,0 +1,104 @@
+"""``tiss-gateway db upgrade|current [--database URL] [--config FILE]``: the schema migrations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from gateway.config import ConfigError, load_config
+from gateway.storage import migrate
+from gateway.storage.db import database_url, make_engine
+
+OK, NOT_CURRENT, FAILED = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A configuration or database problem, reported on stderr with exit status 2."""
+
+
+def database_options() -> argparse.ArgumentParser:
+    """``--database`` / ``--config``, shared by every command that opens the database."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--database", metavar="URL",
+                        help="URL do banco (padrão: o da configuração, ou sqlite em TISS_GATEWAY_HOME)")
+    parent.add_argument("--config", metavar="FILE", type=Path, help="arquivo de configuração TOML")
+    return parent
+
+
+def resolve_url(args: argparse.Namespace) -> str:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CommandError(f"configuração inválida: {exc}") from None
+    url = database_url(config, args.database)
+    try:
+        make_url(url)
+    except ArgumentError as exc:
+        raise CommandError(f"URL de banco inválida: {exc}") from None
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def upgraded_url(args: argparse.Namespace) -> str:
+    """Resolve the database and migrate it to the latest revision."""
+    url = resolve_url(args)
+    try:
+        migrate.upgrade(url)
+    except SQLAlchemyError as exc:
+        raise CommandError(f"não foi possível migrar {display_url(url)}: {_short(exc)}") from None
+    return url
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("db", help="banco de dados (migrações do schema)")
+    commands = parser.add_subparsers(dest="db_command", required=True)
+    options = database_options()
+    upgrade = commands.add_parser("upgrade", parents=[options],
+                                  help="atualiza o schema para a versão mais recente")
+    upgrade.set_defaults(run=run_upgrade)
+    current = commands.add_parser("current", parents=[options],
+                                  help="mostra a revisão do banco (status 1 se desatualizado)")
+    current.set_defaults(run=run_current)
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    try:
+        url = upgraded_url(args)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return FAILED
+    print(f"{display_url(url)}: schema na revisão {migrate.head()}")
+    return OK
+
+
+def run_current(args: argparse.Namespace) -> int:
+    try:
+        url = resolve_url(args)
+        engine = make_engine(url)
+        try:
+            with engine.connect() as connection:
+                revision = migrate.current(connection)
+        finally:
+            engine.dispose()
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return FAILED
+    except SQLAlchemyError as exc:
+        print(f"não foi possível abrir {display_url(url)}: {_short(exc)}", file=sys.stderr)
+        return FAILED
+    head = migrate.head()
+    state = "atualizado" if revision == head else "desatualizado: rode `tiss-gateway db upgrade`"
+    print(f"{display_url(url)}: revisão {revision or 'nenhuma'} (mais recente {head}; {state})")
+    return OK if revision == head else NOT_CURRENT

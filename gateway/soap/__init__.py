@@ -1,0 +1,1 @@
+"""SOAP side of the gateway: WSDLs of the TISS web services."""
