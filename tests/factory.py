@@ -348,6 +348,7 @@ def _check_version(version: str) -> None:
 
 
 _HASH_SLOT = "<ans:hash/>"
+_PARSER = etree.XMLParser(huge_tree=True)  # documents in base64 can exceed libxml2's 10 MB text limit
 
 
 def _serialise(root: Node, encoding: str, hash_variant: str) -> bytes:
@@ -357,7 +358,7 @@ def _serialise(root: Node, encoding: str, hash_variant: str) -> bytes:
         _render(child, out)
     out.append(f"</ans:{root[0]}>")
     text = "".join(out)
-    parsed = etree.fromstring(text.encode("utf-8"))
+    parsed = etree.fromstring(text.encode("utf-8"), _PARSER)
     digest = hashing.compute(parsed, encoding, hash_variant)
     head, slot, tail = text.rpartition(_HASH_SLOT)
     assert slot, "message without a hash element"

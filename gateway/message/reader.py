@@ -47,9 +47,11 @@ def _parser() -> etree.XMLParser:
     # lxml parsers must not be shared between threads; one per thread, built once.
     parser = getattr(_local, "parser", None)
     if parser is None:
+        # huge_tree lifts libxml2's 10 MB text-node cap: a document sent in base64 (envioDocumentos,
+        # anexos) legitimately reaches the 15 MiB limit. The size check before parsing bounds the rest.
         parser = etree.XMLParser(
             resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-            huge_tree=False, collect_ids=False,
+            huge_tree=True, collect_ids=False,
         )
         _local.parser = parser
     return parser

@@ -64,7 +64,7 @@ def validate_message(message: TissMessage, *, registry: SchemaRegistry | None = 
     report.findings.extend(schema_findings(schema_set.schema(message.kind), message))
     report.findings.extend(_guide_limit(message))
     if message.kind != "tissFaultWS":
-        report.hash = hashing.check(message.root, message.encoding, policy)
+        report.hash = hashing.check(message.root, message.encoding, policy, message.data)
         if not report.hash.accepted:
             report.findings.append(_hash_finding(report.hash))
     report.valid = not any(x.severity is f.Severity.ERROR for x in report.findings)

@@ -1,0 +1,1 @@
+"""The gateway's own answers to TISS web-service requests (acting for the destination operator)."""

@@ -1,0 +1,718 @@
+"""TISS response messages the gateway answers with, for 4.01.00, 4.02.00 and 4.03.00.
+
+Every builder returns the ``*WS`` root (ANS namespace, prefix ``ans``) with an empty ``hash``;
+:func:`envelope` stamps the hash for the encoding it writes and wraps the root in a SOAP 1.1
+envelope. Element order follows the XSD sequences (tissWebServicesV4_0X_00.xsd and the types in
+tissComplexTypes/tissGuias).
+
+Facts from the official schemas that shape this module:
+
+* ``cabecalho/destino`` is a choice ``identificacaoPrestador`` (ct_prestadorIdentificacao:
+  CNPJ | CPF | codigoPrestadorNaOperadora) | ``registroANS``. The request's
+  ``origem/identificacaoPrestador`` extends the same type, so the provider is echoed with the
+  same element name. ``dadosPrestador`` inside the bodies is ct_contratadoDados, whose names
+  differ (cnpjContratado | cpfContratado | codigoPrestadorNaOperadora): converted.
+* Response types with a ``mensagemErro`` (ct_motivoGlosa) alternative: every response except
+  ``respostaElegibilidadeWS``, identical in the three versions. ct_respostaElegibilidade lost its
+  ``mensagemErro`` in 4.00.00 and carries the same content as ``codigoGlosa`` (type
+  ct_motivoGlosa): :func:`glosa_elegibilidade` builds that; :func:`mensagem_erro` refuses it.
+* "Protocolo não localizado": ``statusProtocolo`` 7 only exists inside ``detalheLote``
+  (ct_loteStatus), which requires the lot number, the sending date, the lot values and at least
+  one guide, none of which exists for an unknown protocol. So the answer is
+  ``situacaoProtocolo/situacaoDoProtocolo/lote/mensagemErro`` (ct_protocoloStatus keeps the
+  operator and provider identification) with code 3291 PROTOCOLO NÃO LOCALIZADO in 4.03.00;
+  3291 is not in the dm_tipoGlosa enumeration of 4.01.00/4.02.00 (3169-3312 came in 4.03.00),
+  where 3162 CÓDIGO DO PROTOCOLO NÃO ENCONTRADO is used instead.
+* Version differences that matter here: dm_statusProtocolo 10 (Bloqueio judicial) exists from
+  4.02.00; dm_tipoGlosa 3169-3312 from 4.03.00; dm_versao lists the version itself. The response
+  structures used here are the same in the three versions (4.02.00 widened some decimals to
+  10-2, 4.03.00 added optional elements the gateway does not emit); echoed request content is
+  copied from a request of the same version.
+"""
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
+
+from lxml import etree
+
+from gateway.message import hashing
+from gateway.message.findings import tabela38
+from gateway.message.services import ANS_NS, SERVICES, SOAP11_NS, Service
+
+SUPPORTED_VERSIONS = ("4.01.00", "4.02.00", "4.03.00")
+NSMAP = {"ans": ANS_NS}
+_A = f"{{{ANS_NS}}}"
+
+# dm_tipoTransacao of each response element. Where the enumeration has several for one
+# response, the first is the default and callers pass ``tipo_transacao`` to choose.
+TIPO_TRANSACAO_RESPOSTA: dict[str, str] = {
+    "protocoloRecebimentoWS": "PROTOCOLO_RECEBIMENTO",
+    "situacaoProtocoloWS": "SITUACAO_PROTOCOLO",
+    "demonstrativoRetornoWS": "DEMONSTRATIVO_PAGAMENTO",  # or DEMONSTRATIVO_ANALISE_CONTA/_ODONTOLOGIA
+    "respostaElegibilidadeWS": "SITUACAO_ELEGIBILIDADE",
+    "autorizacaoProcedimentoWS": "RESPOSTA_SOLICITACAO",  # or AUTORIZACAO_ODONTOLOGIA
+    "situacaoAutorizacaoWS": "STATUS_AUTORIZACAO",
+    "reciboCancelaGuiaWS": "CANCELAMENTO_GUIA_RECIBO",
+    "protocoloRecebimentoAnexoWS": "PROTOCOLO_RECEBIMENTO_ANEXO",
+    "protocoloRecebimentoRecursoWS": "RECEBIMENTO_RECURSO_GLOSA",
+    "situacaoProtocoloRecursoWS": "RESPOSTA_RECURSO_GLOSA",
+    "reciboComunicacaoWS": "RECIBO_COMUNICACAO",
+    "reciboDocumentosWS": "RECEBIMENTO_DOCUMENTO",
+}
+# solicitacaoDemonstrativoRetorno/tipoDemonstrativo (dm_tipoDemonstrativo) -> tipoTransacao
+TIPO_TRANSACAO_DEMONSTRATIVO = {
+    "1": "DEMONSTRATIVO_PAGAMENTO",
+    "2": "DEMONSTRATIVO_ANALISE_CONTA",
+    "3": "DEMONSTRATIVO_ODONTOLOGIA",
+}
+_TIPOS_TRANSACAO = frozenset(TIPO_TRANSACAO_RESPOSTA.values()) | frozenset(
+    TIPO_TRANSACAO_DEMONSTRATIVO.values()) | {"AUTORIZACAO_ODONTOLOGIA"}
+
+# Path from the *WS root to the ct_motivoGlosa error alternative of each response.
+_MENSAGEM_ERRO: dict[str, tuple[str, ...]] = {
+    "protocoloRecebimentoWS": ("recebimentoLote", "mensagemErro"),
+    "situacaoProtocoloWS": ("situacaoProtocolo", "mensagemErro"),
+    "demonstrativoRetornoWS": ("demonstrativoRetorno", "mensagemErro"),
+    "autorizacaoProcedimentoWS": ("autorizacaoProcedimento", "mensagemErro"),
+    "situacaoAutorizacaoWS": ("situacaoAutorizacao", "mensagemErro"),
+    "reciboCancelaGuiaWS": ("reciboCancelaGuia", "mensagemErro"),
+    "protocoloRecebimentoAnexoWS": ("loteAnexo", "mensagemErro"),
+    "protocoloRecebimentoRecursoWS": ("recebimentoRecurso", "mensagemErro"),
+    "situacaoProtocoloRecursoWS": ("situacaoProtocoloRecurso", "mensagemErro"),
+    "reciboComunicacaoWS": ("reciboComunicacao", "mensagemErro"),
+    "reciboDocumentosWS": ("recebimentoDocumento", "mensagemErro"),
+}
+_GLOSA_ELEGIBILIDADE = ("respostaElegibilidade", "codigoGlosa")
+
+TISS_FAULTS = frozenset({"DestinatarioInvalido", "RemetenteInvalido", "LoginInvalido",
+                         "VersaoInvalida", "HashInvalido", "SchemaInvalido",
+                         "ErroInesperadoServidor"})
+
+# Store-and-forward services acknowledged by recibo().
+RECIBO_SERVICES = frozenset({"tissLoteAnexo", "tissRecursoGlosa", "tissEnvioDocumentos",
+                             "tissComunicacaoBeneficiario", "tissCancelaGuia"})
+
+# Placeholder for nomeBeneficiario, required by the receipts of anexos and comunicação but not
+# present in the requests; callers that know the name pass it in ``nomes_beneficiarios``.
+NOME_NAO_INFORMADO = "NÃO INFORMADO"
+# dm_statusSolicitacao 2 "Em análise": an anexo received, not yet decided by the operator.
+STATUS_SOLICITACAO_EM_ANALISE = "2"
+# dm_statusCancelamento 4 "Em processamento": cancellation received, to be forwarded.
+STATUS_CANCELAMENTO_EM_PROCESSAMENTO = "4"
+
+PROTOCOLO_NAO_LOCALIZADO = "3291"  # 4.03.00
+CODIGO_PROTOCOLO_NAO_ENCONTRADO = "3162"  # 4.01.00 and 4.02.00 (3291 not in their enumeration)
+
+_PRESTADOR_IDS = ("CNPJ", "CPF", "codigoPrestadorNaOperadora")
+_CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
+               "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
+_REGISTRO_ANS = re.compile(r"[0-9]{6}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class ValorTotal:
+    """ct_valorTotal (valorProcessado, valorGlosa, valorLiberado)."""
+
+    processado: Decimal
+    glosa: Decimal
+    liberado: Decimal
+
+    @classmethod
+    def recebido(cls, valor_informado: Decimal) -> "ValorTotal":
+        """A guide or lot not yet analysed: the informed value taken in, nothing glosado nor
+        released yet."""
+        return cls(Decimal(valor_informado), Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True)
+class GuiaRecebida:
+    """One guide of a lot, as protocolo/situação list it (ct_guiaDados / ct_guiaDadosOdonto).
+
+    ``valores`` fills vlInformadoGuia; by default ``ValorTotal.recebido(valor_informado)``.
+    ``odonto`` selects ct_guiaDadosOdonto (guiaOdonto lots); a lot is all of one kind.
+    """
+
+    numero_guia_prestador: str
+    numero_guia_operadora: str | None
+    numero_carteira: str
+    valor_informado: Decimal
+    atendimento_rn: bool = False
+    odonto: bool = False
+    data_realizacao: date | None = None  # ct_guiaDados only
+    valores: ValorTotal | None = None
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    version: str  # the request's Padrao
+    registro_ans: str  # origem/registroANS of the response: the destination operator
+    destino: etree._Element  # the request's cabecalho/origem (or its identificacaoPrestador)
+    sequencial: str  # unique sequencialTransacao of this response
+    now: datetime  # dataRegistroTransacao / horaRegistroTransacao
+    prestador: tuple[str, str] = field(init=False)  # (CNPJ|CPF|codigoPrestadorNaOperadora, value)
+
+    def __post_init__(self) -> None:
+        _check_version(self.version)
+        if not _REGISTRO_ANS.fullmatch(self.registro_ans or ""):
+            raise ValueError(f"registro ANS inválido: {self.registro_ans!r} (6 dígitos)")
+        _check_texto("sequencialTransacao", self.sequencial, 12)
+        object.__setattr__(self, "prestador", _prestador_of(self.destino))
+
+
+def reply_context(request_root: etree._Element, *, registro_ans: str, sequencial: str,
+                  now: datetime) -> ReplyContext:
+    """The context of the answer to a request ``*WS`` root (reads cabecalho/Padrao and origem)."""
+    cabecalho = request_root.find(f"{_A}cabecalho")
+    if cabecalho is None:
+        raise ValueError("requisição sem cabecalho")
+    origem = cabecalho.find(f"{_A}origem")
+    if origem is None:
+        raise ValueError("requisição sem cabecalho/origem")
+    version = (cabecalho.findtext(f"{_A}Padrao") or "").strip()
+    return ReplyContext(version, registro_ans, _clean_copy(origem), sequencial, now)
+
+
+def services_with_mensagem_erro(version: str) -> frozenset[str]:
+    """Names of the services whose response type has a ``mensagemErro`` alternative.
+
+    The same eleven in 4.01.00, 4.02.00 and 4.03.00: all but tissVerificaElegibilidade
+    (its ct_respostaElegibilidade has ``codigoGlosa`` instead; see glosa_elegibilidade).
+    """
+    _check_version(version)
+    return frozenset(s.name for s in SERVICES if s.response in _MENSAGEM_ERRO)
+
+
+@cache
+def codigos_glosa(version: str) -> frozenset[str]:
+    """dm_tipoGlosa codes of ``version`` (4.03.00 enumeration; 3169-3312 only from 4.03.00)."""
+    _check_version(version)
+    codes = {c for c in tabela38() if len(c) == 4 and c.isdigit()}
+    if version < "4.03.00":
+        codes = {c for c in codes if not 3169 <= int(c) <= 3312}
+    return frozenset(codes)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def protocolo_recebimento(ctx: ReplyContext, *, numero_lote: str, numero_protocolo: str,
+                          data_envio_lote: date, valor_total: Decimal,
+                          guias: list[GuiaRecebida]) -> etree._Element:
+    """protocoloRecebimentoWS/recebimentoLote/protocoloRecebimento (ct_protocoloRecebimento)."""
+    root, body = _response(ctx, "protocoloRecebimentoWS", "recebimentoLote")
+    protocolo = _el(body, "protocoloRecebimento")
+    _el(protocolo, "registroANS", ctx.registro_ans)
+    _dados_prestador(protocolo, ctx)
+    _el(protocolo, "numeroLote", _texto("numeroLote", numero_lote, 12))
+    _el(protocolo, "dataEnvioLote", _data(data_envio_lote))
+    detalhe = _el(protocolo, "detalheProtocolo")
+    _el(detalhe, "numeroProtocolo", _texto("numeroProtocolo", numero_protocolo, 12))
+    _el(detalhe, "valorTotalProtocolo", _decimal(valor_total))
+    dados = _el(detalhe, "dadosGuiasProtocolo")
+    odonto = _guide_kind(guias)
+    for guia in guias:
+        _guia_dados(_el(dados, "dadosGuiasOdonto" if odonto else "dadosGuias"), guia)
+    return _finish(root)
+
+
+def situacao_protocolo(ctx: ReplyContext, *, numero_protocolo: str, numero_lote: str, status: int,
+                       data_envio_lote: date, valor_total: Decimal | ValorTotal,
+                       guias: list[GuiaRecebida]) -> etree._Element:
+    """situacaoProtocoloWS for a known protocol: situacaoDoProtocolo/lote/detalheLote.
+
+    ``status`` is dm_statusProtocolo (1..9; 10 Bloqueio judicial from 4.02.00). A Decimal
+    ``valor_total`` means a lot not analysed yet (ValorTotal.recebido).
+    """
+    codes = ("1", "2", "3", "4", "5", "6", "7", "8", "9") + (("10",) if ctx.version >= "4.02.00" else ())
+    if str(status) not in codes:
+        raise ValueError(f"statusProtocolo {status} não existe na versão {ctx.version}")
+    root, body = _response(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
+    lote = _situacao_do_protocolo(body, ctx)
+    detalhe = _el(lote, "detalheLote")
+    _el(detalhe, "statusProtocolo", str(status))
+    _el(detalhe, "numeroProtocolo", _texto("numeroProtocolo", numero_protocolo, 12))
+    _el(detalhe, "numeroLote", _texto("numeroLote", numero_lote, 12))
+    _el(detalhe, "dataEnvioLote", _data(data_envio_lote))
+    if not isinstance(valor_total, ValorTotal):
+        valor_total = ValorTotal.recebido(valor_total)
+    _valor_total(_el(detalhe, "valorTotalLote"), valor_total)
+    guias_tiss = _el(detalhe, "guiasTISS")
+    odonto = _guide_kind(guias)
+    for guia in guias:
+        wrapper = _el(guias_tiss, "guiasOdonto" if odonto else "guiasMedicas")
+        _guia_dados(_el(wrapper, "guias"), guia)
+    return _finish(root)
+
+
+def protocolo_nao_localizado(ctx: ReplyContext, *, numero_protocolo: str) -> etree._Element:
+    """situacaoProtocoloWS for an unknown protocol: situacaoDoProtocolo/lote/mensagemErro with
+    3291 PROTOCOLO NÃO LOCALIZADO (4.03.00) or 3162 CÓDIGO DO PROTOCOLO NÃO ENCONTRADO
+    (4.01.00, 4.02.00); the protocol number goes in descricaoGlosa."""
+    root, body = _response(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
+    lote = _situacao_do_protocolo(body, ctx)
+    if ctx.version >= "4.03.00":
+        codigo, texto = PROTOCOLO_NAO_LOCALIZADO, "PROTOCOLO NÃO LOCALIZADO"
+    else:
+        codigo, texto = CODIGO_PROTOCOLO_NAO_ENCONTRADO, "CÓDIGO DO PROTOCOLO NÃO ENCONTRADO"
+    _motivo_glosa(_el(lote, "mensagemErro"), ctx, codigo, f"{texto}: {numero_protocolo}")
+    return _finish(root)
+
+
+def mensagem_erro(ctx: ReplyContext, service: Service, codigo: str, descricao: str | None = None,
+                  *, tipo_transacao: str | None = None) -> etree._Element:
+    """The response of ``service`` carrying only its mensagemErro (codigoGlosa, descricaoGlosa).
+
+    ``codigo`` must be in the version's dm_tipoGlosa; ``descricao`` defaults to the Table 38
+    term and is cut to 500 characters (st_texto500). Raises ValueError for a service whose
+    response has no mensagemErro (tissVerificaElegibilidade: use glosa_elegibilidade).
+    """
+    path = _MENSAGEM_ERRO.get(service.response)
+    if path is None:
+        raise ValueError(f"a resposta {service.response} ({service.name}) não tem mensagemErro")
+    return _erro(ctx, service.response, path, codigo, descricao, tipo_transacao)
+
+
+def glosa_elegibilidade(ctx: ReplyContext, codigo: str, descricao: str | None = None) -> etree._Element:
+    """respostaElegibilidadeWS/respostaElegibilidade/codigoGlosa (ct_motivoGlosa): the error
+    alternative of ct_respostaElegibilidade, which has no mensagemErro since 4.00.00."""
+    return _erro(ctx, "respostaElegibilidadeWS", _GLOSA_ELEGIBILIDADE, codigo, descricao, None)
+
+
+def recibo(ctx: ReplyContext, service: Service, request_root: etree._Element, *,
+           numero_protocolo: str | None, nomes_beneficiarios: Mapping[str, str] | None = None,
+           ) -> etree._Element:
+    """Acknowledgement of a store-and-forward request, echoing what the request identifies.
+
+    * tissLoteAnexo -> protocoloRecebimentoAnexo (ct_anexoRecebimento): nrProtocoloRecebimento =
+      ``numero_protocolo``; each anexo echoed as its authorization type with statusSolicitacao
+      2 (Em análise); situação inicial echoed as is.
+    * tissRecursoGlosa -> protocoloRecebimento (ct_recursoGlosaRecebimento):
+      nrProtocoloRecursoGlosa = ``numero_protocolo``; the appealed protocol, guides and items.
+    * tissEnvioDocumentos -> reciboDocumentos: protocoloDoc = ``numero_protocolo``.
+    * tissComunicacaoBeneficiario -> reciboComunicacao, statusComunicacao S (no protocol field).
+    * tissCancelaGuia -> reciboCancelaGuia with statusCancelamento 4 (Em processamento); its
+      numeroProtocolo fields echo the request's (the cancelled lot's), not the gateway's.
+
+    ``nomes_beneficiarios`` maps numeroCarteira -> name for the nomeBeneficiario the receipts of
+    anexos and comunicação require; unknown carteiras get NOME_NAO_INFORMADO.
+    """
+    if service.name not in RECIBO_SERVICES:
+        raise ValueError(f"{service.name} não é respondido com recibo")
+    if etree.QName(request_root).localname != service.request:
+        raise ValueError(f"esperado {service.request}, recebido {etree.QName(request_root).localname}")
+    padrao = (request_root.findtext(f"{_A}cabecalho/{_A}Padrao") or "").strip()
+    if padrao != ctx.version:
+        raise ValueError(f"requisição na versão {padrao!r}, contexto na versão {ctx.version}")
+    nomes = nomes_beneficiarios or {}
+    build = _RECIBOS[service.name]
+    return build(ctx, request_root, numero_protocolo, nomes)
+
+
+# --------------------------------------------------------------------------- SOAP
+
+
+_ENVELOPE_OPEN = f'<soap:Envelope xmlns:soap="{SOAP11_NS}"><soap:Body>'
+_ENVELOPE_CLOSE = "</soap:Body></soap:Envelope>"
+
+
+def envelope(root: etree._Element, encoding: str = "ISO-8859-1") -> bytes:
+    """Stamp the hash of ``root`` for ``encoding`` and serialise it in a SOAP 1.1 envelope.
+
+    The root is serialised on its own and framed (no re-parse, ``root`` stays where it is).
+    """
+    element = hashing.hash_element(root)
+    if element is None:
+        raise ValueError("a mensagem não tem elemento hash")
+    element.text = hashing.compute(root, encoding)
+    body = etree.tostring(root, encoding=encoding, xml_declaration=False, with_tail=False)
+    head = f'<?xml version="1.0" encoding="{encoding}"?>\n{_ENVELOPE_OPEN}'
+    return head.encode(encoding) + body + _ENVELOPE_CLOSE.encode(encoding)
+
+
+def fault_envelope(fault: str, text: str, *, client: bool, encoding: str = "UTF-8") -> bytes:
+    """SOAP 1.1 Fault with detail/ans:tissFaultWS/ans:tissFault (st_tissFault)."""
+    if fault not in TISS_FAULTS:
+        raise ValueError(f"tissFault inválido: {fault!r} (valores: {sorted(TISS_FAULTS)})")
+    env = etree.Element(f"{{{SOAP11_NS}}}Envelope", nsmap={"soap": SOAP11_NS, "ans": ANS_NS})
+    soap_fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP11_NS}}}Body"),
+                                  f"{{{SOAP11_NS}}}Fault")
+    etree.SubElement(soap_fault, "faultcode").text = "soap:Client" if client else "soap:Server"
+    etree.SubElement(soap_fault, "faultstring").text = text
+    detail = etree.SubElement(soap_fault, "detail")
+    _el(_el(detail, "tissFaultWS"), "tissFault", fault)
+    return etree.tostring(env, encoding=encoding, xml_declaration=True)
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+def _recibo_anexo(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
+                  nomes: Mapping[str, str]) -> etree._Element:
+    lote = _child(request, "loteAnexo")
+    anexos = [a for a in _child(lote, "AnexosGuiasTISS") if isinstance(a.tag, str)]
+    root, body = _response(ctx, "protocoloRecebimentoAnexoWS", "loteAnexo")
+    recebimento = _el(body, "protocoloRecebimentoAnexo")
+    _el(recebimento, "nrProtocoloRecebimento", _texto("numero_protocolo", numero_protocolo, 12))
+    _el(recebimento, "dataEnvioAnexo", _data_envio(request))
+    _copy(recebimento, lote, "numeroLote")
+    _el(recebimento, "registroANS", ctx.registro_ans)
+    _dados_prestador(recebimento, ctx)
+    _el(recebimento, "qtAnexosClinicos", str(len(anexos)))
+    clinicos = _el(recebimento, "anexosClinicos")
+    for anexo in anexos:
+        kind = etree.QName(anexo).localname
+        if kind == "anexoSituacaoInicial":
+            out = _el(clinicos, "anexoSituacaoInicial")
+            for child in anexo.iterchildren(etree.Element):
+                out.append(_clean_copy(child))
+            _el(out, "nomeBeneficiario", _nome(nomes, anexo.findtext(f"{_A}numeroCarteira")))
+        elif kind == "anexoSolicitacaoOPME":
+            out = _el(clinicos, "anexoOPME")
+            _dados_autorizacao(out, anexo)
+            _copy(out, anexo, "dadosBeneficiario")
+            _el(out, "nomebeneficiario", _nome(nomes, _carteira(anexo)))
+            _el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
+        elif kind == "anexoSolicitacaoQuimio":
+            out = _el(clinicos, "anexoQuimio")
+            _dados_autorizacao(out, anexo)
+            _el(out, "numeroCarteira", _carteira(anexo))
+            _el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
+            _el(out, "nomeBeneficiario", _nome(nomes, _carteira(anexo)))
+            _copy(out, anexo, "dadosComplementaresBeneficiario", "medicoSolicitante",
+                  "diagnosticoOncologicoQuimioterapia", "drogasSolicitadas", "tratamentosAnteriores",
+                  "numeroCiclos", "cicloAtual", "diasCicloAtual", "intervaloCiclos")
+        elif kind == "anexoSolicitacaoRadio":
+            out = _el(clinicos, "anexoRadio")
+            _dados_autorizacao(out, anexo)
+            _el(out, "numeroCarteira", _carteira(anexo))
+            _el(out, "nomeBeneficiario", _nome(nomes, _carteira(anexo)))
+            _el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
+            _copy(out, anexo, "dadosComplementaresBeneficiario", "medicoSolicitante",
+                  "diagnosticoOncologicoRadio", "tratamentosAnteriores", "numeroCampos", "doseCampo",
+                  "doseTotal", "nrDias", "dtPrevistaInicio")
+        else:
+            raise ValueError(f"anexo desconhecido: {kind}")
+    return _finish(root)
+
+
+def _recibo_recurso(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
+                    nomes: Mapping[str, str]) -> etree._Element:
+    lote = _child(request, "loteRecurso")
+    recurso = next(lote.iterchildren(etree.Element))
+    odonto = etree.QName(recurso).localname == "guiaRecursoGlosaOdonto"
+    root, body = _response(ctx, "protocoloRecebimentoRecursoWS", "recebimentoRecurso")
+    out = _el(body, "protocoloRecebimento")
+    _el(out, "nrProtocoloRecursoGlosa", _texto("numero_protocolo", numero_protocolo, 12))
+    _el(out, "dataEnvioRecurso", _data_envio(request))
+    _el(out, "dataRecebimentoRecurso", _data(ctx.now.date()))
+    _copy(out, recurso, "numeroLote")
+    _el(out, "registroANS", ctx.registro_ans)
+    _copy(out, recurso, "dadosContratado", rename="dadosPrestador")
+    _el(out, "nrProtocoloRecursado", _child(recurso, "numeroProtocolo").text.strip())
+    opcao = _child(recurso, "opcaoRecurso")
+    protocolo = opcao.find(f"{_A}recursoProtocolo")
+    if protocolo is not None:
+        _copy(out, opcao, "recursoProtocolo")
+    guias = opcao.findall(f"{_A}recursoGuia")
+    if guias:
+        _el(out, "qtGuiasRecurso", str(len(guias)))
+    for guia in guias:
+        dst = _el(out, "guiasRecurso")
+        _copy(dst, guia, "numeroGuiaPrestador" if odonto else "numeroGuiaOrigem", rename="numeroGuiaOrigem")
+        _copy(dst, guia, "numeroGuiaOperadora", "senha")
+        escolha = _el(dst, "opcaoRecursoGuia")
+        if odonto:
+            _recurso_guia_odonto(escolha, guia)
+        else:
+            _recurso_guia_medica(escolha, _child(guia, "opcaoRecursoGuia"))
+    _copy(out, recurso, "valorTotalRecursado")
+    return _finish(root)
+
+
+def _recurso_guia_medica(escolha: etree._Element, opcao: etree._Element) -> None:
+    for completa in opcao.findall(f"{_A}recursoGuiaCompleta"):
+        _recurso_guia(escolha, completa.findtext(f"{_A}codGlosaGuia"),
+                      completa.findtext(f"{_A}justificativaGuia"))
+    for item in opcao.findall(f"{_A}itensGuia"):
+        dst = _el(escolha, "itensGuia")
+        # grauParticipacao / centroConsumo (4.03.00) have no place in the receipt's itensGuia.
+        _copy(dst, item, "sequencialItem", "dataInicio", "dataFim", "procRecurso", "codGlosaItem",
+              "valorRecursado", "justificativaItem")
+
+
+def _recurso_guia_odonto(escolha: etree._Element, guia: etree._Element) -> None:
+    procedimentos = guia.findall(f"{_A}recursoProcedimento")
+    if not procedimentos:  # appeal of the whole guide
+        _recurso_guia(escolha, guia.findtext(f"{_A}codGlosaGuia"), guia.findtext(f"{_A}justificativaGuia"))
+        return
+    for proc in procedimentos:  # the receipt's choice keeps the items when there are any
+        dst = _el(escolha, "itensGuia")
+        _copy(dst, proc, "sequencialItem")
+        _copy(dst, proc, "dataRealizacao", rename="dataInicio")
+        _copy(dst, proc, "procRecurso", "denteRegiao", "denteFace")
+        _copy(dst, proc, "codGlosaProc", rename="codGlosaItem")
+        _copy(dst, proc, "valorRecursado")
+        _copy(dst, proc, "justificativaProc", rename="justificativaItem")
+
+
+def _recurso_guia(escolha: etree._Element, codigo: str | None, justificativa: str | None) -> None:
+    dst = _el(escolha, "recursoGuia")
+    _el(dst, "codGlosaGuia", codigo)
+    # The receipt's justificativaGuia is st_texto150 (the request's is st_texto500).
+    _el(dst, "justificativaGuia", (justificativa or "")[:150])
+
+
+def _recibo_documentos(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
+                       nomes: Mapping[str, str]) -> etree._Element:
+    envio = _child(request, "envioDOcumento")
+    root, body = _response(ctx, "reciboDocumentosWS", "recebimentoDocumento")
+    out = _el(body, "reciboDocumentos")
+    _copy(out, envio, "numeroLote", "numeroProtocolo", "numeroGuiaPrestador", "numeroGuiaOperadora",
+          "numeroDocumento")
+    _el(out, "protocoloDoc", _texto("numero_protocolo", numero_protocolo, 20))
+    return _finish(root)
+
+
+def _recibo_comunicacao(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
+                        nomes: Mapping[str, str]) -> etree._Element:
+    comunicacao = _child(request, "comunicacaoBeneficiario")
+    root, body = _response(ctx, "reciboComunicacaoWS", "reciboComunicacao")
+    out = _el(body, "reciboComunicacao")
+    _el(out, "statusComunicacao", "S")
+    ret = _el(out, "beneficiarioComunicacaoRet")
+    _copy(ret, comunicacao, "dadosBeneficiario")
+    _el(ret, "nomeBeneficiario", _nome(nomes, _carteira(comunicacao)))
+    _copy(ret, comunicacao, "tipoEvento", "dadosInternacao")
+    return _finish(root)
+
+
+def _recibo_cancela(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
+                    nomes: Mapping[str, str]) -> etree._Element:
+    cancela = _child(request, "cancelaGuia")
+    root, body = _response(ctx, "reciboCancelaGuiaWS", "reciboCancelaGuia")
+    out = _el(body, "reciboCancelaGuia")
+    _el(out, "registroANS", ctx.registro_ans)
+    _copy(out, cancela, "dadosPrestador")
+    retorno = _el(out, "retornoStatus")
+    tipo = _child(cancela, "tipoCancelamento")
+    lote = tipo.find(f"{_A}tipoCancelamentoLote")
+    if lote is not None:
+        dst = _el(retorno, "loteCancelado")
+        _copy(dst, lote, "numeroLote")
+        _copy(dst, lote, "numeroProtocolo", rename="numeroprotocolo")
+        _el(dst, "statusCancelamento", STATUS_CANCELAMENTO_EM_PROCESSAMENTO)
+    else:
+        guias = _el(retorno, "guiasCanceladas")
+        for guia in tipo.findall(f"{_A}tipoCancelamentoGuia"):
+            dst = _el(guias, "dadosGuia")
+            _copy(dst, guia, "tipoGuia", "numeroGuiaPrestador", "numeroGuiaOperadora", "numeroProtocolo")
+            _el(dst, "statusCancelamento", STATUS_CANCELAMENTO_EM_PROCESSAMENTO)
+    return _finish(root)
+
+
+_RECIBOS = {
+    "tissLoteAnexo": _recibo_anexo,
+    "tissRecursoGlosa": _recibo_recurso,
+    "tissEnvioDocumentos": _recibo_documentos,
+    "tissComunicacaoBeneficiario": _recibo_comunicacao,
+    "tissCancelaGuia": _recibo_cancela,
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_version(version: str) -> None:
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"versão do padrão não suportada: {version!r} "
+                         f"(suportadas: {', '.join(SUPPORTED_VERSIONS)})")
+
+
+def _check_texto(name: str, value: str | None, max_length: int) -> None:
+    if not value or len(value) > max_length:
+        raise ValueError(f"{name} deve ter de 1 a {max_length} caracteres: {value!r}")
+
+
+def _texto(name: str, value: str | None, max_length: int) -> str:
+    _check_texto(name, value, max_length)
+    return value  # type: ignore[return-value]
+
+
+def _prestador_of(element: etree._Element) -> tuple[str, str]:
+    ident = element
+    if etree.QName(element).localname != "identificacaoPrestador":
+        ident = element.find(f"{_A}identificacaoPrestador")
+        if ident is None:
+            raise ValueError("origem da requisição não identifica um prestador "
+                             "(esperado origem/identificacaoPrestador)")
+    for child in ident.iterchildren(etree.Element):
+        name = etree.QName(child).localname
+        if name in _PRESTADOR_IDS and child.text:
+            return name, child.text
+    raise ValueError("identificacaoPrestador sem CNPJ, CPF ou codigoPrestadorNaOperadora")
+
+
+def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, f"{_A}{name}")
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _response(ctx: ReplyContext, response: str, body: str,
+              tipo_transacao: str | None = None) -> tuple[etree._Element, etree._Element]:
+    tipo = tipo_transacao or TIPO_TRANSACAO_RESPOSTA[response]
+    if tipo not in _TIPOS_TRANSACAO:
+        raise ValueError(f"tipoTransacao de resposta desconhecido: {tipo!r}")
+    root = etree.Element(f"{_A}{response}", nsmap=NSMAP)
+    cabecalho = _el(root, "cabecalho")
+    ident = _el(cabecalho, "identificacaoTransacao")
+    _el(ident, "tipoTransacao", tipo)
+    _el(ident, "sequencialTransacao", ctx.sequencial)
+    _el(ident, "dataRegistroTransacao", _data(ctx.now.date()))
+    _el(ident, "horaRegistroTransacao", ctx.now.strftime("%H:%M:%S"))
+    _el(_el(cabecalho, "origem"), "registroANS", ctx.registro_ans)
+    name, value = ctx.prestador
+    _el(_el(_el(cabecalho, "destino"), "identificacaoPrestador"), name, value)
+    _el(cabecalho, "Padrao", ctx.version)
+    return root, _el(root, body)
+
+
+def _finish(root: etree._Element) -> etree._Element:
+    _el(root, "hash")
+    etree.cleanup_namespaces(root, top_nsmap=NSMAP)
+    return root
+
+
+def _erro(ctx: ReplyContext, response: str, path: tuple[str, ...], codigo: str,
+          descricao: str | None, tipo_transacao: str | None) -> etree._Element:
+    root, parent = _response(ctx, response, path[0], tipo_transacao)
+    for name in path[1:]:
+        parent = _el(parent, name)
+    _motivo_glosa(parent, ctx, codigo, descricao)
+    return _finish(root)
+
+
+def _motivo_glosa(parent: etree._Element, ctx: ReplyContext, codigo: str, descricao: str | None) -> None:
+    if codigo not in codigos_glosa(ctx.version):
+        raise ValueError(f"código {codigo!r} não está na tabela 38 (dm_tipoGlosa) da versão {ctx.version}")
+    if descricao is None:
+        descricao = tabela38().get(codigo)
+    _el(parent, "codigoGlosa", codigo)
+    if descricao:
+        _el(parent, "descricaoGlosa", descricao[:500])
+
+
+def _dados_prestador(parent: etree._Element, ctx: ReplyContext) -> None:
+    name, value = ctx.prestador
+    _el(_el(parent, "dadosPrestador"), _CONTRATADO[name], value)
+
+
+def _situacao_do_protocolo(body: etree._Element, ctx: ReplyContext) -> etree._Element:
+    situacao = _el(body, "situacaoDoProtocolo")
+    _el(situacao, "identificacaoOperadora", ctx.registro_ans)
+    _dados_prestador(situacao, ctx)
+    return _el(situacao, "lote")
+
+
+def _guide_kind(guias: list[GuiaRecebida]) -> bool:
+    if not guias:
+        raise ValueError("o protocolo precisa de ao menos uma guia")
+    kinds = {g.odonto for g in guias}
+    if len(kinds) > 1:
+        raise ValueError("guias odontológicas e médicas misturadas num lote")
+    return kinds.pop()
+
+
+def _guia_dados(out: etree._Element, guia: GuiaRecebida) -> None:
+    _el(out, "numeroGuiaPrestador", _texto("numeroGuiaPrestador", guia.numero_guia_prestador, 20))
+    if guia.numero_guia_operadora:
+        _el(out, "numeroGuiaOperadora", _texto("numeroGuiaOperadora", guia.numero_guia_operadora, 20))
+    beneficiario = out if guia.odonto else _el(out, "dadosBeneficiario")
+    _el(beneficiario, "numeroCarteira", _texto("numeroCarteira", guia.numero_carteira, 20))
+    _el(beneficiario, "atendimentoRN", "S" if guia.atendimento_rn else "N")
+    if guia.data_realizacao is not None and not guia.odonto:
+        _el(out, "dataRealizacao", _data(guia.data_realizacao))
+    _valor_total(_el(out, "vlInformadoGuia"), guia.valores or ValorTotal.recebido(guia.valor_informado))
+
+
+def _valor_total(out: etree._Element, valor: ValorTotal) -> None:
+    _el(out, "valorProcessado", _decimal(valor.processado))
+    _el(out, "valorGlosa", _decimal(valor.glosa))
+    _el(out, "valorLiberado", _decimal(valor.liberado))
+
+
+def _decimal(value: Decimal | int | str, total_digits: int = 10) -> str:
+    """st_decimal10-2: two decimal places, at most ``total_digits`` digits."""
+    try:
+        quantized = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, TypeError) as exc:
+        raise ValueError(f"valor decimal inválido: {value!r}") from exc
+    text = f"{quantized:.2f}"
+    if len(text.lstrip("-").replace(".", "")) > total_digits:
+        raise ValueError(f"valor {value} excede {total_digits} dígitos")
+    return text
+
+
+def _data(value: date) -> str:
+    if isinstance(value, datetime):
+        value = value.date()
+    return value.isoformat()
+
+
+def _child(parent: etree._Element, name: str) -> etree._Element:
+    child = parent.find(f"{_A}{name}")
+    if child is None:
+        raise ValueError(f"{etree.QName(parent).localname} sem {name}")
+    return child
+
+
+def _clean_copy(element: etree._Element) -> etree._Element:
+    out = copy.deepcopy(element)
+    out.tail = None
+    etree.strip_tags(out, etree.Comment, etree.ProcessingInstruction)
+    return out
+
+
+def _copy(dst: etree._Element, src: etree._Element, *names: str, rename: str | None = None) -> None:
+    """Append copies of ``src``'s children named ``names`` (in that order), optionally renamed."""
+    for name in names:
+        for child in src.findall(f"{_A}{name}"):
+            out = _clean_copy(child)
+            if rename:
+                out.tag = f"{_A}{rename}"
+            dst.append(out)
+
+
+def _data_envio(request: etree._Element) -> str:
+    """The request's cabecalho dataRegistroTransacao (the date the provider sent it)."""
+    text = request.findtext(f"{_A}cabecalho/{_A}identificacaoTransacao/{_A}dataRegistroTransacao")
+    if not text:
+        raise ValueError("requisição sem dataRegistroTransacao")
+    return text.strip()
+
+
+def _carteira(parent: etree._Element) -> str | None:
+    return parent.findtext(f"{_A}dadosBeneficiario/{_A}numeroCarteira")
+
+
+def _nome(nomes: Mapping[str, str], carteira: str | None) -> str:
+    nome = nomes.get(carteira or "") or NOME_NAO_INFORMADO
+    return nome[:70]
+
+
+def _dados_autorizacao(out: etree._Element, anexo: etree._Element) -> None:
+    """ct_autorizacaoDados from the anexo's cabeçalho: the anexo number as numeroGuiaPrestador."""
+    cabecalho = _child(anexo, "cabecalhoAnexo")
+    dados = _el(out, "dadosAutorizacao")
+    _copy(dados, cabecalho, "numeroGuiaAnexo", rename="numeroGuiaPrestador")
+    _copy(dados, cabecalho, "numeroGuiaOperadora")
+
