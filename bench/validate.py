@@ -21,9 +21,9 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.message import validation  # noqa: E402
-from gateway.message.schema_registry import default_registry  # noqa: E402
-from tests.factory import build_lote, build_request  # noqa: E402
+from gateway.message import validation
+from gateway.message.schema_registry import default_registry
+from tests.factory import build_lote, build_request
 
 BARE_PARSER = etree.XMLParser(huge_tree=True)
 
