@@ -34,3 +34,6 @@ def _default_registry(registry: SchemaRegistry, tiss_home: Path):
     mp.setattr(schema_registry, "_default", registry)
     yield
     mp.undo()
+
+
+from tests.db_fixtures import *  # noqa: E402, F403

@@ -122,3 +122,29 @@ def test_rewrite_without_hash_element_fails() -> None:
     tree = etree.ElementTree(etree.fromstring(f'<a xmlns="{ANS}"><b>1</b></a>'))
     with pytest.raises(ValueError):
         hashing.rewrite(tree, tree.getroot())
+
+
+def test_fast_path_agrees_with_exact_rule_on_compact_and_indented_documents() -> None:
+    from tests.factory import build_lote
+
+    compact = build_lote("sp-sadt", 3)
+    message = reader.read(compact)
+    exact = hashing.compute(message.root, message.encoding)
+    fast = hashing.check(message.root, message.encoding, data=compact)
+    assert fast.accepted and fast.computed == exact
+    indented_tree = reader.read(compact).tree
+    etree.indent(indented_tree)
+    indented = etree.tostring(indented_tree, encoding="ISO-8859-1", xml_declaration=True)
+    again = reader.read(indented)
+    assert hashing.check(again.root, again.encoding, data=indented).accepted
+
+
+def test_hash_over_all_text_including_indentation_is_refused() -> None:
+    data = ws(VALUES, "placeholder")
+    message = reader.read(data)
+    all_text = "".join(t for c in message.root if isinstance(c.tag, str) and not c.tag.endswith("hash")
+                       for t in c.itertext())
+    assert all_text != JOINED  # indentation is in there
+    forged = data.replace(b"placeholder", md5(all_text, "iso-8859-1").encode())
+    message = reader.read(forged)
+    assert not hashing.check(message.root, message.encoding, data=forged).accepted

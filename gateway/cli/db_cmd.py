@@ -6,12 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-from gateway.config import ConfigError, load_config
-from gateway.storage import migrate
-from gateway.storage.db import database_url, make_engine
+# SQLAlchemy and Alembic are imported inside the functions: registering these commands must not
+# slow down every other `tiss-gateway` command.
 
 OK, NOT_CURRENT, FAILED = 0, 1, 2
 
@@ -30,6 +26,12 @@ def database_options() -> argparse.ArgumentParser:
 
 
 def resolve_url(args: argparse.Namespace) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from gateway.config import ConfigError, load_config
+    from gateway.storage.db import database_url
+
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -44,21 +46,38 @@ def resolve_url(args: argparse.Namespace) -> str:
 
 def display_url(url: str) -> str:
     """The URL without its password."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 def upgraded_url(args: argparse.Namespace) -> str:
     """Resolve the database and migrate it to the latest revision."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.storage import migrate
+
     url = resolve_url(args)
     try:
         migrate.upgrade(url)
     except SQLAlchemyError as exc:
-        raise CommandError(f"não foi possível migrar {display_url(url)}: {_short(exc)}") from None
+        raise CommandError(f"não foi possível migrar {display_url(url)}: {short_error(exc)}") from None
     return url
 
 
-def _short(exc: SQLAlchemyError) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+def short_error(exc: Exception) -> str:
+    """The first line of a database error (the driver's message when there is one)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).exists()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
+    from gateway.storage import migrate
+
     try:
         url = upgraded_url(args)
     except CommandError as exc:
@@ -84,19 +105,27 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_current(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.storage import migrate
+    from gateway.storage.db import make_engine
+
     try:
         url = resolve_url(args)
-        engine = make_engine(url)
-        try:
-            with engine.connect() as connection:
-                revision = migrate.current(connection)
-        finally:
-            engine.dispose()
+        if _missing_sqlite_file(url):  # do not create it just to say it is empty
+            revision = None
+        else:
+            engine = make_engine(url)
+            try:
+                with engine.connect() as connection:
+                    revision = migrate.current(connection)
+            finally:
+                engine.dispose()
     except CommandError as exc:
         print(exc, file=sys.stderr)
         return FAILED
     except SQLAlchemyError as exc:
-        print(f"não foi possível abrir {display_url(url)}: {_short(exc)}", file=sys.stderr)
+        print(f"não foi possível abrir {display_url(url)}: {short_error(exc)}", file=sys.stderr)
         return FAILED
     head = migrate.head()
     state = "atualizado" if revision == head else "desatualizado: rode `tiss-gateway db upgrade`"

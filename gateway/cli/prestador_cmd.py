@@ -10,20 +10,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from gateway.cli.db_cmd import CommandError, database_options, display_url, short_error, upgraded_url
 
-from gateway.cli.db_cmd import CommandError, database_options, display_url, upgraded_url
-from gateway.prestadores import (
-    PrestadorError,
-    add_prestador,
-    disable_prestador,
-    enable_prestador,
-    list_prestadores,
-)
-from gateway.storage.db import make_engine, session_factory
-from gateway.storage.models import Prestador
+if TYPE_CHECKING:  # imported when a command runs, not when the parser is built
+    from sqlalchemy.orm import Session
+
+    from gateway.storage.models import Prestador
 
 OK, REFUSED, FAILED = 0, 1, 2
 
@@ -60,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _codigos(values: list[str]) -> dict[str, str]:
+    from gateway.prestadores import PrestadorError
+
     codigos: dict[str, str] = {}
     for value in values:
         registro, sep, codigo = value.partition("=")
@@ -73,6 +69,11 @@ def _codigos(values: list[str]) -> dict[str, str]:
 
 def _with_session(args: argparse.Namespace, action: Callable[[Session], str]) -> int:
     """Migrate, run ``action`` in a transaction, commit, then print what it returned."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.prestadores import PrestadorError
+    from gateway.storage.db import make_engine, session_factory
+
     try:
         url = upgraded_url(args)
     except CommandError as exc:
@@ -89,8 +90,7 @@ def _with_session(args: argparse.Namespace, action: Callable[[Session], str]) ->
                 return REFUSED
             session.commit()
     except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"erro no banco {display_url(url)}: {first}", file=sys.stderr)
+        print(f"erro no banco {display_url(url)}: {short_error(exc)}", file=sys.stderr)
         return FAILED
     finally:
         engine.dispose()
@@ -111,6 +111,8 @@ def run_add(args: argparse.Namespace) -> int:
             return REFUSED
 
     def action(session: Session) -> str:
+        from gateway.prestadores import add_prestador
+
         codigos = _codigos(args.codigo)
         prestador = add_prestador(session, args.documento, args.nome, args.login, senha, codigos)
         listed = ", ".join(f"{c.registro_ans}={c.codigo_na_operadora}" for c in prestador.codigos)
@@ -137,6 +139,8 @@ def _as_dict(prestador: Prestador) -> dict[str, object]:
 
 def run_list(args: argparse.Namespace) -> int:
     def action(session: Session) -> str:
+        from gateway.prestadores import list_prestadores
+
         rows = [_as_dict(p) for p in list_prestadores(session)]
         if args.json:
             return json.dumps(rows, ensure_ascii=False, indent=2)
@@ -157,6 +161,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_disable(args: argparse.Namespace) -> int:
     def action(session: Session) -> str:
+        from gateway.prestadores import disable_prestador
+
         return f"prestador {disable_prestador(session, args.login).login} desativado"
 
     return _with_session(args, action)
@@ -164,6 +170,8 @@ def run_disable(args: argparse.Namespace) -> int:
 
 def run_enable(args: argparse.Namespace) -> int:
     def action(session: Session) -> str:
+        from gateway.prestadores import enable_prestador
+
         prestador = enable_prestador(session, args.login)
         return f"prestador {prestador.login} ativo (bloqueio e contador de falhas zerados)"
 

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from gateway import examples
 from gateway.message import hashing, reader
 from gateway.message.schema_registry import SchemaSetError
 from gateway.message.validation import Report, validate
@@ -14,7 +15,9 @@ VALID, FINDINGS, UNREADABLE = 0, 1, 2
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="valida mensagens TISS (schema, hash, limites)")
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("files", nargs="*", metavar="FILE")
+    parser.add_argument("--example", action="store_true",
+                        help="valida também a mensagem de exemplo que acompanha o gateway")
     parser.add_argument("--json", action="store_true", help="um objeto JSON por arquivo")
     parser.add_argument("--max-bytes", type=int, default=reader.DEFAULT_MAX_BYTES)
     parser.add_argument("--hash-variant", action="append", default=[], metavar="NAME",
@@ -24,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.example:
+        args.files.append(str(examples.path()))
+    if not args.files:
+        print("informe ao menos um FILE (ou --example)", file=sys.stderr)
+        return UNREADABLE
     policy = hashing.HashPolicy.of(args.hash_variant)
     results: list[dict[str, object]] = []
     status = VALID

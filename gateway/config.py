@@ -1,0 +1,323 @@
+"""The gateway's configuration: one TOML file (see ``docs/config-example.toml``).
+
+Lookup when no path is given: ``$TISS_GATEWAY_CONFIG``, else ``<home>/config.toml`` if it exists,
+else the built-in defaults (no operators, no providers). Every key is checked: unknown keys, a
+registro ANS that is not 6 digits, a CNPJ/CPF whose check digits do not match or an unknown hash
+variant stop the load with a :class:`ConfigError` that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from gateway.home import gateway_home
+from gateway.message import hashing
+from gateway.prestadores import (
+    PrestadorError,
+    hash_senha,
+    md5_hex,
+    normaliza_documento,
+    parse_senha_hash,
+    tipo_documento,
+)
+
+MiB = 1024 * 1024
+CONFIG_ENV = "TISS_GATEWAY_CONFIG"
+CONFIG_FILE = "config.toml"
+VERSOES_TISS = ("4.01.00", "4.02.00", "4.03.00")
+FAULT_HTTP_STATUSES = (200, 400, 500)
+
+_REGISTRO_ANS = re.compile(r"[0-9]{6}")
+_VERSAO = re.compile(r"[0-9]\.[0-9]{2}\.[0-9]{2}")
+_ADAPTER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    public_base_url: str | None = None  # None: build URLs (WSDL soap:address) from the request's host
+    database_url: str | None = None  # None: sqlite:///<home>/gateway.sqlite
+    max_message_bytes: int = 15 * MiB
+    lockout_attempts: int = 5  # consecutive failed logins before the lock
+    lockout_minutes: int = 30
+    fault_http_status: int = 400  # tissFaultWS caused by the client; server errors are always 500
+
+
+@dataclass(frozen=True)
+class Operadora:
+    registro_ans: str
+    nome: str
+    adapter: str  # module name in adapters/
+    endpoint: str | None = None  # the operator's web-service base URL
+    versoes: tuple[str, ...] = VERSOES_TISS  # accepted Padrao versions
+    hash_aceito: tuple[str, ...] = (hashing.DECLARED,)  # gateway.message.hashing.VARIANTS names
+    hash_emitido: str = hashing.DECLARED
+
+    def hash_policy(self) -> hashing.HashPolicy:
+        return hashing.HashPolicy.of(self.hash_aceito)
+
+
+@dataclass(frozen=True)
+class PrestadorConfig:
+    documento: str  # CNPJ (14) or CPF (11), normalised
+    nome: str
+    login: str
+    senha_hash: str | None = field(default=None, repr=False)  # scrypt$... of the password's MD5 hex
+    codigos: Mapping[str, str] = field(default_factory=dict)  # registro ANS -> código na operadora
+
+    @property
+    def tipo_documento(self) -> str:
+        return tipo_documento(self.documento)
+
+
+@dataclass(frozen=True)
+class Config:
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    operadoras: Mapping[str, Operadora] = field(default_factory=dict)  # keyed by registro ANS
+    prestadores: tuple[PrestadorConfig, ...] = ()
+    source: Path | None = None  # the file it was read from
+
+    def operadora(self, registro_ans: str) -> Operadora | None:
+        return self.operadoras.get(registro_ans)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+def default_config_path() -> Path | None:
+    configured = os.environ.get(CONFIG_ENV)
+    if configured:
+        return Path(configured)
+    candidate = gateway_home() / CONFIG_FILE
+    return candidate if candidate.is_file() else None
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate a config file (see the module docstring for the lookup without one)."""
+    path = Path(path) if path is not None else default_config_path()
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: não foi possível ler: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: o arquivo deve estar em UTF-8 ({exc.reason})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML inválido: {exc}") from exc
+    return parse_config(data, source=path)
+
+
+def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
+    """Validate an already-parsed TOML document."""
+    where = str(source) if source else "configuração"
+    try:
+        return _parse(_Reader(), data, source)
+    except _Invalid as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Reader:
+    @staticmethod
+    def keys(table: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                suggestion = f" (quis dizer {hint[0]!r}?)" if hint else ""
+                raise _Invalid(f"chave desconhecida {_join(path, key)!r}{suggestion}; "
+                               f"permitidas em [{path or 'raiz'}]: {', '.join(allowed)}")
+
+    @staticmethod
+    def table(value: Any, path: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise _Invalid(f"{path} deve ser uma tabela TOML")
+        return value
+
+    @staticmethod
+    def string(value: Any, path: str, *, optional: bool = False) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise _Invalid(f"{path} deve ser um texto não vazio")
+        return value.strip()
+
+    @staticmethod
+    def integer(value: Any, path: str, minimum: int, maximum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"{path} deve ser um número inteiro")
+        if not minimum <= value <= maximum:
+            raise _Invalid(f"{path} deve estar entre {minimum} e {maximum} (veio {value})")
+        return value
+
+    @staticmethod
+    def strings(value: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise _Invalid(f"{path} deve ser uma lista não vazia de textos")
+        return tuple(dict.fromkeys(v.strip() for v in value))
+
+    @staticmethod
+    def url(value: Any, path: str) -> str | None:
+        text = _Reader.string(value, path, optional=True)
+        if text is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
+            raise _Invalid(f"{path} deve ser uma URL http(s):// sem query nem fragmento: {text!r}")
+        return text.rstrip("/")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _parse(r: _Reader, data: Mapping[str, Any], source: Path | None) -> Config:
+    r.keys(data, ("gateway", "operadoras", "prestadores"), "")
+    gateway = _parse_gateway(r, r.table(data.get("gateway", {}), "gateway"))
+    operadoras = {}
+    for registro, table in r.table(data.get("operadoras", {}), "operadoras").items():
+        operadoras[registro] = _parse_operadora(r, registro, r.table(table, f"operadoras.{registro}"))
+    raw_prestadores = data.get("prestadores", [])
+    if not isinstance(raw_prestadores, list):
+        raise _Invalid("prestadores deve ser uma lista de tabelas ([[prestadores]])")
+    prestadores: list[PrestadorConfig] = []
+    for index, table in enumerate(raw_prestadores):
+        path = f"prestadores[{index}]"
+        item = _parse_prestador(r, path, r.table(table, path), operadoras)
+        for other in prestadores:
+            if other.login == item.login:
+                raise _Invalid(f"{path}: login {item.login!r} repetido")
+            if other.documento == item.documento:
+                raise _Invalid(f"{path}: documento {item.documento} repetido")
+        prestadores.append(item)
+    return Config(gateway, operadoras, tuple(prestadores), source)
+
+
+def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
+    r.keys(table, ("public_base_url", "database_url", "max_message_bytes", "lockout_attempts",
+                   "lockout_minutes", "fault_http_status"), "gateway")
+    defaults = GatewaySettings()
+    database_url = r.string(table.get("database_url"), "gateway.database_url", optional=True)
+    if database_url is not None and not re.match(r"(sqlite|postgres(ql)?)(\+\w+)?://", database_url):
+        raise _Invalid("gateway.database_url deve começar com sqlite:// ou postgresql://")
+    status = table.get("fault_http_status", defaults.fault_http_status)
+    if status not in FAULT_HTTP_STATUSES or isinstance(status, bool):
+        raise _Invalid(f"gateway.fault_http_status deve ser um de {FAULT_HTTP_STATUSES} (veio {status!r})")
+    return GatewaySettings(
+        public_base_url=r.url(table.get("public_base_url"), "gateway.public_base_url"),
+        database_url=database_url,
+        max_message_bytes=r.integer(table.get("max_message_bytes", defaults.max_message_bytes),
+                                    "gateway.max_message_bytes", 1024, 1024 * MiB),
+        lockout_attempts=r.integer(table.get("lockout_attempts", defaults.lockout_attempts),
+                                   "gateway.lockout_attempts", 1, 100),
+        lockout_minutes=r.integer(table.get("lockout_minutes", defaults.lockout_minutes),
+                                  "gateway.lockout_minutes", 1, 7 * 24 * 60),
+        fault_http_status=status,
+    )
+
+
+def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any]) -> Operadora:
+    path = f"operadoras.{registro}"
+    if not _REGISTRO_ANS.fullmatch(registro):
+        raise _Invalid(f"[{path}]: o registro ANS da operadora deve ter 6 dígitos (ex.: [operadoras.329665])")
+    r.keys(table, ("registro_ans", "nome", "adapter", "endpoint", "versoes", "hash_aceito",
+                   "hash_emitido"), path)
+    if "registro_ans" in table and table["registro_ans"] != registro:
+        raise _Invalid(f"{path}.registro_ans ({table['registro_ans']!r}) difere da chave da tabela")
+    for required in ("nome", "adapter"):
+        if required not in table:
+            raise _Invalid(f"{path}.{required} é obrigatório")
+    adapter = r.string(table["adapter"], f"{path}.adapter")
+    if not _ADAPTER.fullmatch(adapter or ""):
+        raise _Invalid(f"{path}.adapter deve ser o nome de um módulo em adapters/ (ex.: 'unimed'): "
+                       f"{adapter!r}")
+    versoes = r.strings(table.get("versoes", list(VERSOES_TISS)), f"{path}.versoes")
+    for versao in versoes:
+        if not _VERSAO.fullmatch(versao):
+            raise _Invalid(f"{path}.versoes: versão do Padrão TISS inválida {versao!r} (formato 4.03.00)")
+    hash_aceito = r.strings(table.get("hash_aceito", [hashing.DECLARED]), f"{path}.hash_aceito")
+    hash_emitido = r.string(table.get("hash_emitido", hashing.DECLARED), f"{path}.hash_emitido")
+    for name, key in [*((v, "hash_aceito") for v in hash_aceito), (hash_emitido, "hash_emitido")]:
+        if name not in hashing.VARIANTS:
+            raise _Invalid(f"{path}.{key}: variante de hash desconhecida {name!r}; "
+                           f"conhecidas: {', '.join(hashing.VARIANTS)}")
+    return Operadora(
+        registro_ans=registro,
+        nome=r.string(table["nome"], f"{path}.nome") or "",
+        adapter=adapter or "",
+        endpoint=r.url(table.get("endpoint"), f"{path}.endpoint"),
+        versoes=versoes,
+        hash_aceito=hash_aceito,
+        hash_emitido=hash_emitido or hashing.DECLARED,
+    )
+
+
+def _parse_prestador(r: _Reader, path: str, table: Mapping[str, Any],
+                     operadoras: Mapping[str, Operadora]) -> PrestadorConfig:
+    r.keys(table, ("documento", "nome", "login", "senha_hash", "codigos"), path)
+    for required in ("documento", "nome", "login"):
+        if required not in table:
+            raise _Invalid(f"{path}.{required} é obrigatório")
+    documento = normaliza_documento(r.string(table["documento"], f"{path}.documento") or "")
+    try:
+        tipo_documento(documento)
+    except PrestadorError as exc:
+        raise _Invalid(f"{path}.documento: {exc}") from None
+    login = r.string(table["login"], f"{path}.login") or ""
+    if len(login) > 20 or any(c.isspace() for c in login):
+        raise _Invalid(f"{path}.login deve ter até 20 caracteres, sem espaços (loginPrestador)")
+    senha_hash = r.string(table.get("senha_hash"), f"{path}.senha_hash", optional=True)
+    if senha_hash is not None:
+        try:
+            parse_senha_hash(senha_hash)
+        except ValueError as exc:
+            raise _Invalid(f"{path}.senha_hash: {exc} (como gerar: docs/config-example.toml)") from None
+    codigos: dict[str, str] = {}
+    for registro, codigo in r.table(table.get("codigos", {}), f"{path}.codigos").items():
+        if not _REGISTRO_ANS.fullmatch(registro):
+            raise _Invalid(f"{path}.codigos: registro ANS deve ter 6 dígitos: {registro!r}")
+        if registro not in operadoras:
+            raise _Invalid(f"{path}.codigos: a operadora {registro} não está em [operadoras]")
+        text = r.string(codigo, f"{path}.codigos.{registro}") or ""
+        if len(text) > 14:
+            raise _Invalid(f"{path}.codigos.{registro}: o código na operadora tem no máximo 14 caracteres")
+        codigos[registro] = text
+    return PrestadorConfig(documento=documento, nome=r.string(table["nome"], f"{path}.nome") or "",
+                           login=login, senha_hash=senha_hash, codigos=codigos)
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+DEMO_CNPJ = "11222333000181"
+DEMO_LOGIN = DEMO_SENHA = "demo"
+DEMO_OPERADORAS = (
+    ("329665", "Capital Prev", "capitalprev", "000123"),
+    ("331988", "PASA", "pasa", "1004567"),
+    ("331872", "Unimed São José dos Campos", "unimed", "20345"),
+    ("413534", "CASSEMS", "cassems", "880142"),
+    ("424188", "IPASGO", "ipasgo", "5012377"),
+)
+
+
+@cache
+def demo_config() -> Config:
+    """The five operators of the user's manuals and one demo provider (login demo, password demo)."""
+    operadoras = {registro: Operadora(registro_ans=registro, nome=nome, adapter=adapter)
+                  for registro, nome, adapter, _codigo in DEMO_OPERADORAS}
+    prestador = PrestadorConfig(
+        documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
+        senha_hash=hash_senha(md5_hex(DEMO_SENHA)),
+        codigos={registro: codigo for registro, _nome, _adapter, codigo in DEMO_OPERADORAS})
+    return Config(GatewaySettings(), operadoras, (prestador,))

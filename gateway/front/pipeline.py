@@ -1,0 +1,307 @@
+"""The request pipeline every TISS call goes through.
+
+size limit -> safe parse (both in the SOAP layer) -> service matches the URL -> version known ->
+schema valid -> hash valid (the destination operator's policy) -> sender authenticated -> origem is
+that sender -> destination operator known -> duplicate? -> store -> answer.
+
+Failures before the sender is identified answer with a tissFaultWS (nothing trustworthy to put in
+a response cabeçalho); business failures after it (lote already sent, protocol not found) answer
+with the response's own mensagemErro. Every refused message is stored with its bytes for audit.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway import prestadores
+from gateway.config import Config, Operadora
+from gateway.front import responses
+from gateway.front.lote import GuiaLida, read_lote
+from gateway.message import hashing
+from gateway.message.findings import Finding
+from gateway.message.reader import TissMessage
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import ANS_NS, Service
+from gateway.message.validation import validate_message
+from gateway.soap.protocol import Reply, TissFault
+from gateway.soap.service import SERVICE_KEY, VERSION_KEY
+from gateway.storage.models import Guia, Lote, Mensagem, Protocolo, Transacao
+from gateway.storage.protocolos import new_protocolo
+
+log = logging.getLogger("tiss_gateway.front")
+_NS = {"ans": ANS_NS}
+_CAB = "ans:cabecalho/"
+_text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in {
+    "padrao": _CAB + "ans:Padrao",
+    "tipo": _CAB + "ans:identificacaoTransacao/ans:tipoTransacao",
+    "sequencial": _CAB + "ans:identificacaoTransacao/ans:sequencialTransacao",
+    "destino": _CAB + "ans:destino/ans:registroANS",
+    "login": _CAB + "ans:loginSenhaPrestador/ans:loginPrestador",
+    "senha": _CAB + "ans:loginSenhaPrestador/ans:senhaPrestador",
+    "cnpj": _CAB + "ans:origem/ans:identificacaoPrestador/ans:CNPJ",
+    "cpf": _CAB + "ans:origem/ans:identificacaoPrestador/ans:CPF",
+    "codigo": _CAB + "ans:origem/ans:identificacaoPrestador/ans:codigoPrestadorNaOperadora",
+    "protocolo": "ans:solicitacaoStatusProtocolo/ans:numeroProtocolo",
+}.items()}
+
+# Services answered from the gateway's own data in this version (store-and-forward).
+RECEIPT_SERVICES = {"tissLoteAnexo": "anexo", "tissRecursoGlosa": "recurso",
+                    "tissEnvioDocumentos": "documento", "tissComunicacaoBeneficiario": "comunicacao",
+                    "tissCancelaGuia": "cancelamento"}
+LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ APRESENTADA is nearest
+FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
+
+
+@dataclass
+class Call:
+    """One request on its way through the pipeline."""
+
+    message: TissMessage
+    service: Service
+    endereco: str | None
+    operadora: Operadora | None = None
+    prestador_id: int | None = None
+    field: Callable[[str], str] = lambda name: ""
+
+
+class Pipeline:
+    def __init__(self, config: Config, registry: SchemaRegistry, sessions: sessionmaker[Session],
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.config = config
+        self.registry = registry
+        self.sessions = sessions
+        self.clock = clock
+
+    # -- entry points (called by the SOAP layer) ------------------------------------------------
+    def handle(self, ctx, service: Service, body: etree._Element) -> Reply:
+        environ = ctx.transport.req_env
+        tree = ctx.udc.tree
+        version = _text["padrao"](body).strip() or None
+        message = TissMessage(ctx.udc.raw, tree, body, etree.QName(body).localname, version,
+                              tree.docinfo.encoding or "UTF-8", True)
+        call = Call(message, service, environ.get("REMOTE_ADDR"))
+        call.field = lambda name: _text[name](body).strip()
+        try:
+            return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
+        except TissFault as fault:
+            self._store_refused(call, fault)
+            raise
+
+    def refused_oversize(self, environ: dict, length: int) -> None:
+        with self.sessions.begin() as session:
+            session.add(Mensagem(direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=length,
+                                 corpo=b"", resultado="recusada", codigo_erro="5002",
+                                 endereco=environ.get("REMOTE_ADDR")))
+        log.warning("mensagem de %s bytes recusada (limite)", length)
+
+    # -- the steps -------------------------------------------------------------------------------
+    def _handle(self, call: Call, endpoint_service: str | None, endpoint_version: str | None) -> Reply:
+        message, service = call.message, call.service
+        if endpoint_service and endpoint_service != service.name:
+            raise TissFault("SchemaInvalido", f"{message.kind} não é uma mensagem do serviço "
+                            f"{endpoint_service}.", code="5001")
+        self._check_version(message.version, endpoint_version)
+        call.operadora = self.config.operadora(call.field("destino"))
+        policy = call.operadora.hash_policy() if call.operadora else hashing.STRICT
+        report = validate_message(message, registry=self.registry, policy=policy)
+        if not report.valid:
+            raise _fault_for(report.findings)
+        call.prestador_id = self._authenticate(call)
+        if call.operadora is None:
+            raise TissFault("DestinatarioInvalido", f"Registro ANS {call.field('destino')} não é uma "
+                            "operadora atendida por este gateway.", code="5027")
+        if message.version not in call.operadora.versoes:
+            raise TissFault("VersaoInvalida", f"A operadora {call.operadora.nome} não aceita a versão "
+                            f"{message.version} (aceitas: {', '.join(call.operadora.versoes)}).",
+                            code="5028")
+        return self._transact(call)
+
+    def _check_version(self, version: str | None, endpoint_version: str | None) -> None:
+        if not version:
+            raise TissFault("VersaoInvalida", "cabecalho/Padrao não informado.", code="5028")
+        if endpoint_version and version != endpoint_version:
+            raise TissFault("VersaoInvalida", f"Mensagem da versão {version} enviada ao endereço da "
+                            f"versão {endpoint_version}.", code="5028")
+        if self.registry.get(version) is None:
+            raise TissFault("VersaoInvalida", f"Versão {version} não disponível no gateway.", code="5028")
+
+    def _authenticate(self, call: Call) -> int:
+        login, senha = call.field("login"), call.field("senha")
+        if not login or not senha:
+            raise TissFault("LoginInvalido", "loginSenhaPrestador não informado.", code="5005")
+        settings = self.config.gateway
+        with self.sessions() as session:
+            result = prestadores.authenticate(
+                session, login, senha, now=self.clock(), attempts=settings.lockout_attempts,
+                lock_minutes=settings.lockout_minutes, endereco=call.endereco)
+            if not result.ok:
+                raise TissFault("LoginInvalido", _LOGIN_TEXT.get(result.reason, "Login inválido."),
+                                code="5005")
+            prestador = result.prestador
+            codigo = call.field("codigo")
+            same = (prestador.documento in (call.field("cnpj"), call.field("cpf"))
+                    or (codigo and codigo == prestador.codigo_em(call.field("destino"))))
+            if not same:
+                raise TissFault("RemetenteInvalido", "A origem da mensagem não é o prestador "
+                                "autenticado.", code="5005")
+            return prestador.id
+
+    # -- storage and answer, one transaction -------------------------------------------------------
+    def _transact(self, call: Call) -> Reply:
+        message = call.message
+        found_hash = (hashing.hash_element(message.root).text or "").strip().lower()
+        for _ in range(3):
+            with self.sessions() as session:
+                earlier = self._earlier(session, call)
+                if earlier is not None:
+                    return self._repeat(call, earlier, found_hash)
+            try:
+                with self.sessions.begin() as session:
+                    return self._store_and_answer(session, call, found_hash)
+            except IntegrityError:
+                continue  # a concurrent copy of this transaction won; answer as it did
+        raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
+
+    def _earlier(self, session: Session, call: Call) -> Transacao | None:
+        return session.scalars(select(Transacao).where(
+            Transacao.prestador_id == call.prestador_id,
+            Transacao.tipo_transacao == call.field("tipo"),
+            Transacao.sequencial_transacao == call.field("sequencial"))).one_or_none() \
+            if call.prestador_id else None
+
+    def _repeat(self, call: Call, earlier: Transacao, found_hash: str) -> Reply:
+        if (earlier.hash or "").lower() == found_hash and earlier.resposta is not None:
+            log.info("transação repetida, mesma resposta: %s", earlier.sequencial_transacao)
+            return Reply(earlier.resposta.corpo, call.message.encoding)
+        raise TissFault("SchemaInvalido", f"sequencialTransacao {call.field('sequencial')} já usado "
+                        "por outra mensagem deste prestador.", code="5001")
+
+    def _store_and_answer(self, session: Session, call: Call, found_hash: str) -> Reply:
+        message, now = call.message, self.clock()
+        request = self._mensagem(call, "entrada", message.data, "aceita", found_hash)
+        session.add(request)
+        session.flush()
+        transacao = Transacao(prestador_id=call.prestador_id, tipo_transacao=call.field("tipo"),
+                              sequencial_transacao=call.field("sequencial"), hash=found_hash,
+                              requisicao_id=request.id)
+        session.add(transacao)
+        session.flush()  # the unique key decides which concurrent copy proceeds
+        reply_ctx = responses.reply_context(message.root, registro_ans=call.operadora.registro_ans,
+                                            sequencial=str(request.id), now=now)
+        root = self._answer(session, call, reply_ctx)
+        data = responses.envelope(root, message.encoding)
+        response = self._mensagem(call, "saida", data, "resposta", None)
+        response.resposta_de_id = request.id
+        session.add(response)
+        session.flush()
+        transacao.resposta_id = response.id
+        return Reply(data, message.encoding)
+
+    def _answer(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+        name = call.service.name
+        if name == "tissLoteGuias":
+            return self._lote(session, call, ctx)
+        if name == "tissSolicitacaoStatusProtocolo":
+            return self._status(session, call, ctx)
+        if name in RECEIPT_SERVICES:
+            protocolo = new_protocolo(session, tipo=RECEIPT_SERVICES[name],
+                                      prestador_id=call.prestador_id,
+                                      registro_ans=call.operadora.registro_ans)
+            return responses.recibo(ctx, call.service, call.message.root,
+                                    numero_protocolo=protocolo.numero)
+        raise TissFault("ErroInesperadoServidor", f"A operadora {call.operadora.nome} ainda não está "
+                        f"conectada ao gateway: {name} precisa da resposta da operadora.", client=False)
+
+    def _lote(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+        lido = read_lote(call.message.root)
+        registro = call.operadora.registro_ans
+        repeated = session.scalars(select(Lote.id).where(
+            Lote.prestador_id == call.prestador_id, Lote.registro_ans == registro,
+            Lote.numero_lote == lido.numero_lote)).first()
+        if repeated is not None:
+            code = LOTE_JA_INFORMADO.get(call.message.version, "1308")
+            return responses.mensagem_erro(ctx, call.service, code,
+                                           f"Número de lote {lido.numero_lote} já informado anteriormente.")
+        protocolo = new_protocolo(session, tipo="lote", prestador_id=call.prestador_id,
+                                  registro_ans=registro)
+        lote = Lote(prestador_id=call.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
+                    tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
+                    valor_informado=lido.valor_informado,
+                    hash=(hashing.hash_element(call.message.root).text or "").strip(),
+                    protocolo_id=protocolo.id)
+        lote.guias = [Guia(numero_guia_prestador=g.numero_guia_prestador,
+                           numero_guia_operadora=g.numero_guia_operadora, tipo=lido.tipo_guia,
+                           numero_carteira=g.numero_carteira, valor_informado=g.valor_informado)
+                      for g in lido.guias]
+        session.add(lote)
+        return responses.protocolo_recebimento(
+            ctx, numero_lote=lido.numero_lote, numero_protocolo=protocolo.numero,
+            data_envio_lote=ctx.now.date(), valor_total=lido.valor_informado,
+            guias=[_recebida(g, lido.tipo_guia) for g in lido.guias])
+
+    def _status(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+        numero = call.field("protocolo")
+        protocolo = session.scalars(select(Protocolo).where(
+            Protocolo.numero == numero, Protocolo.prestador_id == call.prestador_id,
+            Protocolo.registro_ans == call.operadora.registro_ans)).one_or_none()
+        lote = session.scalars(select(Lote).where(Lote.protocolo_id == protocolo.id)).one_or_none() \
+            if protocolo is not None else None
+        if lote is None:  # unknown, another provider's, or not a lote: the same answer
+            return responses.protocolo_nao_localizado(ctx, numero_protocolo=numero)
+        return responses.situacao_protocolo(
+            ctx, numero_protocolo=protocolo.numero, numero_lote=lote.numero_lote,
+            status=protocolo.status, data_envio_lote=lote.criado_em.date(),
+            valor_total=lote.valor_informado, guias=[_recebida(g, lote.tipo_guia) for g in lote.guias])
+
+    # -- audit -------------------------------------------------------------------------------------
+    def _mensagem(self, call: Call, direcao: str, data: bytes, resultado: str,
+                  found_hash: str | None) -> Mensagem:
+        return Mensagem(direcao=direcao, servico=call.service.name, versao=call.message.version,
+                        tipo_transacao=call.field("tipo") or None,
+                        sequencial_transacao=call.field("sequencial")[:20] or None, hash=found_hash,
+                        tamanho=len(data), corpo=data, remetente=_remetente(call)[:20] or None,
+                        destinatario=call.field("destino")[:20] or None,
+                        prestador_id=call.prestador_id, resultado=resultado, endereco=call.endereco)
+
+    def _store_refused(self, call: Call, fault: TissFault) -> None:
+        try:
+            with self.sessions.begin() as session:
+                row = self._mensagem(call, "entrada", call.message.data, "recusada", None)
+                row.codigo_erro = fault.code or fault.tiss_fault
+                session.add(row)
+        except Exception:  # never let audit storage turn a client's error into a server error
+            log.exception("falha ao gravar mensagem recusada")
+        log.info("recusada: %s %s %s", call.service.name, fault.tiss_fault, fault.faultstring)
+
+
+_LOGIN_TEXT = {
+    "desconhecido": "Login ou senha inválidos.",
+    "senha": "Login ou senha inválidos.",
+    "bloqueado": "Login bloqueado temporariamente após tentativas inválidas.",
+    "inativo": "Prestador inativo.",
+}
+
+
+def _fault_for(findings: list[Finding]) -> TissFault:
+    first = findings[0]
+    fault = FAULT_FOR_CODE.get(first.code or "", "SchemaInvalido")
+    text = "; ".join(f"[{f.code}] {f.message}" + (f" (linha {f.line})" if f.line else "")
+                     for f in findings[:5])
+    return TissFault(fault, text[:2000], code=first.code)
+
+
+def _remetente(call: Call) -> str:
+    return call.field("cnpj") or call.field("cpf") or call.field("codigo")
+
+
+def _recebida(guia: GuiaLida | Guia, tipo_guia: str) -> responses.GuiaRecebida:
+    return responses.GuiaRecebida(numero_guia_prestador=guia.numero_guia_prestador,
+                                  numero_guia_operadora=guia.numero_guia_operadora,
+                                  numero_carteira=guia.numero_carteira,
+                                  valor_informado=guia.valor_informado, odonto=tipo_guia == "odonto")

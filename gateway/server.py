@@ -1,0 +1,72 @@
+"""Assemble the gateway's WSGI application and run it under gunicorn."""
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+
+from gateway import prestadores
+from gateway.config import Config, demo_config, load_config
+from gateway.front.pipeline import Pipeline
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.soap.app import TissWsgi
+from gateway.storage import db, migrate
+
+log = logging.getLogger("tiss_gateway")
+
+
+def build_config(config_file: Path | None, database_url: str | None, demo: bool) -> Config:
+    config = demo_config() if demo else load_config(config_file)
+    if database_url:
+        config = replace(config, gateway=replace(config.gateway, database_url=database_url))
+    return config
+
+
+def prepare(config: Config) -> str:
+    """Migrate the database and seed the providers of the config; returns the database URL."""
+    url = db.database_url(config)
+    migrate.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        with db.session_factory(engine).begin() as session:
+            prestadores.seed_from_config(session, config)
+    finally:
+        engine.dispose()
+    return url
+
+
+def create_app(config: Config, url: str) -> TissWsgi:
+    """The WSGI application; build it in each worker (engines must not cross a fork)."""
+    registry = SchemaRegistry()
+    for version in registry.versions():  # compile now: the first request must not pay for it
+        for kind in ("mensagemTISS", "loteGuiasWS"):
+            registry.schema(version, kind)
+    sessions = db.session_factory(db.make_engine(url))
+    pipeline = Pipeline(config, registry, sessions)
+    settings = config.gateway
+    return TissWsgi(pipeline, registry, max_bytes=settings.max_message_bytes,
+                    fault_http_status=settings.fault_http_status,
+                    public_base_url=settings.public_base_url)
+
+
+class GatewayServer(BaseApplication):
+    def __init__(self, config: Config, url: str, options: dict):
+        self.config_ = config
+        self.url = url
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> TissWsgi:
+        return create_app(self.config_, self.url)
+
+
+def serve(config: Config, *, bind: str, workers: int, timeout: int = 120) -> None:
+    url = prepare(config)
+    GatewayServer(config, url, {"bind": bind, "workers": workers, "timeout": timeout,
+                                "graceful_timeout": 30, "accesslog": "-",
+                                "worker_class": "sync"}).run()

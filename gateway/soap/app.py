@@ -1,0 +1,109 @@
+"""The gateway's WSGI application: routes TISS URLs, serves WSDLs and XSDs, runs Spyne for POSTs.
+
+URLs: ``POST /tiss/v4_03_00/tissLoteGuias`` (version fixed by the path) or ``/tiss/tissLoteGuias``
+(version taken from ``Padrao``); ``GET`` of either with ``?wsdl``; the XSDs a WSDL imports at
+``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+
+from spyne.server.wsgi import WsgiApplication
+
+from gateway.front import responses
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import SERVICE_BY_NAME
+from gateway.soap import wsdl
+from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, spyne_application
+
+StartResponse = Callable[..., object]
+log = logging.getLogger("tiss_gateway.soap")
+
+
+class TissWsgi:
+    def __init__(self, pipeline: object, registry: SchemaRegistry, *, max_bytes: int,
+                 fault_http_status: int = 400, public_base_url: str | None = None):
+        self.pipeline = pipeline
+        self.registry = registry
+        self.max_bytes = max_bytes
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.spyne = WsgiApplication(spyne_application(max_bytes, fault_http_status),
+                                     chunked=True, max_content_length=max_bytes)
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz":
+            return _plain(start_response, "200 OK", "ok")
+        parts = [p for p in path.split("/") if p]
+        if not parts or parts[0] != "tiss" or len(parts) > 4:
+            return _plain(start_response, "404 Not Found", "não encontrado")
+        version = wsdl.version_from_path(parts[1]) if len(parts) > 1 else None
+        rest = parts[2:] if version else parts[1:]
+        if version and version not in self.registry.sets():
+            return _plain(start_response, "404 Not Found", f"versão {version} não instalada")
+        if version and len(rest) == 2 and rest[0] == "schemas" and method == "GET":
+            return self._schema(start_response, version, rest[1])
+        if len(rest) != 1 or rest[0] not in SERVICE_BY_NAME:
+            return _plain(start_response, "404 Not Found", "serviço TISS desconhecido")
+        service = rest[0]
+        if method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):
+            return self._wsdl(environ, start_response, service, version)
+        if method != "POST":
+            return _plain(start_response, "405 Method Not Allowed", "use POST (SOAP 1.1) ou GET ?wsdl")
+        return self._soap(environ, start_response, service, version)
+
+    def _soap(self, environ: dict, start_response: StartResponse, service: str,
+              version: str | None) -> Iterable[bytes]:
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > self.max_bytes:
+            self.pipeline.refused_oversize(environ, int(length))
+            body = responses.fault_envelope(
+                "SchemaInvalido", f"Mensagem de {length} bytes excede o limite de {self.max_bytes} "
+                "bytes (5002).", client=True)
+            return _reply(start_response, "413 Request Entity Too Large", body, "UTF-8")
+        environ[PIPELINE_KEY] = self.pipeline
+        environ[SERVICE_KEY] = service
+        environ[VERSION_KEY] = version
+        try:
+            return self.spyne(environ, start_response)
+        except Exception:  # a bug must still answer in TISS terms, never with an HTML page
+            log.exception("erro inesperado em %s", service)
+            body = responses.fault_envelope("ErroInesperadoServidor", "Erro inesperado no gateway.",
+                                            client=False)
+            return _reply(start_response, "500 Internal Server Error", body, "UTF-8")
+
+    def _wsdl(self, environ: dict, start_response: StartResponse, service: str,
+              version: str | None) -> Iterable[bytes]:
+        version = version or max(self.registry.versions())
+        base = self.base_url(environ)
+        prefix = f"{base}/tiss/{wsdl.version_path(version)}"
+        body = wsdl.render_wsdl(service, version, address=f"{prefix}/{service}",
+                                schema_base=f"{prefix}/schemas/")
+        return _reply(start_response, "200 OK", body, "UTF-8")
+
+    def _schema(self, start_response: StartResponse, version: str, name: str) -> Iterable[bytes]:
+        body = wsdl.schema_file(version, name, self.registry, strip_doctype=True)
+        if body is None:
+            return _plain(start_response, "404 Not Found", "schema não encontrado")
+        return _reply(start_response, "200 OK", body, "ISO-8859-1")
+
+    def base_url(self, environ: dict) -> str:
+        if self.public_base_url:
+            return self.public_base_url
+        scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+        return f"{scheme}://{host}"
+
+
+def _reply(start_response: StartResponse, status: str, body: bytes, charset: str) -> list[bytes]:
+    start_response(status, [("Content-Type", f"text/xml; charset={charset}"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = text.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))])
+    return [body]

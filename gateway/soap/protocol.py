@@ -1,0 +1,111 @@
+"""Spyne protocols for TISS: the body element goes to the service as parsed, replies as built.
+
+Spyne's stock Soap11 would decode the body with the HTTP charset, re-encode it, and deserialise
+it into Python objects. TISS needs the opposite: the exact bytes (for the hash and for audit) and
+the one lxml tree (parse once). So the in-protocol parses with the gateway's safe reader and
+hands ``ctx.in_body_doc`` to the service untouched; the out-protocol writes the bytes the
+service prepared (or a tissFaultWS envelope for an error).
+"""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from spyne import Fault
+from spyne.protocol.soap import Soap11
+
+from gateway.front import responses
+from gateway.message import reader
+from gateway.message.reader import MessageError
+
+
+class TissFault(Fault):
+    """A tissFaultWS answer: ``fault`` is an st_tissFault value, ``client`` says whose mistake."""
+
+    def __init__(self, fault: str, text: str, *, client: bool = True, code: str | None = None):
+        super().__init__("Client" if client else "Server", text)
+        self.tiss_fault = fault
+        self.client = client
+        self.code = code  # Table 38 code behind the fault, for logs and storage
+
+
+@dataclass
+class Reply:
+    """What a service method returns: the finished bytes and their encoding."""
+
+    data: bytes
+    encoding: str
+
+
+class TissSoapIn(Soap11):
+    def __init__(self, max_bytes: int = reader.DEFAULT_MAX_BYTES):
+        super().__init__()
+        self.max_bytes = max_bytes
+
+    def create_in_document(self, ctx, charset=None):
+        raw = b"".join(ctx.in_string)
+        ctx.udc = SimpleNamespace(raw=raw, tree=None, reply=None, finding=None)
+        try:
+            tree = reader.parse(raw, self.max_bytes)
+        except MessageError as exc:
+            ctx.udc.finding = exc.finding
+            raise TissFault("SchemaInvalido", exc.finding.message, code=exc.finding.code) from None
+        ctx.udc.tree = tree
+        ctx.in_document = (tree.getroot(), {})
+
+    def decompose_incoming_envelope(self, ctx, message=Soap11.REQUEST):
+        try:
+            super().decompose_incoming_envelope(ctx, message)
+        except TissFault:
+            raise
+        except Fault as exc:  # no envelope, empty envelope, ...
+            raise TissFault("SchemaInvalido", f"Envelope SOAP 1.1 inválido: {exc.faultstring}",
+                            code="5001") from None
+        if ctx.in_body_doc is None:
+            raise TissFault("SchemaInvalido", "Envelope SOAP sem mensagem TISS no Body.", code="5001")
+
+    def deserialize(self, ctx, message):
+        self.event_manager.fire_event("before_deserialize", ctx)
+        ctx.in_object = ctx.in_body_doc
+        self.event_manager.fire_event("after_deserialize", ctx)
+
+
+class TissSoapOut(Soap11):
+    def __init__(self, fault_http_status: int = 400):
+        super().__init__()
+        self.fault_http_status = fault_http_status
+
+    def serialize(self, ctx, message):
+        ctx.out_document = None
+        if ctx.udc is None:  # failed before the request was read
+            ctx.udc = SimpleNamespace(raw=b"", tree=None, reply=None, finding=None)
+        if ctx.out_error is not None:
+            ctx.udc.reply = fault_reply(ctx.out_error)
+        else:
+            ctx.udc.reply = ctx.out_object[0] if isinstance(ctx.out_object, list | tuple) \
+                else ctx.out_object
+        ctx.transport.resp_headers["Content-Type"] = \
+            f'text/xml; charset={ctx.udc.reply.encoding}'
+
+    def create_out_string(self, ctx, charset=None):
+        ctx.out_string = [ctx.udc.reply.data]
+
+    def fault_to_http_response_code(self, fault):
+        if isinstance(fault, TissFault) and fault.client:
+            return f"{self.fault_http_status} {_REASONS.get(self.fault_http_status, 'Bad Request')}"
+        if isinstance(fault, Fault) and str(fault.faultcode).startswith("Client"):
+            return f"{self.fault_http_status} {_REASONS.get(self.fault_http_status, 'Bad Request')}"
+        return "500 Internal Server Error"
+
+
+_REASONS = {400: "Bad Request", 500: "Internal Server Error", 200: "OK"}
+
+
+def fault_reply(error: Exception) -> Reply:
+    if isinstance(error, TissFault):
+        data = responses.fault_envelope(error.tiss_fault, error.faultstring, client=error.client)
+    elif isinstance(error, Fault) and str(error.faultcode).startswith("Client"):
+        data = responses.fault_envelope("SchemaInvalido", str(error.faultstring), client=True)
+    else:
+        data = responses.fault_envelope("ErroInesperadoServidor",
+                                        "Erro inesperado no gateway.", client=False)
+    return Reply(data, "UTF-8")

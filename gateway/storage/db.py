@@ -1,0 +1,72 @@
+"""Engine and session set-up for SQLite (default, a file under the gateway home) and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.home import gateway_home
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_database_url() -> str:
+    """``sqlite:///<home>/gateway.sqlite`` (the home directory is created if missing)."""
+    home = gateway_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(home / 'gateway.sqlite').resolve()}"
+
+
+def database_url(config: Config | None = None, override: str | None = None) -> str:
+    """The database to use: ``override`` (e.g. ``--database``), the config's, or the default."""
+    if override:
+        return override
+    if config is not None and config.gateway.database_url:
+        return config.gateway.database_url
+    return default_database_url()
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Map ``postgresql://`` / ``postgres://`` to the psycopg 3 driver; leave the rest alone."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine with the gateway's connection settings.
+
+    SQLite: WAL journal, ``busy_timeout`` 30 s, foreign keys enforced (set on every connection).
+    PostgreSQL: psycopg 3, pre-ping so that a restarted server does not fail the next request.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")  # persistent; a no-op for :memory:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, much faster commits
+    finally:
+        cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """The application's session maker (SQLAlchemy defaults: objects expire on commit)."""
+    return sessionmaker(engine)

@@ -1,0 +1,299 @@
+"""The gateway's tables (SQLAlchemy 2 declarative). Domain names follow the TISS vocabulary.
+
+Every timestamp is stored in UTC and read back as an aware ``datetime`` (SQLite keeps no zone, so
+:class:`UtcDateTime` strips it on the way in and puts it back on the way out). Schema changes go
+through Alembic (``gateway/storage/migrations``); the tests check that this module and the
+migrations describe the same schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Constraint names are spelled out so that migrations (and SQLite batch mode) can address them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit keys on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the rowid alias that
+# autoincrements, and SQLite integers are 64-bit anyway.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+DIRECOES = ("entrada", "saida")
+RESULTADOS = ("aceita", "recusada", "resposta", "erro")
+TIPOS_DOCUMENTO = ("CNPJ", "CPF")
+TIPOS_PROTOCOLO = ("lote", "anexo", "recurso", "documento", "comunicacao", "cancelamento")
+
+# dm_statusProtocolo
+STATUS_PROTOCOLO = {
+    1: "Recebido",
+    2: "Em análise",
+    3: "Liberado para pagamento",
+    4: "Encerrado sem pagamento",
+    5: "Analisado e aguardando liberação para pagamento",
+    6: "Pagamento efetuado",
+    7: "Não localizado",
+    8: "Aguardando informação complementar",
+    9: "Cancelado",
+    10: "Bloqueio judicial",
+}
+RECEBIDO = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (naive input is taken to be UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Prestador(Base):
+    """A provider (prestador de serviços de saúde) that talks to the gateway."""
+
+    __tablename__ = "prestador"
+    __table_args__ = (
+        CheckConstraint("tipo_documento IN ('CNPJ', 'CPF')", name="tipo_documento"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    documento: Mapped[str] = mapped_column(String(14), unique=True)  # CNPJ (14) or CPF (11)
+    tipo_documento: Mapped[str] = mapped_column(String(4))
+    nome: Mapped[str] = mapped_column(String(150))
+    login: Mapped[str] = mapped_column(String(20), unique=True)  # loginPrestador: st_texto20
+    # scrypt$n$r$p$salt$hash over the MD5 hex the client sends; None: cannot log in.
+    senha_hash: Mapped[str | None] = mapped_column(String(200))
+    ativo: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    falhas_login: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    bloqueado_ate: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    codigos: Mapped[list[PrestadorCodigo]] = relationship(
+        back_populates="prestador", cascade="all, delete-orphan", order_by="PrestadorCodigo.registro_ans")
+
+    def codigo_em(self, registro_ans: str) -> str | None:
+        """The provider's código na operadora at ``registro_ans``, if any."""
+        return next((c.codigo_na_operadora for c in self.codigos if c.registro_ans == registro_ans), None)
+
+    def __repr__(self) -> str:
+        return f"<Prestador {self.id} {self.login} {self.tipo_documento} {self.documento}>"
+
+
+class PrestadorCodigo(Base):
+    """codigoPrestadorNaOperadora: the provider's code at one operator (registro ANS)."""
+
+    __tablename__ = "prestador_codigo"
+    __table_args__ = (
+        UniqueConstraint("registro_ans", "codigo_na_operadora"),
+        UniqueConstraint("prestador_id", "registro_ans"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id", ondelete="CASCADE"))
+    registro_ans: Mapped[str] = mapped_column(String(6))
+    codigo_na_operadora: Mapped[str] = mapped_column(String(14))  # st_texto14
+
+    prestador: Mapped[Prestador] = relationship(back_populates="codigos")
+
+
+class Mensagem(Base):
+    """Every inbound and outbound message, with its bytes exactly as received or sent."""
+
+    __tablename__ = "mensagem"
+    __table_args__ = (
+        CheckConstraint("direcao IN ('entrada', 'saida')", name="direcao"),
+        Index(None, "prestador_id", "criada_em"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    direcao: Mapped[str] = mapped_column(String(7))  # 'entrada' | 'saida'
+    servico: Mapped[str | None] = mapped_column(String(60))  # e.g. tissLoteGuias
+    versao: Mapped[str | None] = mapped_column(String(8))  # Padrao, e.g. 4.03.00
+    tipo_transacao: Mapped[str | None] = mapped_column(String(60))
+    sequencial_transacao: Mapped[str | None] = mapped_column(String(20))  # st_texto12 in the XSD
+    hash: Mapped[str | None] = mapped_column(String(32))
+    tamanho: Mapped[int] = mapped_column(Integer)
+    corpo: Mapped[bytes] = mapped_column(LargeBinary)
+    remetente: Mapped[str | None] = mapped_column(String(20))
+    destinatario: Mapped[str | None] = mapped_column(String(20))
+    prestador_id: Mapped[int | None] = mapped_column(ForeignKey("prestador.id"))
+    resultado: Mapped[str | None] = mapped_column(String(10))  # RESULTADOS
+    codigo_erro: Mapped[str | None] = mapped_column(String(40))  # Table 38 code or tissFault name
+    endereco: Mapped[str | None] = mapped_column(String(45))  # client IP (IPv6 fits)
+    resposta_de_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"), index=True)
+    criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+
+    resposta_de: Mapped[Mensagem | None] = relationship(remote_side=[id])
+
+
+class Transacao(Base):
+    """Idempotency: one response per (prestador, tipoTransacao, sequencialTransacao)."""
+
+    __tablename__ = "transacao"
+    __table_args__ = (UniqueConstraint("prestador_id", "tipo_transacao", "sequencial_transacao"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
+    tipo_transacao: Mapped[str] = mapped_column(String(60))
+    sequencial_transacao: Mapped[str] = mapped_column(String(20))
+    hash: Mapped[str | None] = mapped_column(String(32))
+    requisicao_id: Mapped[int] = mapped_column(ForeignKey("mensagem.id"))
+    resposta_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))
+    criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    requisicao: Mapped[Mensagem] = relationship(foreign_keys=[requisicao_id])
+    resposta: Mapped[Mensagem | None] = relationship(foreign_keys=[resposta_id])
+
+
+class Protocolo(Base):
+    """A protocol the gateway hands out (protocolo de recebimento), with its dm_statusProtocolo.
+
+    ``id`` is never reused (SQLite AUTOINCREMENT, a PostgreSQL sequence); ``numero`` is the id
+    zero-padded to 12 characters, assigned by :func:`gateway.storage.protocolos.new_protocolo`.
+    """
+
+    __tablename__ = "protocolo"
+    __table_args__ = (
+        Index(None, "prestador_id", "numero"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    numero: Mapped[str] = mapped_column(String(12), unique=True)
+    tipo: Mapped[str] = mapped_column(String(12))  # TIPOS_PROTOCOLO
+    prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
+    registro_ans: Mapped[str] = mapped_column(String(6))
+    status: Mapped[int] = mapped_column(Integer, default=RECEBIDO, server_default=text("1"))
+    numero_operadora: Mapped[str | None] = mapped_column(String(40))  # the operator's own protocol
+    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    atualizado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    historico: Mapped[list[ProtocoloStatus]] = relationship(
+        back_populates="protocolo", cascade="all, delete-orphan", order_by="ProtocoloStatus.id")
+
+
+class ProtocoloStatus(Base):
+    """History of a protocol's status: when it changed and who said so."""
+
+    __tablename__ = "protocolo_status"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    protocolo_id: Mapped[int] = mapped_column(ForeignKey("protocolo.id", ondelete="CASCADE"), index=True)
+    status: Mapped[int] = mapped_column(Integer)
+    em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    origem: Mapped[str] = mapped_column(String(40))  # 'gateway', 'operadora', an adapter name...
+
+    protocolo: Mapped[Protocolo] = relationship(back_populates="historico")
+
+
+class Lote(Base):
+    """A lot of guides (loteGuias) received from a provider for one operator."""
+
+    __tablename__ = "lote"
+    __table_args__ = (UniqueConstraint("prestador_id", "registro_ans", "numero_lote"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
+    registro_ans: Mapped[str] = mapped_column(String(6))
+    numero_lote: Mapped[str] = mapped_column(String(20))  # st_texto12
+    tipo_guia: Mapped[str] = mapped_column(String(40))
+    quantidade_guias: Mapped[int] = mapped_column(Integer)
+    valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    hash: Mapped[str | None] = mapped_column(String(32))
+    mensagem_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))
+    protocolo_id: Mapped[int | None] = mapped_column(ForeignKey("protocolo.id"), index=True)
+    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    guias: Mapped[list[Guia]] = relationship(
+        back_populates="lote", cascade="all, delete-orphan", order_by="Guia.id")
+    protocolo: Mapped[Protocolo | None] = relationship()
+
+
+class Guia(Base):
+    """One guide of a lot."""
+
+    __tablename__ = "guia"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lote_id: Mapped[int] = mapped_column(ForeignKey("lote.id", ondelete="CASCADE"), index=True)
+    numero_guia_prestador: Mapped[str] = mapped_column(String(20))
+    numero_guia_operadora: Mapped[str | None] = mapped_column(String(20))
+    tipo: Mapped[str] = mapped_column(String(40))
+    numero_carteira: Mapped[str | None] = mapped_column(String(20))
+    valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    status: Mapped[int | None] = mapped_column(Integer)
+
+    lote: Mapped[Lote] = relationship(back_populates="guias")
+
+
+class Critica(Base):
+    """A finding (crítica) about a message, lot or guide, with its Table 38 code."""
+
+    __tablename__ = "critica"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mensagem_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"), index=True)
+    lote_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id", ondelete="CASCADE"), index=True)
+    guia_id: Mapped[int | None] = mapped_column(ForeignKey("guia.id", ondelete="CASCADE"))
+    codigo: Mapped[str | None] = mapped_column(String(10))  # dm_tipoGlosa (Table 38)
+    mensagem: Mapped[str] = mapped_column(Text)
+    localizacao: Mapped[str | None] = mapped_column(Text)
+    linha: Mapped[int | None] = mapped_column(Integer)
+
+
+class Auditoria(Base):
+    """Access log (ANS Componente de Segurança: keep at least 90 days)."""
+
+    __tablename__ = "auditoria"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    quem: Mapped[str] = mapped_column(String(100), index=True)  # login, or 'anonimo'
+    acao: Mapped[str] = mapped_column(String(40))
+    detalhe: Mapped[str | None] = mapped_column(Text)
+    endereco: Mapped[str | None] = mapped_column(String(45))

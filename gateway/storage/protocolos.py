@@ -1,0 +1,67 @@
+"""Protocol numbers: 12 characters, unique, increasing, never reused.
+
+The number is the row id zero-padded to 12 digits. The id comes from SQLite ``AUTOINCREMENT``
+(never hands out an id used before, even after deletes) or a PostgreSQL sequence (non-transactional:
+a rolled-back allocation leaves a gap, never a duplicate), so concurrent writers cannot collide.
+The row is inserted with a placeholder that cannot look like a number (it starts with ``~``), then
+the number is written in the same transaction: other transactions never see the placeholder.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from gateway.storage.models import (
+    RECEBIDO,
+    STATUS_PROTOCOLO,
+    TIPOS_PROTOCOLO,
+    Protocolo,
+    ProtocoloStatus,
+    utcnow,
+)
+
+NUMERO_DIGITS = 12
+NUMERO_MAX = 10**NUMERO_DIGITS - 1
+
+
+def numero_for(protocolo_id: int) -> str:
+    if not 0 < protocolo_id <= NUMERO_MAX:
+        raise OverflowError(f"id de protocolo fora da faixa de {NUMERO_DIGITS} dígitos: {protocolo_id}")
+    return f"{protocolo_id:0{NUMERO_DIGITS}d}"
+
+
+def new_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_ans: str,
+                  origem: str = "gateway", now: datetime | None = None) -> Protocolo:
+    """Create a protocol (status 1 Recebido, recorded in the history) and assign its number.
+
+    Flushes but does not commit: the protocol belongs to the caller's transaction (a rollback
+    discards it; its id is then skipped, never reused).
+    """
+    if tipo not in TIPOS_PROTOCOLO:
+        raise ValueError(f"tipo de protocolo desconhecido: {tipo!r} (esperado um de {TIPOS_PROTOCOLO})")
+    now = now or utcnow()
+    protocolo = Protocolo(numero="~" + secrets.token_hex(5), tipo=tipo, prestador_id=prestador_id,
+                          registro_ans=registro_ans, status=RECEBIDO, criado_em=now, atualizado_em=now)
+    protocolo.historico.append(ProtocoloStatus(status=RECEBIDO, em=now, origem=origem))
+    session.add(protocolo)
+    session.flush()
+    protocolo.numero = numero_for(protocolo.id)
+    session.flush()
+    return protocolo
+
+
+def set_status(session: Session, protocolo: Protocolo, status: int, origem: str,
+               now: datetime | None = None) -> ProtocoloStatus:
+    """Change a protocol's dm_statusProtocolo and append it to the history (flushes, no commit)."""
+    if status not in STATUS_PROTOCOLO:
+        raise ValueError(f"status de protocolo inválido: {status!r} (dm_statusProtocolo 1-10)")
+    now = now or utcnow()
+    protocolo.status = status
+    protocolo.atualizado_em = now
+    entry = ProtocoloStatus(status=status, em=now, origem=origem)
+    protocolo.historico.append(entry)
+    session.flush()
+    return entry

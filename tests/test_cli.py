@@ -1,0 +1,129 @@
+"""The CLI contract, run as a real process: output shape and exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.message import hashing, reader
+from tests.factory import build_lote, build_request, envelope
+from tests.test_reader_hostile import BILLION_LAUGHS, XXE
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TISS_GATEWAY_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    messages = {
+        "lote.xml": build_lote("sp-sadt", 5),
+        "lote-utf8-envelope.xml": envelope(build_lote("consulta", 2, encoding="UTF-8")),
+        "lote-401.xml": build_lote("odonto", 2, version="4.01.00"),
+        "status.xml": build_request("solicitacaoStatusProtocoloWS"),
+        "bad-hash.xml": build_lote("sp-sadt", 1, hash_variant="utf-8"),
+        "xxe.xml": XXE,
+        "laughs.xml": BILLION_LAUGHS,
+        "garbage.xml": os.urandom(2048),
+    }
+    for name, data in messages.items():
+        (tmp_path / name).write_bytes(data)
+    return {name: tmp_path / name for name in messages}
+
+
+def test_validate_json_contract(files, tiss_home) -> None:
+    names = ["lote.xml", "lote-utf8-envelope.xml", "lote-401.xml", "status.xml"]
+    result = cli("validate", "--json", *(str(files[n]) for n in names), home=tiss_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reports = json.loads(result.stdout)
+    assert [r["file"] for r in reports] == [str(files[n]) for n in names]
+    first = reports[0]
+    assert set(first) == {"file", "valid", "version", "kind", "findings", "hash"}
+    assert first["valid"] and first["version"] == "4.03.00" and first["kind"] == "loteGuiasWS"
+    assert set(first["hash"]) == {"found", "computed", "variant"}
+    assert first["hash"]["variant"] == "declared"
+    assert reports[2]["version"] == "4.01.00"
+    assert reports[3]["kind"] == "solicitacaoStatusProtocoloWS"
+
+
+def test_validate_findings_exit_1_with_codes(files, tiss_home) -> None:
+    result = cli("validate", "--json", str(files["lote.xml"]), str(files["bad-hash.xml"]),
+                 home=tiss_home)
+    assert result.returncode == 1
+    bad = json.loads(result.stdout)[1]
+    assert not bad["valid"]
+    assert [f["code"] for f in bad["findings"]] == ["5014"]
+    assert set(bad["findings"][0]) == {"code", "severity", "message", "location", "line"}
+    assert bad["hash"]["variant"] == "utf-8"
+    accepted = cli("validate", "--hash-variant", "utf-8", str(files["bad-hash.xml"]), home=tiss_home)
+    assert accepted.returncode == 0, accepted.stdout
+
+
+@pytest.mark.parametrize("name", ["xxe.xml", "laughs.xml", "garbage.xml"])
+def test_hostile_files_are_findings_not_tracebacks(files, tiss_home, name) -> None:
+    result = cli("validate", "--json", str(files[name]), home=tiss_home)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)[0]
+    assert report["findings"][0]["code"] == "5002"
+    assert "root:x:0" not in result.stdout
+
+
+def test_unreadable_file_and_bad_usage_exit_2(tmp_path, tiss_home) -> None:
+    assert cli("validate", str(tmp_path / "missing.xml"), home=tiss_home).returncode == 2
+    assert cli("validate", "--no-such-flag", "x", home=tiss_home).returncode == 2
+    assert cli("validate", home=tiss_home).returncode == 2
+    assert cli("hash", str(tmp_path / "missing.xml"), home=tiss_home).returncode == 2
+
+
+def test_human_output_is_portuguese(files, tiss_home) -> None:
+    result = cli("validate", str(files["bad-hash.xml"]), home=tiss_home)
+    assert "INVÁLIDO" in result.stdout and "[5014]" in result.stdout
+
+
+def test_bundled_example_is_valid(tiss_home) -> None:
+    result = cli("validate", "--example", home=tiss_home)
+    assert result.returncode == 0, result.stdout
+
+
+def test_hash_print_check_and_write(files, tiss_home) -> None:
+    path = files["bad-hash.xml"]
+    printed = cli("hash", str(path), home=tiss_home)
+    message = reader.read(path.read_bytes())
+    assert printed.returncode == 0
+    assert printed.stdout.split()[0] == hashing.compute(message.root, message.encoding)
+    assert cli("hash", "--check", str(path), home=tiss_home).returncode == 1
+    assert cli("hash", "--check", "--variant", "utf-8", str(path), home=tiss_home).returncode == 0
+    written = cli("hash", "--write", str(path), home=tiss_home)
+    assert written.returncode == 0
+    assert cli("hash", "--check", str(path), home=tiss_home).returncode == 0
+    assert cli("validate", str(path), home=tiss_home).returncode == 0
+
+
+def test_hash_write_converts_encoding(files, tiss_home) -> None:
+    path = files["lote.xml"]
+    assert cli("hash", "--write", "--encoding", "UTF-8", str(path), home=tiss_home).returncode == 0
+    assert path.read_bytes().startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+    assert cli("validate", str(path), home=tiss_home).returncode == 0
+
+
+def test_schemas_list_and_import(tmp_path) -> None:
+    from tests.conftest import OFFICIAL_SCHEMAS
+
+    home = tmp_path / "home"
+    listed = cli("schemas", "list", "--json", home=home)
+    assert listed.returncode == 0
+    assert [r["version"] for r in json.loads(listed.stdout)] == ["4.02.00", "4.03.00"]
+    imported = cli("schemas", "import", str(OFFICIAL_SCHEMAS / "4.01.00"), home=home)
+    assert imported.returncode == 0, imported.stderr
+    rows = json.loads(cli("schemas", "list", "--json", home=home).stdout)
+    assert [(r["version"], r["hashes"], r["valid_from"]) for r in rows] == [
+        ("4.01.00", "oficial", "2022-10-01"), ("4.02.00", "oficial", "2025-06-01"),
+        ("4.03.00", "oficial", "2025-12-01")]
+    refused = cli("schemas", "import", str(tmp_path / "nothing"), home=home)
+    assert refused.returncode == 2 and "recusada" in refused.stderr

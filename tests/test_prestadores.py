@@ -1,0 +1,254 @@
+"""Provider identity: documents, password storage, authentication with lockout, audit, lookup."""
+
+import hashlib
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway import prestadores as p
+from gateway.config import PrestadorConfig, demo_config
+from gateway.prestadores import (
+    PrestadorError,
+    add_prestador,
+    authenticate,
+    cnpj_valido,
+    confere_senha,
+    cpf_valido,
+    disable_prestador,
+    enable_prestador,
+    find_by_origem,
+    hash_senha,
+    list_prestadores,
+    md5_hex,
+    seed_from_config,
+)
+from gateway.storage.models import Auditoria, Prestador
+
+NOW = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
+SENHA = "s3nh@-forte"
+CNPJ = "11222333000181"
+CPF = "52998224725"
+
+
+@pytest.fixture
+def clinica(db_session: Session) -> Prestador:
+    prestador = add_prestador(db_session, "11.222.333/0001-81", "Clínica Exemplo", "clinica", SENHA,
+                              {"329665": "000123", "424188": "5012377"})
+    db_session.commit()
+    return prestador
+
+
+def _audit(session: Session) -> list[Auditoria]:
+    return list(session.scalars(select(Auditoria).order_by(Auditoria.id)))
+
+
+# --- documents and passwords (no database) -------------------------------------------------------
+
+def test_document_check_digits() -> None:
+    assert cnpj_valido(CNPJ) and not cnpj_valido("11222333000182") and not cnpj_valido("00000000000000")
+    assert cnpj_valido("12ABC34501DE35")  # alphanumeric CNPJ (4.03.00 st_CNPJ), Receita example
+    assert not cnpj_valido("12ABC34501DE36")
+    assert cpf_valido(CPF) and not cpf_valido("52998224724") and not cpf_valido("11111111111")
+    assert p.tipo_documento(CNPJ) == "CNPJ" and p.tipo_documento(CPF) == "CPF"
+    with pytest.raises(PrestadorError, match="CNPJ inválido"):
+        p.tipo_documento("11222333000182")
+    with pytest.raises(PrestadorError, match=r"CNPJ .* ou CPF"):
+        p.tipo_documento("123")
+
+
+def test_scrypt_hash_format_and_check() -> None:
+    md5 = md5_hex(SENHA)
+    stored = hash_senha(md5)
+    match = re.fullmatch(r"scrypt\$16384\$8\$1\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)", stored)
+    assert match, stored
+    n, r, par, salt, digest = p.parse_senha_hash(stored)
+    assert (n, r, par, len(salt), len(digest)) == (2**14, 8, 1, 16, 32)
+    assert digest == hashlib.scrypt(md5.encode(), salt=salt, n=n, r=r, p=par, dklen=32)
+    assert md5 not in stored and SENHA not in stored
+    assert hash_senha(md5) != stored  # salted
+    assert confere_senha(stored, md5)
+    assert confere_senha(stored, md5.upper())  # some clients send upper-case hex
+    assert hash_senha(md5.upper()) != stored and confere_senha(hash_senha(md5.upper()), md5)
+    assert not confere_senha(stored, md5_hex("outra"))
+    assert not confere_senha(stored, SENHA)  # the clear password is not the MD5
+    assert not confere_senha(None, md5)
+    assert not confere_senha("scrypt$garbage", md5)
+    with pytest.raises(PrestadorError, match="MD5"):
+        hash_senha("not-an-md5")
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+def test_right_password(db_session: Session, clinica: Prestador) -> None:
+    result = authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW, endereco="203.0.113.9")
+    assert result.ok and result.reason is None and result.prestador.id == clinica.id
+    assert bool(result)
+    rows = _audit(db_session)
+    assert [(a.quem, a.acao, a.endereco) for a in rows] == [("clinica", "login", "203.0.113.9")]
+    assert rows[0].em == NOW
+
+
+def test_upper_case_md5_accepted(db_session: Session, clinica: Prestador) -> None:
+    assert authenticate(db_session, "clinica", md5_hex(SENHA).upper(), now=NOW).ok
+
+
+def test_wrong_password_counts_and_locks(db_session: Session, clinica: Prestador) -> None:
+    bad = md5_hex("errada")
+    for attempt in range(1, 5):
+        result = authenticate(db_session, "clinica", bad, now=NOW)
+        assert (result.ok, result.reason, result.bloqueado_ate) == (False, "senha", None)
+        db_session.refresh(clinica)
+        assert clinica.falhas_login == attempt
+    fifth = authenticate(db_session, "clinica", bad, now=NOW)
+    assert (fifth.ok, fifth.reason) == (False, "senha")
+    assert fifth.bloqueado_ate == NOW + timedelta(minutes=30)
+
+    # Locked: even the right password is refused until the lock expires.
+    for minutes in (1, 29):
+        locked = authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW + timedelta(minutes=minutes))
+        assert (locked.ok, locked.reason) == (False, "bloqueado")
+        assert locked.bloqueado_ate == NOW + timedelta(minutes=30)
+    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW + timedelta(minutes=30)).ok
+
+    rows = _audit(db_session)
+    assert len(rows) == 8
+    assert [a.acao for a in rows] == ["login_recusado"] * 7 + ["login"]
+    assert "bloqueado até" in rows[4].detalhe and "motivo=bloqueado" in rows[5].detalhe
+    db_session.refresh(clinica)
+    assert clinica.falhas_login == 0 and clinica.bloqueado_ate is None
+
+
+def test_lockout_settings(db_session: Session, clinica: Prestador) -> None:
+    bad = md5_hex("errada")
+    assert authenticate(db_session, "clinica", bad, now=NOW, attempts=2, lock_minutes=5).bloqueado_ate is None
+    locked = authenticate(db_session, "clinica", bad, now=NOW, attempts=2, lock_minutes=5)
+    assert locked.bloqueado_ate == NOW + timedelta(minutes=5)
+    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW + timedelta(minutes=5)).ok
+
+
+def test_success_resets_the_counter(db_session: Session, clinica: Prestador) -> None:
+    bad = md5_hex("errada")
+    for _ in range(4):
+        authenticate(db_session, "clinica", bad, now=NOW)
+    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW).ok
+    db_session.refresh(clinica)
+    assert clinica.falhas_login == 0
+    for _ in range(4):
+        assert authenticate(db_session, "clinica", bad, now=NOW).bloqueado_ate is None
+    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW).ok
+
+
+def test_disabled_provider_refused(db_session: Session, clinica: Prestador) -> None:
+    disable_prestador(db_session, "clinica")
+    db_session.commit()
+    result = authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW)
+    assert (result.ok, result.reason, result.prestador) == (False, "inativo", None)
+    assert _audit(db_session)[-1].detalhe == "motivo=inativo"
+    enable_prestador(db_session, "clinica")
+    db_session.commit()
+    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW).ok
+
+
+def test_unknown_login_costs_one_scrypt(db_session: Session, clinica: Prestador, monkeypatch) -> None:
+    p._dummy_hash()  # computed once per process, not part of the request
+    calls = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(p.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = authenticate(db_session, "ninguem", md5_hex(SENHA), now=NOW, endereco="198.51.100.7")
+    assert (result.ok, result.reason) == (False, "desconhecido")
+    assert len(calls) == 1
+    audit = _audit(db_session)[-1]
+    assert (audit.quem, audit.acao, audit.endereco) == ("anonimo", "login_recusado", "198.51.100.7")
+    assert "ninguem" in audit.detalhe
+    calls.clear()
+    authenticate(db_session, "clinica", md5_hex("errada"), now=NOW)
+    assert len(calls) == 1
+
+
+def test_provider_without_password_cannot_log_in(db_session: Session) -> None:
+    add_prestador(db_session, CPF, "Dra. Maria", "maria", None)
+    db_session.commit()
+    assert authenticate(db_session, "maria", md5_hex(""), now=NOW).reason == "senha"
+
+
+def test_authenticate_without_commit(db_session: Session, clinica: Prestador) -> None:
+    authenticate(db_session, "clinica", md5_hex("errada"), now=NOW, commit=False)
+    db_session.rollback()
+    assert _audit(db_session) == []
+
+
+# --- management ---------------------------------------------------------------------------------
+
+def test_add_and_list(db_session: Session, clinica: Prestador) -> None:
+    add_prestador(db_session, CPF, "Dra. Maria", "maria", md5_hex("x"), senha_md5=True)
+    db_session.commit()
+    listed = list_prestadores(db_session)
+    assert [x.login for x in listed] == ["clinica", "maria"]
+    assert listed[0].documento == CNPJ and listed[0].tipo_documento == "CNPJ"
+    assert {c.registro_ans: c.codigo_na_operadora for c in listed[0].codigos} == {
+        "329665": "000123", "424188": "5012377"}
+    assert listed[0].codigo_em("329665") == "000123" and listed[0].codigo_em("331988") is None
+    assert listed[1].tipo_documento == "CPF"
+    assert authenticate(db_session, "maria", md5_hex("x"), now=NOW).ok
+
+
+@pytest.mark.parametrize(("documento", "login", "codigos", "message"), [
+    (CNPJ, "outro", {}, "documento"),
+    ("12ABC34501DE35", "clinica", {}, "login"),
+    ("12ABC34501DE35", "outro", {"329665": "000123"}, "outro prestador"),
+    ("12ABC34501DE35", "outro", {"32966": "1"}, "6 dígitos"),
+    ("11222333000182", "outro", {}, "CNPJ inválido"),
+    ("12ABC34501DE35", "com espaço", {}, "login"),
+])
+def test_add_refused(db_session: Session, clinica: Prestador, documento, login, codigos, message) -> None:
+    with pytest.raises(PrestadorError, match=message):
+        add_prestador(db_session, documento, "Outro", login, "x", codigos)
+
+
+def test_disable_unknown(db_session: Session) -> None:
+    with pytest.raises(PrestadorError, match="não encontrado"):
+        disable_prestador(db_session, "ninguem")
+
+
+def test_seed_from_config(db_session: Session) -> None:
+    config = demo_config()
+    seed_from_config(db_session, config)
+    db_session.commit()
+    demo = find_by_origem(db_session, cnpj=CNPJ)
+    assert demo is not None and demo.login == "demo"
+    assert authenticate(db_session, "demo", md5_hex("demo"), now=NOW).ok
+    assert len(demo.codigos) == 5
+
+    # Again, without a password and with a changed code: the password stays, the code changes.
+    item = config.prestadores[0]
+    codigos = dict(item.codigos) | {"329665": "999"}
+    novo = PrestadorConfig(item.documento, "Novo nome", "demo", None, codigos)
+    changed = replace(config, prestadores=(novo,))
+    disable_prestador(db_session, "demo")
+    seed_from_config(db_session, changed)
+    db_session.commit()
+    db_session.expire_all()
+    demo = find_by_origem(db_session, codigo_na_operadora="999", registro_ans="329665")
+    assert demo is not None and demo.nome == "Novo nome" and demo.senha_hash is not None
+    assert not demo.ativo  # seeding does not re-enable
+    assert len(list_prestadores(db_session)) == 1
+
+
+def test_find_by_origem(db_session: Session, clinica: Prestador) -> None:
+    add_prestador(db_session, CPF, "Dra. Maria", "maria", "x", {"329665": "777"})
+    db_session.commit()
+    assert find_by_origem(db_session, cnpj=CNPJ).login == "clinica"
+    assert find_by_origem(db_session, cpf=CPF).login == "maria"
+    assert find_by_origem(db_session, cpf=CNPJ) is None  # a CNPJ sent as cpfContratado
+    assert find_by_origem(db_session, codigo_na_operadora="000123", registro_ans="329665").login == "clinica"
+    assert find_by_origem(db_session, codigo_na_operadora="777", registro_ans="329665").login == "maria"
+    assert find_by_origem(db_session, codigo_na_operadora="000123", registro_ans="424188") is None
+    assert find_by_origem(db_session, codigo_na_operadora="5012377", registro_ans="424188").login == "clinica"
+    with pytest.raises(ValueError, match="registro_ans"):
+        find_by_origem(db_session, codigo_na_operadora="000123")
+    with pytest.raises(ValueError, match="exatamente um"):
+        find_by_origem(db_session, cnpj=CNPJ, cpf=CPF)
