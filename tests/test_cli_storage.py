@@ -10,7 +10,6 @@ import pytest
 
 from gateway.cli.db_cmd import display_url
 
-RUN_CLI = "import sys; from gateway.cli import main; sys.exit(main())"
 SENHA = "Segredo-Muito-Forte-123"
 SENHA_STDIN = "outra senha com espaços"
 
@@ -18,7 +17,7 @@ SENHA_STDIN = "outra senha com espaços"
 def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "TISS_GATEWAY_CONFIG"}
     env["TISS_GATEWAY_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-c", RUN_CLI, *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
                           text=True, env=env, timeout=120, check=False)
 
 

@@ -42,7 +42,8 @@ def upgrade(url: str, engine: Engine | None = None) -> None:
     """Migrate the database at ``url`` (or ``engine``) to the latest revision, in one transaction.
 
     Safe when several processes start at once (gunicorn workers): they take turns, on PostgreSQL
-    through an advisory lock, on SQLite through ``BEGIN IMMEDIATE`` (SQLite DDL is transactional),
+    through an advisory lock, on SQLite through the ``BEGIN IMMEDIATE`` every transaction of
+    :func:`gateway.storage.db.make_engine` starts with (SQLite DDL is transactional),
     and the later ones find the schema current.
     """
     own = engine is None
@@ -51,9 +52,6 @@ def upgrade(url: str, engine: Engine | None = None) -> None:
         with _IN_PROCESS, engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-            elif connection.dialect.name == "sqlite":
-                # pysqlite would only BEGIN before DML; take the write lock before reading the version.
-                pass
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
