@@ -670,18 +670,7 @@ def _guia_honorarios(guias: Node, ctx: _Ctx, rng: random.Random, numero: str) ->
     total = 0
     uf = rng.choice(UFS)
     for seq, (codigo, descricao, unit, day, equipe) in enumerate(items, 1):
-        proc = _e(realizados, "procedimentoRealizado")
-        _e(proc, "sequencialItem", str(seq))
-        _e(proc, "dataExecucao", _d(day))
-        _e(proc, "horaInicial", "07:30:00")
-        _e(proc, "horaFinal", "09:10:00")
-        _procedimento(proc, "procedimento", "22", codigo, descricao)
-        _e(proc, "quantidadeExecutada", "1")
-        _e(proc, "viaAcesso", "1")
-        _e(proc, "tecnicaUtilizada", "1")
-        _e(proc, "reducaoAcrescimo", "1.00")
-        _e(proc, "valorUnitario", money(unit))
-        _e(proc, "valorTotal", money(unit))
+        proc = _item_cirurgico(realizados, "procedimentoRealizado", seq, codigo, descricao, unit, day)
         total += unit
         for grau, prof in equipe:
             profissional = _e(proc, "profissionais")
@@ -696,6 +685,24 @@ def _guia_honorarios(guias: Node, ctx: _Ctx, rng: random.Random, numero: str) ->
     _e(guia, "observacao", rng.choice(OBSERVACOES).format(nome=nome))
     _e(guia, "valorTotalHonorarios", money(total))
     _e(guia, "dataEmissaoGuia", _d(fim))
+
+
+def _item_cirurgico(parent: Node, tag: str, seq: int, codigo: str, descricao: str, unit: int,
+                    day: date) -> Node:
+    """A surgical/visit item, shared by honorários and resumo de internação (same leading fields)."""
+    proc = _e(parent, tag)
+    _e(proc, "sequencialItem", str(seq))
+    _e(proc, "dataExecucao", _d(day))
+    _e(proc, "horaInicial", "07:30:00")
+    _e(proc, "horaFinal", "09:10:00")
+    _procedimento(proc, "procedimento", "22", codigo, descricao)
+    _e(proc, "quantidadeExecutada", "1")
+    _e(proc, "viaAcesso", "1")
+    _e(proc, "tecnicaUtilizada", "1")
+    _e(proc, "reducaoAcrescimo", "1.00")
+    _e(proc, "valorUnitario", money(unit))
+    _e(proc, "valorTotal", money(unit))
+    return proc
 
 
 def _guia_resumo(guias: Node, ctx: _Ctx, rng: random.Random, numero: str) -> None:
@@ -739,18 +746,7 @@ def _guia_resumo(guias: Node, ctx: _Ctx, rng: random.Random, numero: str) -> Non
     total_proc = 0
     uf = rng.choice(UFS)
     for seq, (codigo, descricao, unit, day, centro, equipe) in enumerate(items, 1):
-        proc = _e(executados, "procedimentoExecutado")
-        _e(proc, "sequencialItem", str(seq))
-        _e(proc, "dataExecucao", _d(day))
-        _e(proc, "horaInicial", "07:30:00")
-        _e(proc, "horaFinal", "09:10:00")
-        _procedimento(proc, "procedimento", "22", codigo, descricao)
-        _e(proc, "quantidadeExecutada", "1")
-        _e(proc, "viaAcesso", "1")
-        _e(proc, "tecnicaUtilizada", "1")
-        _e(proc, "reducaoAcrescimo", "1.00")
-        _e(proc, "valorUnitario", money(unit))
-        _e(proc, "valorTotal", money(unit))
+        proc = _item_cirurgico(executados, "procedimentoExecutado", seq, codigo, descricao, unit, day)
         if ctx.v403:
             _e(proc, "centroConsumo", centro)
         total_proc += unit
