@@ -81,6 +81,7 @@ class Pipeline:
     # -- entry points (called by the SOAP layer) ------------------------------------------------
     def handle(self, ctx, service: Service, body: etree._Element) -> Reply:
         environ = ctx.transport.req_env
+        ctx.udc.in_pipeline = True  # from here on the pipeline stores what it refuses
         tree = ctx.udc.tree
         version = _text["padrao"](body).strip() or None
         message = TissMessage(ctx.udc.raw, tree, body, etree.QName(body).localname, version,
@@ -99,6 +100,17 @@ class Pipeline:
                                  corpo=b"", resultado="recusada", codigo_erro="5002",
                                  endereco=environ.get("REMOTE_ADDR")))
         log.warning("mensagem de %s bytes recusada (limite)", length)
+
+    def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True) -> None:
+        """Store a request the SOAP layer refused before the pipeline could read it (malformed
+        XML, DOCTYPE, no SOAP 1.1 envelope, unknown body element...)."""
+        try:
+            with self.sessions.begin() as session:
+                session.add(Mensagem(direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=len(data),
+                                     corpo=data, resultado="recusada" if client else "erro",
+                                     codigo_erro=code, endereco=environ.get("REMOTE_ADDR")))
+        except Exception:  # never let audit storage turn a client's error into a server error
+            log.exception("falha ao gravar mensagem recusada")
 
     # -- the steps -------------------------------------------------------------------------------
     def _handle(self, call: Call, endpoint_service: str | None, endpoint_version: str | None) -> Reply:

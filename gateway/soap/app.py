@@ -5,15 +5,18 @@ URLs: ``POST /tiss/v4_03_00/tissLoteGuias`` (version fixed by the path) or ``/ti
 ``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``.
 """
 
+import io
 import logging
 from collections.abc import Callable, Iterable
 
+from spyne import Fault
 from spyne.server.wsgi import WsgiApplication
 
 from gateway.front import responses
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.soap import wsdl
+from gateway.soap.protocol import TissFault
 from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, spyne_application
 
 StartResponse = Callable[..., object]
@@ -29,6 +32,7 @@ class TissWsgi:
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.spyne = WsgiApplication(spyne_application(max_bytes, fault_http_status),
                                      chunked=True, max_content_length=max_bytes)
+        self.spyne.event_manager.add_listener("wsgi_exception", self._store_unread)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -55,16 +59,23 @@ class TissWsgi:
 
     def _soap(self, environ: dict, start_response: StartResponse, service: str,
               version: str | None) -> Iterable[bytes]:
-        length = environ.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > self.max_bytes:
-            self.pipeline.refused_oversize(environ, int(length))
-            body = responses.fault_envelope(
-                "SchemaInvalido", f"Mensagem de {length} bytes excede o limite de {self.max_bytes} "
-                "bytes (5002).", client=True)
-            return _reply(start_response, "413 Request Entity Too Large", body, "UTF-8")
         environ[PIPELINE_KEY] = self.pipeline
         environ[SERVICE_KEY] = service
         environ[VERSION_KEY] = version
+        length = environ.get("CONTENT_LENGTH") or "0"
+        size = f"{length} bytes"
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # No Content-Length: Spyne would silently cut the body at max_bytes. Read one byte more.
+            data = environ["wsgi.input"].read(self.max_bytes + 1)
+            length = str(len(data))
+            size = f"mais de {self.max_bytes} bytes" if len(data) > self.max_bytes else f"{length} bytes"
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), length
+        if length.isdigit() and int(length) > self.max_bytes:
+            self.pipeline.refused_oversize(environ, int(length))
+            body = responses.fault_envelope(
+                "SchemaInvalido", f"Mensagem de {size} excede o limite de {self.max_bytes} "
+                "bytes (5002).", client=True)
+            return _reply(start_response, "413 Request Entity Too Large", body, "UTF-8")
         try:
             return self.spyne(environ, start_response)
         except Exception:  # a bug must still answer in TISS terms, never with an HTML page
@@ -72,6 +83,19 @@ class TissWsgi:
             body = responses.fault_envelope("ErroInesperadoServidor", "Erro inesperado no gateway.",
                                             client=False)
             return _reply(start_response, "500 Internal Server Error", body, "UTF-8")
+
+    def _store_unread(self, ctx) -> None:
+        """Spyne answered with a fault: store the request if the pipeline never saw it."""
+        udc = getattr(ctx, "udc", None)
+        if udc is None or getattr(udc, "in_pipeline", False):
+            return
+        error = ctx.in_error or ctx.out_error
+        if isinstance(error, TissFault):
+            code, client = error.code or error.tiss_fault, error.client
+        else:
+            client = isinstance(error, Fault) and str(error.faultcode).startswith("Client")
+            code = "5001" if client else "ErroInesperadoServidor"
+        self.pipeline.refused_unread(ctx.transport.req_env, udc.raw, code, client=client)
 
     def _wsdl(self, environ: dict, start_response: StartResponse, service: str,
               version: str | None) -> Iterable[bytes]:

@@ -53,6 +53,16 @@ class TissSoapIn(Soap11):
         ctx.in_document = (tree.getroot(), {})
 
     def decompose_incoming_envelope(self, ctx, message=Soap11.REQUEST):
+        envelope = ctx.in_document[0]
+        if envelope.tag == f"{{{self.ns_soap_env}}}Envelope":
+            # Spyne takes Body[0] as the message: an empty Body, a Header without Body, or a
+            # comment / processing instruction before the TISS element would crash it (a 500).
+            body = envelope.find(f"{{{self.ns_soap_env}}}Body")
+            first = next((c for c in body if isinstance(c.tag, str)), None) if body is not None else None
+            if first is None:
+                raise TissFault("SchemaInvalido", "Envelope SOAP sem mensagem TISS no Body.", code="5001")
+            while body[0] is not first:  # outside the *WS element: neither hashed nor stored apart
+                body.remove(body[0])
         try:
             super().decompose_incoming_envelope(ctx, message)
         except TissFault:

@@ -1,0 +1,221 @@
+"""Throughput of the SOAP front over HTTP, against the ceiling of the same gunicorn.
+
+    .venv/bin/python bench/front.py [--threads 4] [--count 200] [--status-count 400]
+
+1. Starts ``tiss-gateway serve --demo`` (gunicorn, 2 sync workers) on a temporary home with SQLite.
+2. Sends ``--count`` lotes of 100 SP/SADT guides (distinct numeroLote/sequencial, built before
+   timing) from ``--threads`` client threads: messages/s, p50/p99 latency.
+3. Status queries of the protocols just issued (``--status-count``): queries/s, p50/p99.
+4. The ceiling: the same gunicorn (2 sync workers) serving ``bench/constant_app.py`` (reads the
+   body, answers a stored copy of the gateway's own answer), same bodies, same clients.
+5. Lote acceptance time, one client (no queueing), against 2x the bare validate time of
+   ``bench/validate.py`` (lxml parse + schema + MD5) for the same 100-guide lote.
+
+Only 127.0.0.1; every loop is bounded in count and in time (``--max-seconds`` per phase).
+"""
+
+import argparse
+import http.client
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.validate import bare  # noqa: E402
+from gateway.message.schema_registry import default_registry  # noqa: E402
+from tests.factory import build_lote, build_request  # noqa: E402
+from tests.gateway_process import GatewayProcess  # noqa: E402
+
+LOTE = "/tiss/v4_03_00/tissLoteGuias"
+STATUS = "/tiss/v4_03_00/tissSolicitacaoStatusProtocolo"
+HEADERS = {"Content-Type": "text/xml; charset=ISO-8859-1", "SOAPAction": '""'}
+PROTOCOLO = re.compile(rb"<ans:numeroProtocolo>([0-9]{12})</ans:numeroProtocolo>")
+
+
+@dataclass
+class Run:
+    label: str
+    latencies: list[float]
+    elapsed: float
+    failures: int
+    answers: list[bytes]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+def post(port: int, path: str, body: bytes, timeout: float = 120) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=body, headers=HEADERS)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def run(label: str, port: int, path: str, bodies: list[bytes], threads: int, max_seconds: float,
+        ok: Callable[[int, bytes], bool]) -> Run:
+    """Send every body once from ``threads`` threads; stop early at ``max_seconds``."""
+    lock = threading.Lock()
+    pending = iter(range(len(bodies)))
+    latencies: list[float] = []
+    answers: list[bytes] = [b""] * len(bodies)
+    failures = 0
+    deadline = time.monotonic() + max_seconds
+
+    def worker() -> None:
+        nonlocal failures
+        while time.monotonic() < deadline:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            start = time.perf_counter()
+            try:
+                status, data = post(port, path, bodies[index])
+            except OSError:
+                status, data = 0, b""
+            took = time.perf_counter() - start
+            with lock:
+                latencies.append(took)
+                answers[index] = data
+                if not ok(status, data):
+                    failures += 1
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    start = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(max_seconds + 180)
+    return Run(label, latencies, time.perf_counter() - start, failures, answers)
+
+
+def accepted(status: int, data: bytes) -> bool:
+    return status == 200 and PROTOCOLO.search(data) is not None and b"mensagemErro" not in data
+
+
+def status_ok(status: int, data: bytes) -> bool:
+    return status == 200 and b"<ans:statusProtocolo>1</ans:statusProtocolo>" in data
+
+
+def any_200(status: int, _data: bytes) -> bool:
+    return status == 200
+
+
+def line(run_: Run, ceiling: Run | None = None) -> str:
+    text = (f"{run_.label:<34} {len(run_.latencies):>5} msgs {run_.rate:>8.1f}/s"
+            f"  p50 {run_.pct(0.5):>7.1f} ms  p99 {run_.pct(0.99):>7.1f} ms")
+    if run_.failures:
+        text += f"  FAILURES {run_.failures}"
+    if ceiling is not None and ceiling.rate:
+        text += f"  = {run_.rate / ceiling.rate:.2f}x the ceiling's rate"
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--count", type=int, default=200, help="lotes sent (each of --guides guides)")
+    parser.add_argument("--status-count", type=int, default=400)
+    parser.add_argument("--guides", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sequential", type=int, default=20, help="lotes for the one-client acceptance time")
+    parser.add_argument("--max-seconds", type=float, default=300, help="time bound of each phase")
+    parser.add_argument("--database", metavar="URL",
+                        help="an EMPTY database for the gateway (default: SQLite in the temporary home)")
+    args = parser.parse_args()
+    if not (1 <= args.threads <= 64 and 1 <= args.count <= 5000 and 1 <= args.status_count <= 20000):
+        parser.error("--threads 1..64, --count 1..5000, --status-count 1..20000")
+
+    total = args.count + args.sequential
+    print(f"building {total} lotes of {args.guides} SP/SADT guides...", flush=True)
+    lotes = [build_lote("sp-sadt", args.guides, envelope=True, numero_lote=str(1000 + i),
+                        sequencial=str(1000 + i)) for i in range(total)]
+    warm, timed, sequential = lotes[0], lotes[1:args.count], lotes[args.count:]
+    print(f"lote: {len(warm)} bytes", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="tiss-bench-front-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        url = args.database or f"sqlite:///{home / 'gateway.sqlite'}"
+        answers = Path(tmp) / "answers"
+        answers.mkdir()
+        results: dict[str, Run] = {}
+        with GatewayProcess(url, home, workers=args.workers, log_dir=Path(tmp)) as gateway:
+            status, first = post(gateway.port, LOTE, warm)  # also warms both workers' caches
+            assert accepted(status, first), first[:2000]
+            (answers / "tissLoteGuias.xml").write_bytes(first)
+            results["lote"] = run("gateway: lote (100 guias)", gateway.port, LOTE, timed, args.threads,
+                                  args.max_seconds, accepted)
+            protocolos = [m.group(1).decode() for a in [first, *results["lote"].answers]
+                          if (m := PROTOCOLO.search(a))]
+            statuses = [build_request("solicitacaoStatusProtocoloWS", envelope=True, sequencial=f"s{i}",
+                                      numero_protocolo=protocolos[i % len(protocolos)])
+                        for i in range(args.status_count)]
+            status, first_status = post(gateway.port, STATUS, statuses[0])
+            assert status_ok(status, first_status), first_status[:2000]
+            (answers / "tissSolicitacaoStatusProtocolo.xml").write_bytes(first_status)
+            results["status"] = run("gateway: status do protocolo", gateway.port, STATUS, statuses[1:],
+                                    args.threads, args.max_seconds, status_ok)
+            results["sequential"] = run("gateway: lote, 1 cliente", gateway.port, LOTE, sequential, 1,
+                                        args.max_seconds, accepted)
+        with GatewayProcess(url, home, workers=args.workers, log_dir=Path(tmp),
+                            app_args=("bench.constant_app:app",),
+                            env={"TISS_BENCH_ANSWERS": str(answers)}) as ceiling:
+            post(ceiling.port, LOTE, warm)
+            results["lote-ceiling"] = run("ceiling: lote (same bytes)", ceiling.port, LOTE, timed,
+                                          args.threads, args.max_seconds, any_200)
+            results["status-ceiling"] = run("ceiling: status (same bytes)", ceiling.port, STATUS,
+                                            statuses[1:], args.threads, args.max_seconds, any_200)
+            results["sequential-ceiling"] = run("ceiling: lote, 1 cliente", ceiling.port, LOTE, sequential,
+                                                1, args.max_seconds, any_200)
+
+    schema = default_registry().schema("4.03.00", "loteGuiasWS")
+    bare_times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        bare(warm, schema)
+        bare_times.append(time.perf_counter() - start)
+    bare_ms = statistics.median(bare_times) * 1000
+
+    backend = "SQLite" if url.startswith("sqlite") else url.split(":", 1)[0]
+    print(f"\n{args.threads} client threads, gunicorn {args.workers} sync workers, {backend}, 127.0.0.1")
+    print(line(results["lote"]))
+    print(line(results["lote-ceiling"]))
+    print(f"  -> lotes: {results['lote'].rate:.1f}/s vs ceiling {results['lote-ceiling'].rate:.1f}/s "
+          f"= {results['lote'].rate / results['lote-ceiling'].rate:.3f}")
+    print(line(results["status"]))
+    print(line(results["status-ceiling"]))
+    print(f"  -> status: {results['status'].rate:.1f}/s vs ceiling {results['status-ceiling'].rate:.1f}/s "
+          f"= {results['status'].rate / results['status-ceiling'].rate:.3f}")
+    print(line(results["sequential"]))
+    print(line(results["sequential-ceiling"]))
+    accept = results["sequential"].pct(0.5)
+    print(f"\nlote acceptance, 1 client, p50: {accept:.1f} ms; bare validate (parse + schema + MD5) "
+          f"{bare_ms:.1f} ms; 2x bare = {2 * bare_ms:.1f} ms -> acceptance / (2x bare) = "
+          f"{accept / (2 * bare_ms):.2f}")
+    failures = sum(r.failures for r in results.values())
+    if failures:
+        print(f"FAILURES: {failures}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
