@@ -67,6 +67,9 @@ class GatewayServer(BaseApplication):
 
 def serve(config: Config, *, bind: str, workers: int, timeout: int = 120) -> None:
     url = prepare(config)
+    # Spyne logs a full traceback for every client fault; the pipeline logs refusals itself.
+    logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
+    # gunicorn's control socket defaults to one path per user, shared by every instance.
     GatewayServer(config, url, {"bind": bind, "workers": workers, "timeout": timeout,
-                                "graceful_timeout": 30, "accesslog": "-",
-                                "worker_class": "sync"}).run()
+                                "graceful_timeout": 30, "accesslog": "-", "worker_class": "sync",
+                                "control_socket_disable": True}).run()

@@ -9,7 +9,11 @@ a response cabeçalho); business failures after it (lote already sent, protocol 
 with the response's own mensagemErro. Every refused message is stored with its bytes for audit.
 """
 
+import hashlib
+import hmac
 import logging
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +35,7 @@ from gateway.message.services import ANS_NS, Service
 from gateway.message.validation import validate_message
 from gateway.soap.protocol import Reply, TissFault
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
-from gateway.storage.models import Guia, Lote, Mensagem, Protocolo, Transacao
+from gateway.storage.models import Guia, Lote, Mensagem, Prestador, Protocolo, Transacao
 from gateway.storage.protocolos import new_protocolo
 
 log = logging.getLogger("tiss_gateway.front")
@@ -58,6 +62,42 @@ LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ AP
 FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
 
 
+@dataclass(frozen=True)
+class Identity:
+    prestador_id: int
+    documento: str
+    codigos: dict[str, str]  # registro ANS -> código na operadora
+
+
+class LoginCache:
+    """Logins verified recently in this process, so that scrypt runs once a minute per login.
+
+    Only an HMAC of the password under a per-process random key is kept. A provider disabled or
+    a password changed takes effect within ``ttl`` seconds; failures never enter the cache and
+    always go through the counter and lockout.
+    """
+
+    def __init__(self, ttl: float = 60.0):
+        self.ttl = ttl
+        self._key = secrets.token_bytes(32)
+        self._entries: dict[str, tuple[bytes, Identity, float]] = {}
+
+    def _digest(self, senha: str) -> bytes:
+        return hmac.new(self._key, senha.lower().encode(), hashlib.sha256).digest()
+
+    def get(self, login: str, senha: str) -> Identity | None:
+        entry = self._entries.get(login)
+        if entry and entry[2] > time.monotonic() and hmac.compare_digest(entry[0], self._digest(senha)):
+            return entry[1]
+        return None
+
+    def forget(self, login: str) -> None:
+        self._entries.pop(login, None)
+
+    def remember(self, login: str, senha: str, identity: Identity) -> None:
+        self._entries[login] = (self._digest(senha), identity, time.monotonic() + self.ttl)
+
+
 @dataclass
 class Call:
     """One request on its way through the pipeline."""
@@ -77,6 +117,7 @@ class Pipeline:
         self.registry = registry
         self.sessions = sessions
         self.clock = clock
+        self.logins = LoginCache()
 
     # -- entry points (called by the SOAP layer) ------------------------------------------------
     def handle(self, ctx, service: Service, body: etree._Element) -> Reply:
@@ -147,6 +188,30 @@ class Pipeline:
         login, senha = call.field("login"), call.field("senha")
         if not login or not senha:
             raise TissFault("LoginInvalido", "loginSenhaPrestador não informado.", code="5005")
+        identity = self.logins.get(login, senha)
+        if identity is None or not self._still_allowed(identity):
+            self.logins.forget(login)
+            identity = self._check_login(call, login, senha)
+        codigo = call.field("codigo")
+        same = (identity.documento in (call.field("cnpj"), call.field("cpf"))
+                or (codigo and codigo == identity.codigos.get(call.field("destino"))))
+        if not same:
+            raise TissFault("RemetenteInvalido", "A origem da mensagem não é o prestador "
+                            "autenticado.", code="5005")
+        return identity.prestador_id
+
+    def _still_allowed(self, identity: "Identity") -> bool:
+        """A cached login is honoured only while the provider is active and not locked (one
+        indexed read, so a lock or a disable made by any worker applies at once)."""
+        with self.sessions() as session:
+            row = session.execute(select(Prestador.ativo, Prestador.bloqueado_ate).where(
+                Prestador.id == identity.prestador_id)).one_or_none()
+        if row is None or not row.ativo:
+            return False
+        return row.bloqueado_ate is None or row.bloqueado_ate <= self.clock()
+
+    def _check_login(self, call: Call, login: str, senha: str) -> "Identity":
+        """The slow path: scrypt, failure counter, lockout and audit (gateway.prestadores)."""
         settings = self.config.gateway
         with self.sessions() as session:
             result = prestadores.authenticate(
@@ -156,13 +221,10 @@ class Pipeline:
                 raise TissFault("LoginInvalido", _LOGIN_TEXT.get(result.reason, "Login inválido."),
                                 code="5005")
             prestador = result.prestador
-            codigo = call.field("codigo")
-            same = (prestador.documento in (call.field("cnpj"), call.field("cpf"))
-                    or (codigo and codigo == prestador.codigo_em(call.field("destino"))))
-            if not same:
-                raise TissFault("RemetenteInvalido", "A origem da mensagem não é o prestador "
-                                "autenticado.", code="5005")
-            return prestador.id
+            identity = Identity(prestador.id, prestador.documento,
+                                {c.registro_ans: c.codigo_na_operadora for c in prestador.codigos})
+        self.logins.remember(login, senha, identity)
+        return identity
 
     # -- storage and answer, one transaction -------------------------------------------------------
     def _transact(self, call: Call) -> Reply:
