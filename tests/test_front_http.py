@@ -56,6 +56,7 @@ RECEIPT_PROTOCOL = {
 }
 OUTRO = Party(cnpj=cnpj_check_digits("114447770001"), login="outro", senha="outra-senha")
 BLOQUEIO = Party(cnpj=cnpj_check_digits("987654320001"), login="bloqueio", senha="certa")
+CACHED = Party(cnpj=cnpj_check_digits("551234560001"), login="cacheado", senha="boa-senha")
 MiB = 1024 * 1024
 
 _ids = itertools.count(1)
@@ -79,7 +80,7 @@ def gateway(request: pytest.FixtureRequest, tiss_home: Path,
     server = GatewayProcess(url, tiss_home, workers=2)
     server.start()
     try:
-        for party in (OUTRO, BLOQUEIO):
+        for party in (OUTRO, BLOQUEIO, CACHED):
             done = cli("prestador", "add", "--database", url, "--documento", party.cnpj, "--nome",
                        f"Prestador {party.login}", "--login", party.login, "--senha-stdin",
                        home=tiss_home, stdin=party.senha + "\n")
@@ -400,6 +401,26 @@ def test_lockout_after_five_wrong_passwords(gateway, db):
     assert found == "LoginInvalido" and "bloqueado" in faultstring.lower()
     assert count(db, Mensagem, Mensagem.resultado == "recusada") == before + 6
     assert last_refused(db).codigo_erro == "5005"
+
+
+def test_lock_and_disable_apply_to_a_login_already_verified(gateway, db, tiss_home):
+    """Verified logins are cached per worker; a lock or a disable must still apply at once."""
+    for _ in range(4):  # enough for both workers to have verified (and cached) the login
+        assert post(gateway, LOTE, lote(party=CACHED)).status_code == 200
+    wrong = Party(cnpj=CACHED.cnpj, login=CACHED.login, senha="errada")
+    for _ in range(5):
+        assert fault(post(gateway, LOTE, lote(party=wrong)))[0] == "LoginInvalido"
+    for _ in range(4):
+        found, text = fault(post(gateway, LOTE, lote(party=CACHED)))
+        assert found == "LoginInvalido" and "bloqueado" in text.lower()
+    enabled = cli("prestador", "enable", CACHED.login, "--database", gateway.database_url, home=tiss_home)
+    assert enabled.returncode == 0, enabled.stderr
+    for _ in range(4):
+        assert post(gateway, LOTE, lote(party=CACHED)).status_code == 200
+    disabled = cli("prestador", "disable", CACHED.login, "--database", gateway.database_url, home=tiss_home)
+    assert disabled.returncode == 0, disabled.stderr
+    for _ in range(4):
+        assert fault(post(gateway, LOTE, lote(party=CACHED)))[0] == "LoginInvalido"
 
 
 # --- the five services that need the operator: 500 ErroInesperadoServidor (documented) --------------
