@@ -9,6 +9,7 @@ a response cabeçalho); business failures after it (lote already sent, protocol 
 with the response's own mensagemErro. Every refused message is stored with its bytes for audit.
 """
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -107,7 +108,15 @@ class Call:
     endereco: str | None
     operadora: Operadora | None = None
     prestador_id: int | None = None
-    field: Callable[[str], str] = lambda name: ""
+    hash_found: str = ""  # as written in the message; set once the message validated
+    _fields: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def field(self, name: str) -> str:
+        """A cabeçalho value, read from the tree once per request."""
+        value = self._fields.get(name)
+        if value is None:
+            value = self._fields[name] = _text[name](self.message.root).strip()
+        return value
 
 
 class Pipeline:
@@ -128,7 +137,6 @@ class Pipeline:
         message = TissMessage(ctx.udc.raw, tree, body, etree.QName(body).localname, version,
                               tree.docinfo.encoding or "UTF-8", True)
         call = Call(message, service, environ.get("REMOTE_ADDR"))
-        call.field = lambda name: _text[name](body).strip()
         try:
             return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
         except TissFault as fault:
@@ -165,6 +173,7 @@ class Pipeline:
         report = validate_message(message, registry=self.registry, policy=policy)
         if not report.valid:
             raise _fault_for(report.findings)
+        call.hash_found = report.hash.found or ""
         call.prestador_id = self._authenticate(call)
         if call.operadora is None:
             raise TissFault("DestinatarioInvalido", f"Registro ANS {call.field('destino')} não é uma "
@@ -228,8 +237,7 @@ class Pipeline:
 
     # -- storage and answer, one transaction -------------------------------------------------------
     def _transact(self, call: Call) -> Reply:
-        message = call.message
-        found_hash = (hashing.hash_element(message.root).text or "").strip().lower()
+        found_hash = call.hash_found.lower()
         for _ in range(3):
             with self.sessions() as session:
                 earlier = self._earlier(session, call)
@@ -307,7 +315,7 @@ class Pipeline:
         lote = Lote(prestador_id=call.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
                     tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
                     valor_informado=lido.valor_informado,
-                    hash=(hashing.hash_element(call.message.root).text or "").strip(),
+                    hash=call.hash_found,
                     protocolo_id=protocolo.id)
         lote.guias = [Guia(numero_guia_prestador=g.numero_guia_prestador,
                            numero_guia_operadora=g.numero_guia_operadora, tipo=lido.tipo_guia,
