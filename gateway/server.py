@@ -42,8 +42,8 @@ def create_app(config: Config, url: str) -> TissWsgi:
     for version in registry.versions():  # compile now: the first request must not pay for it
         for kind in ("mensagemTISS", "loteGuiasWS"):
             registry.schema(version, kind)
-    sessions = db.session_factory(db.make_engine(url))
-    pipeline = Pipeline(config, registry, sessions)
+    engine = db.make_engine(url)
+    pipeline = Pipeline(config, registry, db.session_factory(engine), readers=db.reader_factory(engine))
     settings = config.gateway
     return TissWsgi(pipeline, registry, max_bytes=settings.max_message_bytes,
                     fault_http_status=settings.fault_http_status,

@@ -394,6 +394,20 @@ def test_situacao_protocolo_odonto(version):
         assert body.find(".//ans:guiasTISS/ans:guiasOdonto/ans:guias/ans:atendimentoRN", NS) is not None
 
 
+def test_guide_lists_escape_markup_characters():
+    """Guide lists are written as text (responses._append_guias): markup in a value must stay text."""
+    ctx = ctx_for(status_request("4.03.00"))
+    guia = GuiaRecebida("G&1<2>", "OP'3\"", "C&<>", Decimal("10"))
+    root = r.protocolo_recebimento(ctx, numero_lote="L-1", numero_protocolo="P-1",
+                                   data_envio_lote=date(2025, 12, 1), valor_total=Decimal("10"),
+                                   guias=[guia])
+    for body in check(root, "4.03.00").values():
+        found = body.find(".//ans:dadosGuias", NS)
+        assert found.findtext("ans:numeroGuiaPrestador", namespaces=NS) == "G&1<2>"
+        assert found.findtext("ans:numeroGuiaOperadora", namespaces=NS) == "OP'3\""
+        assert found.findtext("ans:dadosBeneficiario/ans:numeroCarteira", namespaces=NS) == "C&<>"
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_protocolo_nao_localizado(version):
     ctx = ctx_for(status_request(version))

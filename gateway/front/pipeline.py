@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lxml import etree
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,8 +35,8 @@ from gateway.message.services import ANS_NS, Service
 from gateway.message.validation import validate_message
 from gateway.soap.protocol import Reply, TissFault
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
-from gateway.storage.models import Guia, Lote, Mensagem, Prestador, Protocolo, Transacao
-from gateway.storage.protocolos import new_protocolo
+from gateway.storage import inbound
+from gateway.storage.protocolos import insert_protocolo
 
 log = logging.getLogger("tiss_gateway.front")
 _NS = {"ans": ANS_NS}
@@ -121,10 +120,12 @@ class Call:
 
 class Pipeline:
     def __init__(self, config: Config, registry: SchemaRegistry, sessions: sessionmaker[Session],
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+                 readers: sessionmaker[Session] | None = None):
         self.config = config
         self.registry = registry
-        self.sessions = sessions
+        self.sessions = sessions  # read-write: one transaction per request
+        self.readers = readers or sessions  # read-only checks (SQLite: no write lock taken)
         self.clock = clock
         self.logins = LoginCache()
 
@@ -145,9 +146,9 @@ class Pipeline:
 
     def refused_oversize(self, environ: dict, length: int) -> None:
         with self.sessions.begin() as session:
-            session.add(Mensagem(direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=length,
-                                 corpo=b"", resultado="recusada", codigo_erro="5002",
-                                 endereco=environ.get("REMOTE_ADDR")))
+            inbound.add_mensagem(session, dict(
+                direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=length, corpo=b"",
+                resultado="recusada", codigo_erro="5002", endereco=environ.get("REMOTE_ADDR")))
         log.warning("mensagem de %s bytes recusada (limite)", length)
 
     def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True) -> None:
@@ -155,9 +156,10 @@ class Pipeline:
         XML, DOCTYPE, no SOAP 1.1 envelope, unknown body element...)."""
         try:
             with self.sessions.begin() as session:
-                session.add(Mensagem(direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=len(data),
-                                     corpo=data, resultado="recusada" if client else "erro",
-                                     codigo_erro=code, endereco=environ.get("REMOTE_ADDR")))
+                inbound.add_mensagem(session, dict(
+                    direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=len(data), corpo=data,
+                    resultado="recusada" if client else "erro", codigo_erro=code,
+                    endereco=environ.get("REMOTE_ADDR")))
         except Exception:  # never let audit storage turn a client's error into a server error
             log.exception("falha ao gravar mensagem recusada")
 
@@ -212,12 +214,8 @@ class Pipeline:
     def _still_allowed(self, identity: "Identity") -> bool:
         """A cached login is honoured only while the provider is active and not locked (one
         indexed read, so a lock or a disable made by any worker applies at once)."""
-        with self.sessions() as session:
-            row = session.execute(select(Prestador.ativo, Prestador.bloqueado_ate).where(
-                Prestador.id == identity.prestador_id)).one_or_none()
-        if row is None or not row.ativo:
-            return False
-        return row.bloqueado_ate is None or row.bloqueado_ate <= self.clock()
+        with self.readers() as session:
+            return inbound.prestador_liberado(session, identity.prestador_id, self.clock())
 
     def _check_login(self, call: Call, login: str, senha: str) -> "Identity":
         """The slow path: scrypt, failure counter, lockout and audit (gateway.prestadores)."""
@@ -239,124 +237,106 @@ class Pipeline:
     def _transact(self, call: Call) -> Reply:
         found_hash = call.hash_found.lower()
         for _ in range(3):
-            with self.sessions() as session:
-                earlier = self._earlier(session, call)
-                if earlier is not None:
-                    return self._repeat(call, earlier, found_hash)
             try:
                 with self.sessions.begin() as session:
+                    earlier = inbound.transacao_anterior(session, call.prestador_id, call.field("tipo"),
+                                                         call.field("sequencial"))
+                    if earlier is not None:
+                        return self._repeat(call, earlier, found_hash)
                     return self._store_and_answer(session, call, found_hash)
             except IntegrityError:
                 continue  # a concurrent copy of this transaction won; answer as it did
         raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
 
-    def _earlier(self, session: Session, call: Call) -> Transacao | None:
-        return session.scalars(select(Transacao).where(
-            Transacao.prestador_id == call.prestador_id,
-            Transacao.tipo_transacao == call.field("tipo"),
-            Transacao.sequencial_transacao == call.field("sequencial"))).one_or_none() \
-            if call.prestador_id else None
-
-    def _repeat(self, call: Call, earlier: Transacao, found_hash: str) -> Reply:
+    def _repeat(self, call: Call, earlier: inbound.TransacaoAnterior, found_hash: str) -> Reply:
         if (earlier.hash or "").lower() == found_hash and earlier.resposta is not None:
-            log.info("transação repetida, mesma resposta: %s", earlier.sequencial_transacao)
-            return Reply(earlier.resposta.corpo, call.message.encoding)
+            log.info("transação repetida, mesma resposta: %s", call.field("sequencial"))
+            return Reply(earlier.resposta, call.message.encoding)
         raise TissFault("SchemaInvalido", f"sequencialTransacao {call.field('sequencial')} já usado "
                         "por outra mensagem deste prestador.", code="5001")
 
     def _store_and_answer(self, session: Session, call: Call, found_hash: str) -> Reply:
         message, now = call.message, self.clock()
-        request = self._mensagem(call, "entrada", message.data, "aceita", found_hash)
-        session.add(request)
-        session.flush()
-        transacao = Transacao(prestador_id=call.prestador_id, tipo_transacao=call.field("tipo"),
-                              sequencial_transacao=call.field("sequencial"), hash=found_hash,
-                              requisicao_id=request.id)
-        session.add(transacao)
-        session.flush()  # the unique key decides which concurrent copy proceeds
+        request_id = inbound.add_mensagem(session, self._mensagem(call, "entrada", message.data, "aceita",
+                                                                  found_hash))
+        # The unique key decides which concurrent copy proceeds (IntegrityError for the others).
+        transacao_id = inbound.add_transacao(session, prestador_id=call.prestador_id,
+                                             tipo=call.field("tipo"), sequencial=call.field("sequencial"),
+                                             hash_=found_hash, requisicao_id=request_id)
         reply_ctx = responses.reply_context(message.root, registro_ans=call.operadora.registro_ans,
-                                            sequencial=str(request.id), now=now)
-        root = self._answer(session, call, reply_ctx)
+                                            sequencial=str(request_id), now=now)
+        root = self._answer(session, call, reply_ctx, request_id)
         data = responses.envelope(root, message.encoding)
         response = self._mensagem(call, "saida", data, "resposta", None)
-        response.resposta_de_id = request.id
-        session.add(response)
-        session.flush()
-        transacao.resposta_id = response.id
+        response["resposta_de_id"] = request_id
+        inbound.set_resposta(session, transacao_id, inbound.add_mensagem(session, response))
         return Reply(data, message.encoding)
 
-    def _answer(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+    def _answer(self, session: Session, call: Call, ctx: responses.ReplyContext,
+                request_id: int) -> etree._Element:
         name = call.service.name
         if name == "tissLoteGuias":
-            return self._lote(session, call, ctx)
+            return self._lote(session, call, ctx, request_id)
         if name == "tissSolicitacaoStatusProtocolo":
             return self._status(session, call, ctx)
         if name in RECEIPT_SERVICES:
-            protocolo = new_protocolo(session, tipo=RECEIPT_SERVICES[name],
-                                      prestador_id=call.prestador_id,
-                                      registro_ans=call.operadora.registro_ans)
-            return responses.recibo(ctx, call.service, call.message.root,
-                                    numero_protocolo=protocolo.numero)
+            _id, numero = insert_protocolo(session, tipo=RECEIPT_SERVICES[name],
+                                           prestador_id=call.prestador_id,
+                                           registro_ans=call.operadora.registro_ans, now=ctx.now)
+            return responses.recibo(ctx, call.service, call.message.root, numero_protocolo=numero)
         raise TissFault("ErroInesperadoServidor", f"A operadora {call.operadora.nome} ainda não está "
                         f"conectada ao gateway: {name} precisa da resposta da operadora.", client=False)
 
-    def _lote(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+    def _lote(self, session: Session, call: Call, ctx: responses.ReplyContext,
+              request_id: int) -> etree._Element:
         lido = read_lote(call.message.root)
         registro = call.operadora.registro_ans
-        repeated = session.scalars(select(Lote.id).where(
-            Lote.prestador_id == call.prestador_id, Lote.registro_ans == registro,
-            Lote.numero_lote == lido.numero_lote)).first()
-        if repeated is not None:
+        if inbound.lote_existe(session, call.prestador_id, registro, lido.numero_lote):
             code = LOTE_JA_INFORMADO.get(call.message.version, "1308")
             return responses.mensagem_erro(ctx, call.service, code,
                                            f"Número de lote {lido.numero_lote} já informado anteriormente.")
-        protocolo = new_protocolo(session, tipo="lote", prestador_id=call.prestador_id,
-                                  registro_ans=registro)
-        lote = Lote(prestador_id=call.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
-                    tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
-                    valor_informado=lido.valor_informado,
-                    hash=call.hash_found,
-                    protocolo_id=protocolo.id)
-        lote.guias = [Guia(numero_guia_prestador=g.numero_guia_prestador,
-                           numero_guia_operadora=g.numero_guia_operadora, tipo=lido.tipo_guia,
-                           numero_carteira=g.numero_carteira, valor_informado=g.valor_informado)
-                      for g in lido.guias]
-        session.add(lote)
+        protocolo_id, numero = insert_protocolo(session, tipo="lote", prestador_id=call.prestador_id,
+                                                registro_ans=registro, now=ctx.now)
+        inbound.add_lote(session, dict(
+            prestador_id=call.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
+            tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
+            valor_informado=lido.valor_informado, hash=call.hash_found, mensagem_id=request_id,
+            protocolo_id=protocolo_id, criado_em=ctx.now,
+        ), [dict(numero_guia_prestador=g.numero_guia_prestador, numero_guia_operadora=g.numero_guia_operadora,
+                 tipo=lido.tipo_guia, numero_carteira=g.numero_carteira, valor_informado=g.valor_informado)
+            for g in lido.guias])
         return responses.protocolo_recebimento(
-            ctx, numero_lote=lido.numero_lote, numero_protocolo=protocolo.numero,
+            ctx, numero_lote=lido.numero_lote, numero_protocolo=numero,
             data_envio_lote=ctx.now.date(), valor_total=lido.valor_informado,
             guias=[_recebida(g, lido.tipo_guia) for g in lido.guias])
 
     def _status(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
         numero = call.field("protocolo")
-        protocolo = session.scalars(select(Protocolo).where(
-            Protocolo.numero == numero, Protocolo.prestador_id == call.prestador_id,
-            Protocolo.registro_ans == call.operadora.registro_ans)).one_or_none()
-        lote = session.scalars(select(Lote).where(Lote.protocolo_id == protocolo.id)).one_or_none() \
-            if protocolo is not None else None
+        lote = inbound.lote_do_protocolo(session, numero, call.prestador_id, call.operadora.registro_ans)
         if lote is None:  # unknown, another provider's, or not a lote: the same answer
             return responses.protocolo_nao_localizado(ctx, numero_protocolo=numero)
         return responses.situacao_protocolo(
-            ctx, numero_protocolo=protocolo.numero, numero_lote=lote.numero_lote,
-            status=protocolo.status, data_envio_lote=lote.criado_em.date(),
+            ctx, numero_protocolo=lote.numero_protocolo, numero_lote=lote.numero_lote,
+            status=lote.status, data_envio_lote=lote.criado_em.date(),
             valor_total=lote.valor_informado, guias=[_recebida(g, lote.tipo_guia) for g in lote.guias])
 
     # -- audit -------------------------------------------------------------------------------------
     def _mensagem(self, call: Call, direcao: str, data: bytes, resultado: str,
-                  found_hash: str | None) -> Mensagem:
-        return Mensagem(direcao=direcao, servico=call.service.name, versao=call.message.version,
-                        tipo_transacao=call.field("tipo") or None,
-                        sequencial_transacao=call.field("sequencial")[:20] or None, hash=found_hash,
-                        tamanho=len(data), corpo=data, remetente=_remetente(call)[:20] or None,
-                        destinatario=call.field("destino")[:20] or None,
-                        prestador_id=call.prestador_id, resultado=resultado, endereco=call.endereco)
+                  found_hash: str | None) -> dict:
+        """The mensagem row (gateway.storage.models.Mensagem) of a request or its answer."""
+        return dict(direcao=direcao, servico=call.service.name, versao=call.message.version,
+                    tipo_transacao=call.field("tipo") or None,
+                    sequencial_transacao=call.field("sequencial")[:20] or None, hash=found_hash,
+                    tamanho=len(data), corpo=data, remetente=_remetente(call)[:20] or None,
+                    destinatario=call.field("destino")[:20] or None,
+                    prestador_id=call.prestador_id, resultado=resultado, endereco=call.endereco)
 
     def _store_refused(self, call: Call, fault: TissFault) -> None:
         try:
             with self.sessions.begin() as session:
                 row = self._mensagem(call, "entrada", call.message.data, "recusada", None)
-                row.codigo_erro = fault.code or fault.tiss_fault
-                session.add(row)
+                row["codigo_erro"] = fault.code or fault.tiss_fault
+                inbound.add_mensagem(session, row)
         except Exception:  # never let audit storage turn a client's error into a server error
             log.exception("falha ao gravar mensagem recusada")
         log.info("recusada: %s %s %s", call.service.name, fault.tiss_fault, fault.faultstring)
@@ -382,7 +362,7 @@ def _remetente(call: Call) -> str:
     return call.field("cnpj") or call.field("cpf") or call.field("codigo")
 
 
-def _recebida(guia: GuiaLida | Guia, tipo_guia: str) -> responses.GuiaRecebida:
+def _recebida(guia: GuiaLida | inbound.GuiaGravada, tipo_guia: str) -> responses.GuiaRecebida:
     return responses.GuiaRecebida(numero_guia_prestador=guia.numero_guia_prestador,
                                   numero_guia_operadora=guia.numero_guia_operadora,
                                   numero_carteira=guia.numero_carteira,

@@ -32,11 +32,13 @@ Facts from the official schemas that shape this module:
 
 import copy
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
+from xml.sax.saxutils import escape as xml_escape
 
 from lxml import etree
 
@@ -112,6 +114,7 @@ _PRESTADOR_IDS = ("CNPJ", "CPF", "codigoPrestadorNaOperadora")
 _CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
                "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
 _REGISTRO_ANS = re.compile(r"[0-9]{6}")
+_local = threading.local()  # lxml parsers must not be shared between threads
 
 
 # --------------------------------------------------------------------------- data
@@ -218,8 +221,7 @@ def protocolo_recebimento(ctx: ReplyContext, *, numero_lote: str, numero_protoco
     _el(detalhe, "valorTotalProtocolo", _decimal(valor_total))
     dados = _el(detalhe, "dadosGuiasProtocolo")
     odonto = _guide_kind(guias)
-    for guia in guias:
-        _guia_dados(_el(dados, "dadosGuiasOdonto" if odonto else "dadosGuias"), guia)
+    _append_guias(dados, ("dadosGuiasOdonto",) if odonto else ("dadosGuias",), guias)
     return _finish(root)
 
 
@@ -246,9 +248,7 @@ def situacao_protocolo(ctx: ReplyContext, *, numero_protocolo: str, numero_lote:
     _valor_total(_el(detalhe, "valorTotalLote"), valor_total)
     guias_tiss = _el(detalhe, "guiasTISS")
     odonto = _guide_kind(guias)
-    for guia in guias:
-        wrapper = _el(guias_tiss, "guiasOdonto" if odonto else "guiasMedicas")
-        _guia_dados(_el(wrapper, "guias"), guia)
+    _append_guias(guias_tiss, ("guiasOdonto" if odonto else "guiasMedicas", "guias"), guias)
     return _finish(root)
 
 
@@ -632,16 +632,54 @@ def _guide_kind(guias: list[GuiaRecebida]) -> bool:
     return kinds.pop()
 
 
-def _guia_dados(out: etree._Element, guia: GuiaRecebida) -> None:
-    _el(out, "numeroGuiaPrestador", _texto("numeroGuiaPrestador", guia.numero_guia_prestador, 20))
+def _append_guias(parent: etree._Element, wrappers: tuple[str, ...], guias: list[GuiaRecebida]) -> None:
+    """Append one ``wrappers``-nested ct_guiaDados per guide: ct_guiaDados / ct_guiaDadosOdonto.
+
+    Guide lists are the bulk of a protocol answer (11 elements per guide, up to 100 guides): they
+    are written as text and parsed once, which is several times faster than one SubElement call
+    per element. The text is escaped here and the parser is the safe one.
+    """
+    opening = "".join(f"<ans:{name}>" for name in wrappers)
+    closing = "".join(f"</ans:{name}>" for name in reversed(wrappers))
+    parts = [f'<ans:lista xmlns:ans="{ANS_NS}">']
+    for guia in guias:
+        parts.append(opening)
+        _guia_text(parts, guia)
+        parts.append(closing)
+    parts.append("</ans:lista>")
+    parent.extend(etree.fromstring("".join(parts), _fragment_parser()))
+
+
+def _fragment_parser() -> etree.XMLParser:
+    """For fragments this module writes itself (see _append_guias); never for received bytes."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return parser
+
+
+def _guia_text(parts: list[str], guia: GuiaRecebida) -> None:
+    parts.append(_tag("numeroGuiaPrestador",
+                      _texto("numeroGuiaPrestador", guia.numero_guia_prestador, 20)))
     if guia.numero_guia_operadora:
-        _el(out, "numeroGuiaOperadora", _texto("numeroGuiaOperadora", guia.numero_guia_operadora, 20))
-    beneficiario = out if guia.odonto else _el(out, "dadosBeneficiario")
-    _el(beneficiario, "numeroCarteira", _texto("numeroCarteira", guia.numero_carteira, 20))
-    _el(beneficiario, "atendimentoRN", "S" if guia.atendimento_rn else "N")
-    if guia.data_realizacao is not None and not guia.odonto:
-        _el(out, "dataRealizacao", _data(guia.data_realizacao))
-    _valor_total(_el(out, "vlInformadoGuia"), guia.valores or ValorTotal.recebido(guia.valor_informado))
+        parts.append(_tag("numeroGuiaOperadora",
+                          _texto("numeroGuiaOperadora", guia.numero_guia_operadora, 20)))
+    if not guia.odonto:
+        parts.append("<ans:dadosBeneficiario>")
+    parts.append(_tag("numeroCarteira", _texto("numeroCarteira", guia.numero_carteira, 20)))
+    parts.append(_tag("atendimentoRN", "S" if guia.atendimento_rn else "N"))
+    if not guia.odonto:
+        parts.append("</ans:dadosBeneficiario>")
+        if guia.data_realizacao is not None:
+            parts.append(_tag("dataRealizacao", _data(guia.data_realizacao)))
+    valor = guia.valores or ValorTotal.recebido(guia.valor_informado)
+    parts.append(f"<ans:vlInformadoGuia>{_tag('valorProcessado', _decimal(valor.processado))}"
+                 f"{_tag('valorGlosa', _decimal(valor.glosa))}"
+                 f"{_tag('valorLiberado', _decimal(valor.liberado))}</ans:vlInformadoGuia>")
+
+
+def _tag(name: str, text: str) -> str:
+    return f"<ans:{name}>{xml_escape(text)}</ans:{name}>"
 
 
 def _valor_total(out: etree._Element, valor: ValorTotal) -> None:

@@ -73,9 +73,20 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    mode = connection.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+_SQLITE_BEGIN = "tiss_sqlite_begin"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """The application's session maker (SQLAlchemy defaults: objects expire on commit)."""
     return sessionmaker(engine)
+
+
+def reader_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for transactions that only read. On SQLite they begin DEFERRED: a WAL reader takes
+    no lock, so checks like "is this login still allowed" do not queue behind other workers'
+    writes (a read-only transaction cannot hit SQLITE_BUSY_SNAPSHOT). Writing in one is a bug."""
+    return sessionmaker(engine.execution_options(**{_SQLITE_BEGIN: "DEFERRED"}))

@@ -33,24 +33,35 @@ def numero_for(protocolo_id: int) -> str:
     return f"{protocolo_id:0{NUMERO_DIGITS}d}"
 
 
-def new_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_ans: str,
-                  origem: str = "gateway", now: datetime | None = None) -> Protocolo:
-    """Create a protocol (status 1 Recebido, recorded in the history) and assign its number.
+def insert_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_ans: str,
+                     origem: str = "gateway", now: datetime | None = None) -> tuple[int, str]:
+    """Create a protocol (status 1 Recebido, recorded in the history); returns (id, numero).
 
-    Flushes but does not commit: the protocol belongs to the caller's transaction (a rollback
-    discards it; its id is then skipped, never reused).
+    Three Core statements, no ORM objects: this runs on every accepted message. Does not commit:
+    the protocol belongs to the caller's transaction (a rollback discards it; its id is then
+    skipped, never reused).
     """
     if tipo not in TIPOS_PROTOCOLO:
         raise ValueError(f"tipo de protocolo desconhecido: {tipo!r} (esperado um de {TIPOS_PROTOCOLO})")
     now = now or utcnow()
-    protocolo = Protocolo(numero="~" + secrets.token_hex(5), tipo=tipo, prestador_id=prestador_id,
-                          registro_ans=registro_ans, status=RECEBIDO, criado_em=now, atualizado_em=now)
-    protocolo.historico.append(ProtocoloStatus(status=RECEBIDO, em=now, origem=origem))
-    session.add(protocolo)
-    session.flush()
-    protocolo.numero = numero_for(protocolo.id)
-    session.flush()
-    return protocolo
+    connection, table = session.connection(), Protocolo.__table__
+    protocolo_id = connection.execute(table.insert().values(
+        numero="~" + secrets.token_hex(5), tipo=tipo, prestador_id=prestador_id,
+        registro_ans=registro_ans, status=RECEBIDO, criado_em=now, atualizado_em=now,
+    ).returning(table.c.id)).scalar_one()
+    numero = numero_for(protocolo_id)
+    connection.execute(table.update().where(table.c.id == protocolo_id).values(numero=numero))
+    connection.execute(ProtocoloStatus.__table__.insert().values(
+        protocolo_id=protocolo_id, status=RECEBIDO, em=now, origem=origem))
+    return protocolo_id, numero
+
+
+def new_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_ans: str,
+                  origem: str = "gateway", now: datetime | None = None) -> Protocolo:
+    """:func:`insert_protocolo`, returning the ORM object."""
+    protocolo_id, _numero = insert_protocolo(session, tipo=tipo, prestador_id=prestador_id,
+                                             registro_ans=registro_ans, origem=origem, now=now)
+    return session.get_one(Protocolo, protocolo_id)
 
 
 def set_status(session: Session, protocolo: Protocolo, status: int, origem: str,
