@@ -672,14 +672,21 @@ def _guia_text(parts: list[str], guia: GuiaRecebida) -> None:
         parts.append("</ans:dadosBeneficiario>")
         if guia.data_realizacao is not None:
             parts.append(_tag("dataRealizacao", _data(guia.data_realizacao)))
-    valor = guia.valores or ValorTotal.recebido(guia.valor_informado)
-    parts.append(f"<ans:vlInformadoGuia>{_tag('valorProcessado', _decimal(valor.processado))}"
-                 f"{_tag('valorGlosa', _decimal(valor.glosa))}"
-                 f"{_tag('valorLiberado', _decimal(valor.liberado))}</ans:vlInformadoGuia>")
+    if guia.valores is None:  # not analysed yet: informed value in, nothing glosado nor released
+        processado, glosa, liberado = _decimal(guia.valor_informado), "0.00", "0.00"
+    else:
+        valor = guia.valores
+        processado, glosa, liberado = (_decimal(valor.processado), _decimal(valor.glosa),
+                                       _decimal(valor.liberado))
+    parts.append(f"<ans:vlInformadoGuia><ans:valorProcessado>{processado}</ans:valorProcessado>"
+                 f"<ans:valorGlosa>{glosa}</ans:valorGlosa>"
+                 f"<ans:valorLiberado>{liberado}</ans:valorLiberado></ans:vlInformadoGuia>")
 
 
 def _tag(name: str, text: str) -> str:
-    return f"<ans:{name}>{xml_escape(text)}</ans:{name}>"
+    if "&" in text or "<" in text or ">" in text:  # rare in TISS values; escape() costs 3 scans
+        text = xml_escape(text)
+    return f"<ans:{name}>{text}</ans:{name}>"
 
 
 def _valor_total(out: etree._Element, valor: ValorTotal) -> None:
@@ -690,6 +697,10 @@ def _valor_total(out: etree._Element, valor: ValorTotal) -> None:
 
 def _decimal(value: Decimal | int | str, total_digits: int = 10) -> str:
     """st_decimal10-2: two decimal places, at most ``total_digits`` digits."""
+    if type(value) is Decimal and value.as_tuple().exponent == -2 and value.is_finite():
+        text = str(value)  # already cents (database Numeric, values read from a message)
+        if len(text.lstrip("-").replace(".", "")) <= total_digits and "E" not in text:
+            return text
     try:
         quantized = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     except (InvalidOperation, TypeError) as exc:
