@@ -29,7 +29,7 @@ from gateway.message import hashing
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, SERVICE_BY_REQUEST, SERVICES, SOAP11_NS
 from gateway.message.validation import validate
 from gateway.storage.db import make_engine
-from gateway.storage.models import Lote, Mensagem, Protocolo, Transacao
+from gateway.storage.models import Critica, Lote, Mensagem, Protocolo, Transacao
 from tests.conftest import OFFICIAL_SCHEMAS
 from tests.db_fixtures import BACKENDS
 from tests.factory import Party, build_lote, build_request, cnpj_check_digits, envelope
@@ -113,6 +113,13 @@ def _server_log_on_failure(request: pytest.FixtureRequest, gateway: GatewayProce
 def count(engine: Engine, model, *where) -> int:
     with engine.connect() as connection:
         return connection.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def criticas_of(engine: Engine, mensagem_id: int) -> list[tuple[str | None, str, str | None]]:
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(
+            select(Critica.codigo, Critica.mensagem, Critica.localizacao)
+            .where(Critica.mensagem_id == mensagem_id).order_by(Critica.id))]
 
 
 def last_refused(engine: Engine) -> Mensagem:
@@ -363,6 +370,9 @@ def test_failure_answers_a_tiss_fault_and_stores_the_message(gateway, db, case):
     assert (row.codigo_erro, row.corpo, row.tamanho, row.direcao) == (code, data, len(data), "entrada")
     assert row.servico == ("tissSolicitacaoStatusProtocolo" if case == "body-of-another-service"
                            else "tissLoteGuias")
+    criticas = criticas_of(db, row.id)
+    assert criticas and criticas[0][0] == code, criticas
+    assert all(text for _code, text, _where in criticas)
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -460,6 +470,11 @@ def test_same_numero_lote_in_another_transaction_is_refused_in_the_answer(gatewa
     assert glosa_of(root) == code
     assert root.find("ans:recebimentoLote/ans:protocoloRecebimento", NS) is None
     assert count(db, Lote) == lotes
+    with db.connect() as connection:
+        request_id = connection.scalar(select(Mensagem.id).where(
+            Mensagem.direcao == "entrada", Mensagem.resultado == "aceita").order_by(Mensagem.id.desc()))
+    assert criticas_of(db, request_id) == [(code, f"Número de lote {numero} já informado anteriormente.",
+                                            "loteGuias/numeroLote")]
 
 
 def test_same_sequencial_with_other_content_is_refused(gateway):

@@ -15,7 +15,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,7 +28,8 @@ from gateway.config import Config, Operadora
 from gateway.front import responses
 from gateway.front.lote import GuiaLida, read_lote
 from gateway.message import hashing
-from gateway.message.findings import Finding
+from gateway.message.findings import Finding, describe
+from gateway.message.findings import error as critica
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, Service
@@ -151,15 +152,17 @@ class Pipeline:
                 resultado="recusada", codigo_erro="5002", endereco=environ.get("REMOTE_ADDR")))
         log.warning("mensagem de %s bytes recusada (limite)", length)
 
-    def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True) -> None:
+    def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True,
+                       findings: Sequence[Finding] = ()) -> None:
         """Store a request the SOAP layer refused before the pipeline could read it (malformed
-        XML, DOCTYPE, no SOAP 1.1 envelope, unknown body element...)."""
+        XML, DOCTYPE, no SOAP 1.1 envelope, unknown body element...), with its críticas."""
         try:
             with self.sessions.begin() as session:
-                inbound.add_mensagem(session, dict(
+                mensagem_id = inbound.add_mensagem(session, dict(
                     direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=len(data), corpo=data,
                     resultado="recusada" if client else "erro", codigo_erro=code,
                     endereco=environ.get("REMOTE_ADDR")))
+                inbound.add_criticas(session, mensagem_id, findings or [_finding_of_code(code)])
         except Exception:  # never let audit storage turn a client's error into a server error
             log.exception("falha ao gravar mensagem recusada")
 
@@ -293,8 +296,9 @@ class Pipeline:
         registro = call.operadora.registro_ans
         if inbound.lote_existe(session, call.prestador_id, registro, lido.numero_lote):
             code = LOTE_JA_INFORMADO.get(call.message.version, "1308")
-            return responses.mensagem_erro(ctx, call.service, code,
-                                           f"Número de lote {lido.numero_lote} já informado anteriormente.")
+            text = f"Número de lote {lido.numero_lote} já informado anteriormente."
+            inbound.add_criticas(session, request_id, [critica(code, text, "loteGuias/numeroLote")])
+            return responses.mensagem_erro(ctx, call.service, code, text)
         protocolo_id, numero = insert_protocolo(session, tipo="lote", prestador_id=call.prestador_id,
                                                 registro_ans=registro, now=ctx.now)
         inbound.add_lote(session, dict(
@@ -336,7 +340,9 @@ class Pipeline:
             with self.sessions.begin() as session:
                 row = self._mensagem(call, "entrada", call.message.data, "recusada", None)
                 row["codigo_erro"] = fault.code or fault.tiss_fault
-                inbound.add_mensagem(session, row)
+                mensagem_id = inbound.add_mensagem(session, row)
+                inbound.add_criticas(session, mensagem_id, fault.findings or [
+                    critica(fault.code, str(fault.faultstring))])
         except Exception:  # never let audit storage turn a client's error into a server error
             log.exception("falha ao gravar mensagem recusada")
         log.info("recusada: %s %s %s", call.service.name, fault.tiss_fault, fault.faultstring)
@@ -355,7 +361,13 @@ def _fault_for(findings: list[Finding]) -> TissFault:
     fault = FAULT_FOR_CODE.get(first.code or "", "SchemaInvalido")
     text = "; ".join(f"[{f.code}] {f.message}" + (f" (linha {f.line})" if f.line else "")
                      for f in findings[:5])
-    return TissFault(fault, text[:2000], code=first.code)
+    return TissFault(fault, text[:2000], code=first.code, findings=findings)
+
+
+def _finding_of_code(code: str) -> Finding:
+    """A crítica for a refusal known only by its code (Table 38 or tissFault name)."""
+    description = describe(code) if code.isdigit() else None
+    return critica(code if code.isdigit() else None, description or code)
 
 
 def _remetente(call: Call) -> str:

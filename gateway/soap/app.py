@@ -90,12 +90,13 @@ class TissWsgi:
         if udc is None or getattr(udc, "in_pipeline", False):
             return
         error = ctx.in_error or ctx.out_error
+        found = ()
         if isinstance(error, TissFault):
-            code, client = error.code or error.tiss_fault, error.client
+            code, client, found = error.code or error.tiss_fault, error.client, error.findings
         else:
             client = isinstance(error, Fault) and str(error.faultcode).startswith("Client")
             code = "5001" if client else "ErroInesperadoServidor"
-        self.pipeline.refused_unread(ctx.transport.req_env, udc.raw, code, client=client)
+        self.pipeline.refused_unread(ctx.transport.req_env, udc.raw, code, client=client, findings=found)
 
     def _wsdl(self, environ: dict, start_response: StartResponse, service: str,
               version: str | None) -> Iterable[bytes]:

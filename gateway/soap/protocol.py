@@ -7,6 +7,7 @@ hands ``ctx.in_body_doc`` to the service untouched; the out-protocol writes the 
 service prepared (or a tissFaultWS envelope for an error).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -15,17 +16,20 @@ from spyne.protocol.soap import Soap11
 
 from gateway.front import responses
 from gateway.message import reader
+from gateway.message.findings import Finding
 from gateway.message.reader import MessageError
 
 
 class TissFault(Fault):
     """A tissFaultWS answer: ``fault`` is an st_tissFault value, ``client`` says whose mistake."""
 
-    def __init__(self, fault: str, text: str, *, client: bool = True, code: str | None = None):
+    def __init__(self, fault: str, text: str, *, client: bool = True, code: str | None = None,
+                 findings: Sequence[Finding] = ()):
         super().__init__("Client" if client else "Server", text)
         self.tiss_fault = fault
         self.client = client
         self.code = code  # Table 38 code behind the fault, for logs and storage
+        self.findings = tuple(findings)  # every finding behind it (stored as críticas)
 
 
 @dataclass
@@ -48,7 +52,8 @@ class TissSoapIn(Soap11):
             tree = reader.parse(raw, self.max_bytes)
         except MessageError as exc:
             ctx.udc.finding = exc.finding
-            raise TissFault("SchemaInvalido", exc.finding.message, code=exc.finding.code) from None
+            raise TissFault("SchemaInvalido", exc.finding.message, code=exc.finding.code,
+                            findings=[exc.finding]) from None
         ctx.udc.tree = tree
         ctx.in_document = (tree.getroot(), {})
 

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from gateway.storage.models import Guia, Lote, Mensagem, Prestador, Protocolo, Transacao
+from gateway.message.findings import Finding
+from gateway.storage.models import Critica, Guia, Lote, Mensagem, Prestador, Protocolo, Transacao
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ def lote_do_protocolo(session: Session, numero: str, prestador_id: int,
                Guia.valor_informado).where(Guia.lote_id == row.id).order_by(Guia.id)).all()
     return LoteGravado(row.numero, row.status, row.numero_lote, row.tipo_guia, row.valor_informado,
                        row.criado_em, [GuiaGravada(*g) for g in guias])
+
+
+def add_criticas(session: Session, mensagem_id: int, findings: Sequence[Finding], *,
+                 lote_id: int | None = None) -> None:
+    """The críticas of a message (Table 38 code, text, the element they point at)."""
+    rows = [dict(mensagem_id=mensagem_id, lote_id=lote_id, codigo=f.code, mensagem=f.message[:4000],
+                 localizacao=f.location, linha=f.line) for f in findings]
+    if rows:
+        session.connection().execute(_table(Critica).insert(), rows)
 
 
 def _table(model: type) -> Table:
