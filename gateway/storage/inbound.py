@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.message.findings import Finding
@@ -47,69 +47,80 @@ class LoteGravado:
     guias: list[GuiaGravada]
 
 
+# Statements are built once: building a select() or insert() costs more than running it here.
+_P, _M, _T, _L, _G, _PR = (m.__table__ for m in (Prestador, Mensagem, Transacao, Lote, Guia, Protocolo))  # type: ignore[attr-defined]
+_PRESTADOR = select(_P.c.ativo, _P.c.bloqueado_ate).where(_P.c.id == bindparam("id"))
+_TRANSACAO = (select(_T.c.hash, _M.c.corpo).select_from(_T.outerjoin(_M, _M.c.id == _T.c.resposta_id))
+              .where(_T.c.prestador_id == bindparam("prestador_id"),
+                     _T.c.tipo_transacao == bindparam("tipo"),
+                     _T.c.sequencial_transacao == bindparam("sequencial")))
+_RESPOSTA = _T.update().where(_T.c.id == bindparam("transacao_id")).values(resposta_id=bindparam("resposta"))
+_LOTE_EXISTE = select(_L.c.id).where(_L.c.prestador_id == bindparam("prestador_id"),
+                                     _L.c.registro_ans == bindparam("registro_ans"),
+                                     _L.c.numero_lote == bindparam("numero_lote")).limit(1)
+_LOTE_DO_PROTOCOLO = (
+    select(_PR.c.numero, _PR.c.status, _L.c.id, _L.c.numero_lote, _L.c.tipo_guia, _L.c.valor_informado,
+           _L.c.criado_em)
+    .select_from(_PR.join(_L, _L.c.protocolo_id == _PR.c.id))
+    .where(_PR.c.numero == bindparam("numero"), _PR.c.prestador_id == bindparam("prestador_id"),
+           _PR.c.registro_ans == bindparam("registro_ans")).limit(1))
+_GUIAS_DO_LOTE = (select(_G.c.numero_guia_prestador, _G.c.numero_guia_operadora, _G.c.numero_carteira,
+                         _G.c.valor_informado).where(_G.c.lote_id == bindparam("lote_id")).order_by(_G.c.id))
+_INSERT = {table.name: table.insert().returning(table.c.id) for table in (_M, _T, _L)}
+
+
 def prestador_liberado(session: Session, prestador_id: int, now: datetime) -> bool:
     """Active and not locked: one indexed read."""
-    row = session.execute(select(Prestador.ativo, Prestador.bloqueado_ate).where(
-        Prestador.id == prestador_id)).one_or_none()
+    row = session.connection().execute(_PRESTADOR, {"id": prestador_id}).one_or_none()
     return row is not None and row.ativo and (row.bloqueado_ate is None or row.bloqueado_ate <= now)
 
 
 def add_mensagem(session: Session, values: Mapping[str, Any]) -> int:
-    return _insert(session, Mensagem, values)
+    return _insert(session, _M, values)
 
 
 def transacao_anterior(session: Session, prestador_id: int, tipo: str,
                        sequencial: str) -> TransacaoAnterior | None:
-    row = session.execute(
-        select(Transacao.hash, Mensagem.corpo)
-        .outerjoin(Mensagem, Mensagem.id == Transacao.resposta_id)
-        .where(Transacao.prestador_id == prestador_id, Transacao.tipo_transacao == tipo,
-               Transacao.sequencial_transacao == sequencial)).one_or_none()
+    row = session.connection().execute(_TRANSACAO, {"prestador_id": prestador_id, "tipo": tipo,
+                                                    "sequencial": sequencial}).one_or_none()
     return TransacaoAnterior(row.hash, row.corpo) if row is not None else None
 
 
 def add_transacao(session: Session, *, prestador_id: int, tipo: str, sequencial: str, hash_: str,
                   requisicao_id: int) -> int:
     """Raises IntegrityError when a concurrent copy of the transaction committed first."""
-    return _insert(session, Transacao, dict(
+    return _insert(session, _T, dict(
         prestador_id=prestador_id, tipo_transacao=tipo, sequencial_transacao=sequencial, hash=hash_,
         requisicao_id=requisicao_id))
 
 
 def set_resposta(session: Session, transacao_id: int, resposta_id: int) -> None:
-    table = _table(Transacao)
-    session.connection().execute(table.update().where(table.c.id == transacao_id).values(
-        resposta_id=resposta_id))
+    session.connection().execute(_RESPOSTA, {"transacao_id": transacao_id, "resposta": resposta_id})
 
 
 def lote_existe(session: Session, prestador_id: int, registro_ans: str, numero_lote: str) -> bool:
-    return session.execute(select(Lote.id).where(
-        Lote.prestador_id == prestador_id, Lote.registro_ans == registro_ans,
-        Lote.numero_lote == numero_lote).limit(1)).first() is not None
+    return session.connection().execute(_LOTE_EXISTE, {
+        "prestador_id": prestador_id, "registro_ans": registro_ans, "numero_lote": numero_lote,
+    }).first() is not None
 
 
 def add_lote(session: Session, values: Mapping[str, Any], guias: Sequence[Mapping[str, Any]]) -> int:
     """The lote and its guides (one executemany for the guides)."""
-    lote_id = _insert(session, Lote, values)
+    lote_id = _insert(session, _L, values)
     if guias:
-        session.connection().execute(_table(Guia).insert(), [{**g, "lote_id": lote_id} for g in guias])
+        session.connection().execute(_G.insert(), [{**g, "lote_id": lote_id} for g in guias])
     return lote_id
 
 
 def lote_do_protocolo(session: Session, numero: str, prestador_id: int,
                       registro_ans: str) -> LoteGravado | None:
     """The lote behind a protocol number, only if it belongs to this provider and operator."""
-    row = session.execute(
-        select(Protocolo.numero, Protocolo.status, Lote.id, Lote.numero_lote, Lote.tipo_guia,
-               Lote.valor_informado, Lote.criado_em)
-        .join(Lote, Lote.protocolo_id == Protocolo.id)
-        .where(Protocolo.numero == numero, Protocolo.prestador_id == prestador_id,
-               Protocolo.registro_ans == registro_ans)).first()
+    connection = session.connection()
+    row = connection.execute(_LOTE_DO_PROTOCOLO, {
+        "numero": numero, "prestador_id": prestador_id, "registro_ans": registro_ans}).first()
     if row is None:
         return None
-    guias = session.execute(
-        select(Guia.numero_guia_prestador, Guia.numero_guia_operadora, Guia.numero_carteira,
-               Guia.valor_informado).where(Guia.lote_id == row.id).order_by(Guia.id)).all()
+    guias = connection.execute(_GUIAS_DO_LOTE, {"lote_id": row.id}).all()
     return LoteGravado(row.numero, row.status, row.numero_lote, row.tipo_guia, row.valor_informado,
                        row.criado_em, [GuiaGravada(*g) for g in guias])
 
@@ -120,14 +131,9 @@ def add_criticas(session: Session, mensagem_id: int, findings: Sequence[Finding]
     rows = [dict(mensagem_id=mensagem_id, lote_id=lote_id, codigo=f.code, mensagem=f.message[:4000],
                  localizacao=f.location, linha=f.line) for f in findings]
     if rows:
-        session.connection().execute(_table(Critica).insert(), rows)
+        session.connection().execute(Critica.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
-def _table(model: type) -> Table:
-    return model.__table__  # type: ignore[attr-defined]
-
-
-def _insert(session: Session, model: type, values: Mapping[str, Any]) -> int:
+def _insert(session: Session, table: Table, values: Mapping[str, Any]) -> int:
     """A plain Core insert (the ORM's bulk layer costs more than the statement); returns the id."""
-    table = _table(model)
-    return session.connection().execute(table.insert().values(**values).returning(table.c.id)).scalar_one()
+    return session.connection().execute(_INSERT[table.name], values).scalar_one()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
 from gateway.storage.models import (
@@ -33,6 +34,12 @@ def numero_for(protocolo_id: int) -> str:
     return f"{protocolo_id:0{NUMERO_DIGITS}d}"
 
 
+_TABLE, _HISTORICO_TABLE = Protocolo.__table__, ProtocoloStatus.__table__  # type: ignore[attr-defined]
+_INSERT = _TABLE.insert().returning(_TABLE.c.id)
+_NUMERO = _TABLE.update().where(_TABLE.c.id == bindparam("protocolo_id")).values(numero=bindparam("numero"))
+_HISTORICO = _HISTORICO_TABLE.insert()
+
+
 def insert_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_ans: str,
                      origem: str = "gateway", now: datetime | None = None) -> tuple[int, str]:
     """Create a protocol (status 1 Recebido, recorded in the history); returns (id, numero).
@@ -44,15 +51,14 @@ def insert_protocolo(session: Session, *, tipo: str, prestador_id: int, registro
     if tipo not in TIPOS_PROTOCOLO:
         raise ValueError(f"tipo de protocolo desconhecido: {tipo!r} (esperado um de {TIPOS_PROTOCOLO})")
     now = now or utcnow()
-    connection, table = session.connection(), Protocolo.__table__
-    protocolo_id = connection.execute(table.insert().values(
+    connection = session.connection()
+    protocolo_id = connection.execute(_INSERT, dict(
         numero="~" + secrets.token_hex(5), tipo=tipo, prestador_id=prestador_id,
         registro_ans=registro_ans, status=RECEBIDO, criado_em=now, atualizado_em=now,
-    ).returning(table.c.id)).scalar_one()
+    )).scalar_one()
     numero = numero_for(protocolo_id)
-    connection.execute(table.update().where(table.c.id == protocolo_id).values(numero=numero))
-    connection.execute(ProtocoloStatus.__table__.insert().values(
-        protocolo_id=protocolo_id, status=RECEBIDO, em=now, origem=origem))
+    connection.execute(_NUMERO, {"protocolo_id": protocolo_id, "numero": numero})
+    connection.execute(_HISTORICO, dict(protocolo_id=protocolo_id, status=RECEBIDO, em=now, origem=origem))
     return protocolo_id, numero
 
 
