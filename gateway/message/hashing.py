@@ -70,8 +70,10 @@ class HashCheck:
 
 
 _LEAF_TEXT = etree.XPath("descendant-or-self::*[not(*)]/text()", smart_strings=False)
+# respostaElegibilidadeWS, protocoloRecebimentoAnexoWS and reciboDocumentosWS name theirs
+# ``Signatures`` (plural) in every version's schema.
 _SKIPPED = frozenset({f"{{{ANS_NS}}}hash", f"{{{ANS_NS}}}epilogo", f"{{{ANS_NS}}}Signature",
-                      "{http://www.w3.org/2000/09/xmldsig#}Signature"})
+                      f"{{{ANS_NS}}}Signatures", "{http://www.w3.org/2000/09/xmldsig#}Signature"})
 
 
 def hash_element(root: etree._Element) -> etree._Element | None:
