@@ -1,0 +1,6 @@
+"""Simulated TISS operators: the other side of the gateway, for demos and end-to-end tests.
+
+Five operators from the user's manuals (Capital Prev, PASA, Unimed, CASSEMS, IPASGO), each a
+profile of data (``simulator/profiles/<key>.toml``) plus the rules that need code
+(``simulator/rules.py``); see docs/simulator-design.md.
+"""
