@@ -297,3 +297,71 @@ class Auditoria(Base):
     acao: Mapped[str] = mapped_column(String(40))
     detalhe: Mapped[str | None] = mapped_column(Text)
     endereco: Mapped[str | None] = mapped_column(String(45))
+
+
+ESTADOS_ENTREGA = ("pendente", "enviando", "entregue", "recusada", "morta")
+
+
+class Entrega(Base):
+    """One message to deliver to an operator: the outbox.
+
+    Scheduled in the transaction that accepts the message. A worker prepares it through the
+    operator's adapter (a lote over the operator's limits becomes one row per part, each with its
+    own numeroLote and sequencialTransacao) and keeps the prepared bytes: every retry sends the
+    same bytes, so the operator never sees one lote under two sequenciais.
+    """
+
+    __tablename__ = "entrega"
+    __table_args__ = (
+        CheckConstraint("estado IN ('pendente', 'enviando', 'entregue', 'recusada', 'morta')",
+                        name="estado"),
+        UniqueConstraint("registro_ans", "sequencial"),
+        Index(None, "estado", "proxima_em"),
+        Index(None, "proxima_consulta_em"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    registro_ans: Mapped[str] = mapped_column(String(6), index=True)
+    servico: Mapped[str] = mapped_column(String(60))
+    prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
+    mensagem_id: Mapped[int] = mapped_column(ForeignKey("mensagem.id"), index=True)  # the request accepted
+    protocolo_id: Mapped[int | None] = mapped_column(ForeignKey("protocolo.id"), index=True)
+    lote_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"), index=True)
+    parte: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    partes: Mapped[int | None] = mapped_column(Integer)  # None until prepared
+    sequencial: Mapped[str | None] = mapped_column(String(12))  # sequencialTransacao sent
+    numero_lote: Mapped[str | None] = mapped_column(String(12))  # numeroLote of this part
+    guias: Mapped[str | None] = mapped_column(Text)  # numeroGuiaPrestador of this part, one per line
+    corpo: Mapped[bytes | None] = mapped_column(LargeBinary)  # prepared *WS document
+    estado: Mapped[str] = mapped_column(String(10), default="pendente", server_default=text("'pendente'"))
+    tentativas: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    proxima_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    reservada_ate: Mapped[datetime | None] = mapped_column(UtcDateTime)  # a worker's lease
+    reservada_por: Mapped[str | None] = mapped_column(String(100))
+    ultimo_erro: Mapped[str | None] = mapped_column(Text)
+    envio_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # last bytes sent
+    resposta_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # operator's answer
+    numero_protocolo: Mapped[str | None] = mapped_column(String(40))  # the operator's protocol
+    status: Mapped[int | None] = mapped_column(Integer)  # dm_statusProtocolo the operator reports
+    status_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    consultas: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    proxima_consulta_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # poller schedule
+    criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    entregue_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Demonstrativo(Base):
+    """A demonstrativo (dm_tipoDemonstrativo) fetched from an operator, kept as received."""
+
+    __tablename__ = "demonstrativo"
+    __table_args__ = (Index(None, "prestador_id", "registro_ans", "tipo"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
+    registro_ans: Mapped[str] = mapped_column(String(6))
+    tipo: Mapped[str] = mapped_column(String(1))  # 1 pagamento, 2 análise de conta, 3 odontologia
+    protocolo_id: Mapped[int | None] = mapped_column(ForeignKey("protocolo.id"), index=True)
+    numero_protocolo: Mapped[str | None] = mapped_column(String(40))  # the operator's
+    mensagem_id: Mapped[int] = mapped_column(ForeignKey("mensagem.id"))  # the operator's answer
+    obtido_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
