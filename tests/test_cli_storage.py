@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.db_cmd import display_url
+from gateway.storage import migrate
 
 SENHA = "Segredo-Muito-Forte-123"
 SENHA_STDIN = "outra senha com espaços"
@@ -29,9 +30,10 @@ def test_db_upgrade_default_sqlite(tmp_path: Path) -> None:
     done = cli(home, "db", "upgrade")
     assert done.returncode == 0, done.stderr
     assert (home / "gateway.sqlite").is_file()
-    assert "0001" in done.stdout
+    assert migrate.head() in done.stdout
     after = cli(home, "db", "current")
-    assert after.returncode == 0 and "revisão 0001" in after.stdout and "atualizado" in after.stdout
+    assert after.returncode == 0
+    assert f"revisão {migrate.head()}" in after.stdout and "atualizado" in after.stdout
 
 
 def test_db_upgrade_from_config_and_option(tmp_path: Path) -> None:

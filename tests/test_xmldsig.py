@@ -584,3 +584,11 @@ def test_signature_error_as_finding(ca: pki.Authority) -> None:
     finding = caught.value.finding()
     assert (finding.code, finding.severity, finding.location) == ("5022", f.Severity.ERROR, "Signature")
     assert finding.message == caught.value.mensagem
+
+
+def test_an_accented_name_longer_than_64_bytes_is_cut_by_bytes(ca: pki.Authority) -> None:
+    """cryptography bounds a CN by UTF-8 bytes: a name of 64 characters with accents must still fit."""
+    nome = "PASA - Plano de Assistência à Saúde do Aposentado da Vale Ltda"
+    leaf = ca.issue(nome, cnpj="39419809000198")
+    cn = leaf.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert len(cn.encode("utf-8")) <= 64 and cn.endswith(":39419809000198") and cn.startswith("PASA - Plano")

@@ -271,13 +271,19 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey, star
 def _icp_name(cn: str, *units: str) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "BR"),
                   x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICP-Brasil")]
-    attributes += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, u[:_CN_MAX]) for u in units if u]
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, cn[:_CN_MAX]))
+    attributes += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _fit(u, _CN_MAX)) for u in units if u]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, _fit(cn, _CN_MAX)))
     return x509.Name(attributes)
 
 
+def _fit(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-8 *bytes* (the bound cryptography enforces): accented names
+    like "PASA - Plano de Assistência à Saúde..." overflow a cut by characters."""
+    return text.strip().encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def _leaf_cn(nome: str, documento: str) -> str:
-    return f"{nome.strip()[: _CN_MAX - len(documento) - 1]}:{documento}"
+    return f"{_fit(nome, _CN_MAX - len(documento) - 1)}:{documento}"
 
 
 def _key_usage(*, digital_signature: bool = False, content_commitment: bool = False,
