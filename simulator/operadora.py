@@ -1,0 +1,331 @@
+"""OperadoraSimulada: the pipeline object ``TissWsgi`` calls for one simulated operator.
+
+service matches the URL -> version accepted by the profile (5028) -> schema and hash with the
+profile's accepted variants -> signature when the profile requires it (5018-5022) -> login
+(loginSenhaPrestador: MD5 hex of the password) -> origem is that provider (1206/1203) -> destino is
+this operator (5027) -> replay? (same provider, tipoTransacao, sequencial and hash: the stored
+answer) -> the service (``simulator.servicos``) -> hash in the profile's variant -> signature when
+the profile signs its answers.
+
+Like the gateway: failures up to the destination check answer with a tissFaultWS; business
+failures (críticas, protocol not found, demonstrativo not available) with the response's own
+mensagemErro. Every message in and out is stored with its bytes, refused ones included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.front import responses
+from gateway.message import hashing
+from gateway.message.findings import Finding
+from gateway.message.reader import TissMessage
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import ANS_NS, SOAP11_NS, Service
+from gateway.message.validation import validate_message
+from gateway.soap.protocol import Reply, TissFault, fault_reply
+from gateway.soap.service import SERVICE_KEY, VERSION_KEY
+from simulator import servicos
+from simulator.clock import SimClock, horario_local
+from simulator.models import SimMensagem, SimTransacao
+from simulator.profile import PrestadorSimulado, Profile
+
+if TYPE_CHECKING:
+    from gateway.security.pki import Leaf
+
+log = logging.getLogger("tiss_simulator.operadora")
+_NS = {"ans": ANS_NS}
+_CAB = "ans:cabecalho/"
+_ORIGEM = _CAB + "ans:origem/ans:identificacaoPrestador/ans:"
+_text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in {
+    "padrao": _CAB + "ans:Padrao",
+    "tipo": _CAB + "ans:identificacaoTransacao/ans:tipoTransacao",
+    "sequencial": _CAB + "ans:identificacaoTransacao/ans:sequencialTransacao",
+    "destino": _CAB + "ans:destino/ans:registroANS",
+    "login": _CAB + "ans:loginSenhaPrestador/ans:loginPrestador",
+    "senha": _CAB + "ans:loginSenhaPrestador/ans:senhaPrestador",
+    "cnpj": _ORIGEM + "CNPJ",
+    "cpf": _ORIGEM + "CPF",
+    "codigo": _ORIGEM + "codigoPrestadorNaOperadora",
+}.items()}
+FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
+
+
+@dataclass
+class Chamada:
+    """One request on its way through the operator."""
+
+    message: TissMessage
+    service: Service
+    endereco: str | None
+    prestador: PrestadorSimulado | None = None  # once logged in
+    hash_found: str = ""  # lower case, once the message validated
+    _fields: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def field(self, name: str) -> str:
+        value = self._fields.get(name)
+        if value is None:
+            value = self._fields[name] = _text[name](self.message.root).strip()
+        return value
+
+    @property
+    def documento(self) -> str | None:
+        """The authenticated provider's CNPJ/CPF (the key of its transactions and data)."""
+        return self.prestador.documento if self.prestador is not None else None
+
+
+class OperadoraSimulada:
+    """A simulated health-plan operator answering the 12 TISS services from its ``profile``.
+
+    ``credentials``: the operator's ``gateway.security.pki.Leaf`` (key and chain, the chain's last
+    certificate being the sandbox CA that also issues the providers' certificates). Needed when
+    the profile signs its answers or requires signed requests.
+    """
+
+    def __init__(self, profile: Profile, registry: SchemaRegistry, sessions: sessionmaker[Session],
+                 clock: SimClock, *, seed: int = 0, credentials: Leaf | None = None):
+        self.profile = profile
+        self.registry = registry
+        self.sessions = sessions
+        self.clock = clock
+        self.seed = seed
+        self.credentials = credentials
+        self.hash_policy = profile.hash_policy()
+
+    # -- entry points (called by the SOAP layer) ------------------------------------------------
+    def handle(self, ctx: Any, service: Service, body: etree._Element) -> Reply:
+        environ = ctx.transport.req_env
+        ctx.udc.in_pipeline = True  # from here on this object stores what it refuses
+        tree = ctx.udc.tree
+        version = _text["padrao"](body).strip() or None
+        message = TissMessage(ctx.udc.raw, tree, body, etree.QName(body).localname, version,
+                              tree.docinfo.encoding or "UTF-8", True)
+        call = Chamada(message, service, environ.get("REMOTE_ADDR"))
+        try:
+            return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
+        except TissFault as fault:
+            self._store_refused(call, fault)
+            raise
+        except Exception:  # a bug: answer in TISS terms, and keep the request that caused it
+            log.exception("%s: erro inesperado em %s", self.profile.key, service.name)
+            fault = TissFault("ErroInesperadoServidor", "Erro inesperado na operadora simulada.",
+                              client=False)
+            self._store_refused(call, fault, resultado="erro")
+            raise fault from None
+
+    def refused_oversize(self, environ: dict, length: int) -> None:
+        self._store_unread(environ, b"", "5002", client=True, tamanho=length)
+
+    def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True,
+                       findings: Sequence[Finding] = ()) -> None:
+        """A request the SOAP layer refused before this object could read it (malformed XML, no
+        SOAP 1.1 envelope...): stored with its code (the findings' text is in the fault answer)."""
+        self._store_unread(environ, data, code, client=client)
+
+    # -- the steps -------------------------------------------------------------------------------
+    def _handle(self, call: Chamada, endpoint_service: str | None, endpoint_version: str | None) -> Reply:
+        message, service = call.message, call.service
+        if endpoint_service and endpoint_service != service.name:
+            raise TissFault("SchemaInvalido", f"{message.kind} não é uma mensagem do serviço "
+                            f"{endpoint_service}.", code="5001")
+        self._check_version(message.version, endpoint_version)
+        report = validate_message(message, registry=self.registry, policy=self.hash_policy)
+        if not report.valid:
+            raise _fault_for(report.findings)
+        call.hash_found = (report.hash.found or "").lower() if report.hash else ""
+        if self.profile.assinatura_exigida:
+            self._check_signature(message)
+        call.prestador = self._login(call)
+        self._check_origem(call)
+        destino = call.field("destino")
+        if destino != self.profile.registro_ans:
+            raise TissFault("DestinatarioInvalido", f"Registro ANS {destino or '(não informado)'} não é "
+                            f"o desta operadora ({self.profile.registro_ans}).", code="5027")
+        return self._transact(call)
+
+    def _check_version(self, version: str | None, endpoint_version: str | None) -> None:
+        if not version:
+            raise TissFault("VersaoInvalida", "cabecalho/Padrao não informado.", code="5028")
+        if endpoint_version and version != endpoint_version:
+            raise TissFault("VersaoInvalida", f"Mensagem da versão {version} enviada ao endereço da "
+                            f"versão {endpoint_version}.", code="5028")
+        if version not in self.profile.versoes or self.registry.get(version) is None:
+            raise TissFault("VersaoInvalida", f"A operadora {self.profile.nome} não aceita a versão "
+                            f"{version} (aceitas: {', '.join(self.profile.versoes)}).", code="5028")
+
+    def _check_signature(self, message: TissMessage) -> None:
+        from gateway.security import xmldsig  # loaded only by operators that check signatures
+
+        if self.credentials is None:
+            raise TissFault("ErroInesperadoServidor", "Operadora sem certificados para verificar "
+                            "assinaturas.", client=False)
+        try:
+            # Validity is judged at the real time: the certificates were issued at the real time,
+            # and a simulated clock started in the past would find them not yet valid.
+            xmldsig.verify(message.root, self.credentials.chain_pem[1:])
+        except xmldsig.SignatureError as exc:
+            # st_tissFault has no signature value: a certificate that does not identify the sender
+            # (5018-5021) is a RemetenteInvalido, a signature that does not match (5022) a message
+            # that is not what was signed.
+            fault = "SchemaInvalido" if exc.codigo == xmldsig.ASSINATURA_NAO_CONFERE else "RemetenteInvalido"
+            raise TissFault(fault, f"[{exc.codigo}] {exc.mensagem}", code=exc.codigo) from None
+
+    def _login(self, call: Chamada) -> PrestadorSimulado:
+        login, senha = call.field("login"), call.field("senha")
+        if not login or not senha:
+            raise TissFault("LoginInvalido", "loginSenhaPrestador não informado.", code="5005")
+        prestador = self.profile.prestador_por_login(login)
+        if prestador is None or not prestador.confere(login, senha):
+            raise TissFault("LoginInvalido", "Login ou senha inválidos.", code="5005")
+        return prestador
+
+    def _check_origem(self, call: Chamada) -> None:
+        prestador = call.prestador
+        documento = call.field("cnpj") or call.field("cpf")
+        codigo = call.field("codigo")
+        if documento:
+            if documento != prestador.documento:
+                raise TissFault("RemetenteInvalido", f"CPF / CNPJ {documento} da origem não é o do "
+                                "prestador autenticado.", code="1206")
+        elif codigo:
+            if codigo != prestador.codigo_na_operadora:
+                raise TissFault("RemetenteInvalido", f"Código do prestador {codigo} não é o do "
+                                "prestador autenticado.", code="1203")
+        else:
+            raise TissFault("RemetenteInvalido", "A origem da mensagem não identifica um prestador.",
+                            code="5005")
+
+    # -- storage and answer, one transaction -------------------------------------------------------
+    def _transact(self, call: Chamada) -> Reply:
+        for _ in range(3):
+            with self.sessions() as session:
+                earlier = self._earlier(session, call)
+                if earlier is not None:
+                    return self._repeat(call, earlier)
+            try:
+                with self.sessions.begin() as session:
+                    return self._store_and_answer(session, call)
+            except IntegrityError:
+                continue  # a concurrent copy of this transaction (or a counter's first row) won
+        raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
+
+    def _earlier(self, session: Session, call: Chamada) -> SimTransacao | None:
+        return session.scalars(select(SimTransacao).where(
+            SimTransacao.registro_ans == self.profile.registro_ans,
+            SimTransacao.prestador == call.documento,
+            SimTransacao.tipo_transacao == call.field("tipo"),
+            SimTransacao.sequencial_transacao == call.field("sequencial"))).one_or_none()
+
+    def _repeat(self, call: Chamada, earlier: SimTransacao) -> Reply:
+        if earlier.hash == call.hash_found and earlier.resposta is not None:
+            log.info("%s: transação repetida, mesma resposta: %s", self.profile.key,
+                     earlier.sequencial_transacao)
+            return Reply(earlier.resposta.corpo, call.message.encoding)
+        raise TissFault("SchemaInvalido", f"sequencialTransacao {call.field('sequencial')} já usado "
+                        "por outra mensagem deste prestador.", code="5001")
+
+    def _store_and_answer(self, session: Session, call: Chamada) -> Reply:
+        agora = self.clock.now()
+        request = self._mensagem(call, "entrada", call.message.data, "aceita", agora)
+        request.hash = call.hash_found or None
+        session.add(request)
+        session.flush()
+        transacao = SimTransacao(registro_ans=self.profile.registro_ans, prestador=call.documento,
+                                 tipo_transacao=call.field("tipo"),
+                                 sequencial_transacao=call.field("sequencial"), hash=call.hash_found,
+                                 requisicao_id=request.id)
+        session.add(transacao)
+        session.flush()  # the unique key decides which concurrent copy proceeds
+        reply_ctx = responses.reply_context(call.message.root, registro_ans=self.profile.registro_ans,
+                                            sequencial=str(request.id), now=horario_local(agora))
+        atendimento = servicos.Atendimento(session, self.profile, call.message, call.service, reply_ctx,
+                                           call.prestador, agora, self.seed, request.id)
+        root = servicos.responder(atendimento)
+        data = self.envelope(root, call.message.encoding)
+        response = self._mensagem(call, "saida", data, "resposta", agora)
+        response.resposta_de_id = request.id
+        session.add(response)
+        session.flush()
+        transacao.resposta_id = response.id
+        return Reply(data, call.message.encoding)
+
+    def envelope(self, root: etree._Element, encoding: str) -> bytes:
+        """Hash ``root`` in the profile's variant, sign it when the profile signs, wrap it in SOAP.
+
+        ``responses.envelope`` always hashes by the declared-encoding rule; an operator that
+        hashes UTF-8 whatever it declares (one profile does) needs the variant, hence this.
+        The signature comes after the hash (the hash leaves the signature out).
+        """
+        element = hashing.hash_element(root)
+        if element is None:
+            raise ValueError("a resposta não tem elemento hash")
+        element.text = hashing.compute(root, encoding, self.profile.hash_variante)
+        if self.profile.assina_respostas and self.credentials is not None:
+            from gateway.security import xmldsig
+
+            root = xmldsig.sign(root, self.credentials.key_pem, self.credentials.chain_pem)
+        body = etree.tostring(root, encoding=encoding, xml_declaration=False, with_tail=False)
+        head = f'<?xml version="1.0" encoding="{encoding}"?>\n{_ENVELOPE_OPEN}'
+        return head.encode(encoding) + body + _ENVELOPE_CLOSE.encode(encoding)
+
+    # -- audit -------------------------------------------------------------------------------------
+    def _mensagem(self, call: Chamada, direcao: str, data: bytes, resultado: str,
+                  agora: datetime) -> SimMensagem:
+        remetente = call.documento or call.field("cnpj") or call.field("cpf") or call.field("codigo")
+        return SimMensagem(
+            registro_ans=self.profile.registro_ans, direcao=direcao, servico=call.service.name,
+            versao=(call.message.version or "")[:8] or None, tipo_transacao=call.field("tipo")[:60] or None,
+            sequencial_transacao=call.field("sequencial")[:20] or None, tamanho=len(data), corpo=data,
+            prestador=remetente[:20] or None, resultado=resultado, endereco=call.endereco, em=agora)
+
+    def _store_refused(self, call: Chamada, fault: TissFault, resultado: str = "recusada") -> None:
+        agora = self.clock.now()
+        try:
+            with self.sessions.begin() as session:
+                request = self._mensagem(call, "entrada", call.message.data, resultado, agora)
+                request.codigo_erro = fault.code or fault.tiss_fault
+                session.add(request)
+                session.flush()
+                answer = fault_reply(fault).data
+                response = self._mensagem(call, "saida", answer, "resposta", agora)
+                response.resposta_de_id = request.id
+                response.codigo_erro = fault.tiss_fault
+                session.add(response)
+        except Exception:  # never let audit storage turn a client's error into a server error
+            log.exception("falha ao gravar mensagem recusada")
+        log.info("%s recusou %s: %s %s", self.profile.key, call.service.name, fault.tiss_fault,
+                 fault.faultstring)
+
+    def _store_unread(self, environ: dict, data: bytes, code: str, *, client: bool,
+                      tamanho: int | None = None) -> None:
+        try:
+            with self.sessions.begin() as session:
+                session.add(SimMensagem(
+                    registro_ans=self.profile.registro_ans, direcao="entrada",
+                    servico=environ.get(SERVICE_KEY), tamanho=len(data) if tamanho is None else tamanho,
+                    corpo=data, resultado="recusada" if client else "erro", codigo_erro=code,
+                    endereco=environ.get("REMOTE_ADDR"), em=self.clock.now()))
+        except Exception:
+            log.exception("falha ao gravar mensagem recusada")
+
+
+_ENVELOPE_OPEN = f'<soap:Envelope xmlns:soap="{SOAP11_NS}"><soap:Body>'
+_ENVELOPE_CLOSE = "</soap:Body></soap:Envelope>"
+
+
+def _fault_for(findings: list[Finding]) -> TissFault:
+    first = findings[0]
+    fault = FAULT_FOR_CODE.get(first.code or "", "SchemaInvalido")
+    text = "; ".join(f"[{f.code}] {f.message}" + (f" (linha {f.line})" if f.line else "")
+                     for f in findings[:5])
+    return TissFault(fault, text[:2000], code=first.code, findings=findings)
