@@ -55,6 +55,20 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class EntregaSettings:
+    """Delivery to operators and protocol tracking (the workers)."""
+
+    tentativas: int = 12  # attempts before a delivery is dead-lettered
+    espera_inicial_s: float = 2.0  # first retry delay; doubles per attempt, with jitter
+    espera_max_s: float = 900.0
+    reserva_s: float = 300.0  # a worker's lease on a delivery (above the largest operator timeout)
+    circuito_falhas: int = 5  # consecutive failures that open an operator's circuit
+    circuito_pausa_s: float = 30.0  # how long it stays open before one trial call
+    consulta_inicial_s: float = 300.0  # first status query of a new protocol
+    consulta_max_s: float = 6 * 3600.0  # status queries back off up to this interval
+
+
+@dataclass(frozen=True)
 class Operadora:
     registro_ans: str
     nome: str
@@ -63,6 +77,16 @@ class Operadora:
     versoes: tuple[str, ...] = VERSOES_TISS  # accepted Padrao versions
     hash_aceito: tuple[str, ...] = (hashing.DECLARED,)  # gateway.message.hashing.VARIANTS names
     hash_emitido: str = hashing.DECLARED
+    versoes_operadora: tuple[str, ...] = ()  # versions its web service takes (default: versoes)
+    timeout_s: float = 30.0  # per call to the operator
+    assinatura_chave: Path | None = None  # PEM key + certificate chain to sign what is sent
+    assinatura_certificados: Path | None = None
+    cnpj: str | None = None  # the operator's own CNPJ (rules that refuse the operator as executante)
+    codigos_proprios: tuple[str, ...] = ()  # codes that identify the operator itself in guides
+
+    @property
+    def versoes_envio(self) -> tuple[str, ...]:
+        return self.versoes_operadora or self.versoes
 
     def hash_policy(self) -> hashing.HashPolicy:
         return hashing.HashPolicy.of(self.hash_aceito)
@@ -87,6 +111,7 @@ class Config:
     operadoras: Mapping[str, Operadora] = field(default_factory=dict)  # keyed by registro ANS
     prestadores: tuple[PrestadorConfig, ...] = ()
     source: Path | None = None  # the file it was read from
+    entregas: EntregaSettings = field(default_factory=EntregaSettings)
 
     def operadora(self, registro_ans: str) -> Operadora | None:
         return self.operadoras.get(registro_ans)
@@ -164,6 +189,26 @@ class _Reader:
         return value
 
     @staticmethod
+    def number(value: Any, path: str, minimum: float, maximum: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(f"{path} deve ser um número")
+        if not minimum <= value <= maximum:
+            raise _Invalid(f"{path} deve estar entre {minimum} e {maximum} (veio {value})")
+        return float(value)
+
+    @staticmethod
+    def path(value: Any, path: str, source: Path | None) -> Path | None:
+        text = _Reader.string(value, path, optional=True)
+        if text is None:
+            return None
+        found = Path(text).expanduser()
+        if not found.is_absolute() and source is not None:
+            found = source.parent / found  # relative to the config file, not the working directory
+        if not found.is_file():
+            raise _Invalid(f"{path}: arquivo não encontrado: {found}")
+        return found
+
+    @staticmethod
     def strings(value: Any, path: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise _Invalid(f"{path} deve ser uma lista não vazia de textos")
@@ -184,11 +229,12 @@ def _join(path: str, key: str) -> str:
 
 
 def _parse(r: _Reader, data: Mapping[str, Any], source: Path | None) -> Config:
-    r.keys(data, ("gateway", "operadoras", "prestadores"), "")
+    r.keys(data, ("gateway", "entregas", "operadoras", "prestadores"), "")
     gateway = _parse_gateway(r, r.table(data.get("gateway", {}), "gateway"))
+    entregas = _parse_entregas(r, r.table(data.get("entregas", {}), "entregas"))
     operadoras = {}
     for registro, table in r.table(data.get("operadoras", {}), "operadoras").items():
-        operadoras[registro] = _parse_operadora(r, registro, r.table(table, f"operadoras.{registro}"))
+        operadoras[registro] = _parse_operadora(r, registro, r.table(table, f"operadoras.{registro}"), source)
     raw_prestadores = data.get("prestadores", [])
     if not isinstance(raw_prestadores, list):
         raise _Invalid("prestadores deve ser uma lista de tabelas ([[prestadores]])")
@@ -202,7 +248,21 @@ def _parse(r: _Reader, data: Mapping[str, Any], source: Path | None) -> Config:
             if other.documento == item.documento:
                 raise _Invalid(f"{path}: documento {item.documento} repetido")
         prestadores.append(item)
-    return Config(gateway, operadoras, tuple(prestadores), source)
+    return Config(gateway, operadoras, tuple(prestadores), source, entregas)
+
+
+def _parse_entregas(r: _Reader, table: Mapping[str, Any]) -> EntregaSettings:
+    defaults = EntregaSettings()
+    names = tuple(defaults.__dataclass_fields__)
+    r.keys(table, names, "entregas")
+    values: dict[str, Any] = {}
+    for name in names:
+        value = table.get(name, getattr(defaults, name))
+        if name in ("tentativas", "circuito_falhas"):
+            values[name] = r.integer(value, f"entregas.{name}", 1, 1000)
+        else:
+            values[name] = r.number(value, f"entregas.{name}", 0.01, 30 * 24 * 3600.0)
+    return EntregaSettings(**values)
 
 
 def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
@@ -228,12 +288,14 @@ def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
     )
 
 
-def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any]) -> Operadora:
+def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
+                     source: Path | None = None) -> Operadora:
     path = f"operadoras.{registro}"
     if not _REGISTRO_ANS.fullmatch(registro):
         raise _Invalid(f"[{path}]: o registro ANS da operadora deve ter 6 dígitos (ex.: [operadoras.329665])")
     r.keys(table, ("registro_ans", "nome", "adapter", "endpoint", "versoes", "hash_aceito",
-                   "hash_emitido"), path)
+                   "hash_emitido", "versoes_operadora", "timeout_s", "assinatura_chave",
+                   "assinatura_certificados", "cnpj", "codigos_proprios"), path)
     if "registro_ans" in table and table["registro_ans"] != registro:
         raise _Invalid(f"{path}.registro_ans ({table['registro_ans']!r}) difere da chave da tabela")
     for required in ("nome", "adapter"):
@@ -243,10 +305,13 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any]) -> Ope
     if not _ADAPTER.fullmatch(adapter or ""):
         raise _Invalid(f"{path}.adapter deve ser o nome de um módulo em adapters/ (ex.: 'unimed'): "
                        f"{adapter!r}")
-    versoes = r.strings(table.get("versoes", list(VERSOES_TISS)), f"{path}.versoes")
-    for versao in versoes:
-        if not _VERSAO.fullmatch(versao):
-            raise _Invalid(f"{path}.versoes: versão do Padrão TISS inválida {versao!r} (formato 4.03.00)")
+    versoes = _versoes(r, table.get("versoes", list(VERSOES_TISS)), f"{path}.versoes")
+    versoes_operadora = _versoes(r, table.get("versoes_operadora", list(versoes)),
+                                 f"{path}.versoes_operadora")
+    chave = r.path(table.get("assinatura_chave"), f"{path}.assinatura_chave", source)
+    certificados = r.path(table.get("assinatura_certificados"), f"{path}.assinatura_certificados", source)
+    if (chave is None) != (certificados is None):
+        raise _Invalid(f"{path}: assinatura_chave e assinatura_certificados vão juntos")
     hash_aceito = r.strings(table.get("hash_aceito", [hashing.DECLARED]), f"{path}.hash_aceito")
     hash_emitido = r.string(table.get("hash_emitido", hashing.DECLARED), f"{path}.hash_emitido")
     for name, key in [*((v, "hash_aceito") for v in hash_aceito), (hash_emitido, "hash_emitido")]:
@@ -261,7 +326,35 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any]) -> Ope
         versoes=versoes,
         hash_aceito=hash_aceito,
         hash_emitido=hash_emitido or hashing.DECLARED,
+        versoes_operadora=versoes_operadora,
+        timeout_s=r.number(table.get("timeout_s", 30.0), f"{path}.timeout_s", 0.1, 600.0),
+        assinatura_chave=chave,
+        assinatura_certificados=certificados,
+        cnpj=_cnpj(r, table.get("cnpj"), f"{path}.cnpj"),
+        codigos_proprios=r.strings(table["codigos_proprios"], f"{path}.codigos_proprios")
+        if "codigos_proprios" in table else (),
     )
+
+
+def _cnpj(r: _Reader, value: Any, path: str) -> str | None:
+    text = r.string(value, path, optional=True)
+    if text is None:
+        return None
+    documento = normaliza_documento(text)
+    try:
+        if tipo_documento(documento) != "CNPJ":
+            raise _Invalid(f"{path}: esperado um CNPJ (14 dígitos): {text!r}")
+    except PrestadorError as exc:
+        raise _Invalid(f"{path}: {exc}") from None
+    return documento
+
+
+def _versoes(r: _Reader, value: Any, path: str) -> tuple[str, ...]:
+    versoes = r.strings(value, path)
+    for versao in versoes:
+        if not _VERSAO.fullmatch(versao):
+            raise _Invalid(f"{path}: versão do Padrão TISS inválida {versao!r} (formato 4.03.00)")
+    return versoes
 
 
 def _parse_prestador(r: _Reader, path: str, table: Mapping[str, Any],
@@ -311,11 +404,21 @@ DEMO_OPERADORAS = (
 )
 
 
+DEMO_SIMULADOR = "127.0.0.1:9000"
+
+
 @cache
-def demo_config() -> Config:
-    """The five operators of the user's manuals and one demo provider (login demo, password demo)."""
-    operadoras = {registro: Operadora(registro_ans=registro, nome=nome, adapter=adapter)
-                  for registro, nome, adapter, _codigo in DEMO_OPERADORAS}
+def demo_config(simulador: str | None = DEMO_SIMULADOR) -> Config:
+    """The five operators of the user's manuals and one demo provider (login demo, password demo).
+
+    ``simulador`` is the admin address of ``tiss-gateway simulate --all`` (operators on the next
+    five ports, in DEMO_OPERADORAS order); None: operators without endpoints (store only).
+    """
+    host, _sep, port = (simulador or "").rpartition(":")
+    operadoras = {registro: Operadora(
+        registro_ans=registro, nome=nome, adapter=adapter,
+        endpoint=f"http://{host}:{int(port) + index}/tiss" if simulador else None,
+        timeout_s=15.0) for index, (registro, nome, adapter, _codigo) in enumerate(DEMO_OPERADORAS, 1)}
     prestador = PrestadorConfig(
         documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
         senha_hash=hash_senha(md5_hex(DEMO_SENHA)),

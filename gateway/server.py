@@ -6,8 +6,10 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
+from adapters import load_adapter
+from adapters.base import Adapter, Destino
 from gateway import prestadores
-from gateway.config import Config, demo_config, load_config
+from gateway.config import DEMO_SIMULADOR, Config, demo_config, load_config
 from gateway.front.pipeline import Pipeline
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.soap.app import TissWsgi
@@ -16,8 +18,9 @@ from gateway.storage import db, migrate
 log = logging.getLogger("tiss_gateway")
 
 
-def build_config(config_file: Path | None, database_url: str | None, demo: bool) -> Config:
-    config = demo_config() if demo else load_config(config_file)
+def build_config(config_file: Path | None, database_url: str | None, demo: bool, *,
+                 simulator: str | None = DEMO_SIMULADOR) -> Config:
+    config = demo_config(simulator) if demo else load_config(config_file)
     if database_url:
         config = replace(config, gateway=replace(config.gateway, database_url=database_url))
     return config
@@ -36,6 +39,12 @@ def prepare(config: Config) -> str:
     return url
 
 
+def load_adapters(config: Config, registry: SchemaRegistry) -> dict[str, Adapter]:
+    """The adapter of every configured operator (keyed by registro ANS)."""
+    return {o.registro_ans: load_adapter(o.adapter, Destino.de_operadora(
+        o, cnpj=o.cnpj, codigos_proprios=o.codigos_proprios), registry) for o in config.operadoras.values()}
+
+
 def create_app(config: Config, url: str) -> TissWsgi:
     """The WSGI application; build it in each worker (engines must not cross a fork)."""
     registry = SchemaRegistry()
@@ -43,7 +52,8 @@ def create_app(config: Config, url: str) -> TissWsgi:
         for kind in ("mensagemTISS", "loteGuiasWS"):
             registry.schema(version, kind)
     engine = db.make_engine(url)
-    pipeline = Pipeline(config, registry, db.session_factory(engine), readers=db.reader_factory(engine))
+    pipeline = Pipeline(config, registry, db.session_factory(engine), readers=db.reader_factory(engine),
+                        adapters=load_adapters(config, registry))
     settings = config.gateway
     return TissWsgi(pipeline, registry, max_bytes=settings.max_message_bytes,
                     fault_http_status=settings.fault_http_status,

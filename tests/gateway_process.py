@@ -139,3 +139,53 @@ class GatewayProcess:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class WorkerProcess:
+    """A real ``tiss-gateway worker`` process (``kill()`` is SIGKILL: the crash tests)."""
+
+    def __init__(self, database_url: str, home: Path, config: Path, *, threads: int = 4,
+                 log_dir: Path | None = None):
+        self.database_url = database_url
+        self.home = Path(home)
+        self.config = config
+        self.threads = threads
+        self._tmp = tempfile.TemporaryDirectory(prefix="tiss-worker-", dir=log_dir)
+        self.log_path = Path(self._tmp.name) / "worker.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, "TISS_GATEWAY_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "gateway.cli", "worker", "--config", str(self.config),
+                   "--database", self.database_url, "--threads", str(self.threads)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def stop(self, timeout: float = 30) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()

@@ -4,12 +4,23 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway.cli import db_cmd, hash_cmd, prestador_cmd, schemas_cmd, serve_cmd, validate_cmd
+from gateway.cli import (
+    db_cmd,
+    entregas_cmd,
+    hash_cmd,
+    prestador_cmd,
+    schemas_cmd,
+    serve_cmd,
+    simulate_cmd,
+    validate_cmd,
+    worker_cmd,
+)
 
 USAGE_ERROR = 2
 
 # Modules that add sub-commands: each has register(subparsers) -> None and sets a `run` default.
-COMMAND_MODULES = [validate_cmd, hash_cmd, schemas_cmd, db_cmd, prestador_cmd, serve_cmd]
+COMMAND_MODULES = [validate_cmd, hash_cmd, schemas_cmd, db_cmd, prestador_cmd, serve_cmd, worker_cmd,
+                   entregas_cmd, simulate_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,9 +15,10 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import prestadores
 from gateway.config import Config, Operadora
+from gateway.delivery import outbox
 from gateway.front import responses
 from gateway.front.lote import GuiaLida, read_lote
 from gateway.message import hashing
@@ -38,6 +40,9 @@ from gateway.soap.protocol import Reply, TissFault
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
 from gateway.storage import inbound
 from gateway.storage.protocolos import insert_protocolo
+
+if TYPE_CHECKING:
+    from adapters.base import Adapter
 
 log = logging.getLogger("tiss_gateway.front")
 _NS = {"ans": ANS_NS}
@@ -122,8 +127,10 @@ class Call:
 class Pipeline:
     def __init__(self, config: Config, registry: SchemaRegistry, sessions: sessionmaker[Session],
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
-                 readers: sessionmaker[Session] | None = None):
+                 readers: sessionmaker[Session] | None = None,
+                 adapters: Mapping[str, "Adapter"] | None = None):
         self.config = config
+        self.adapters = adapters or {}  # registro ANS -> the operator's adapter (forwarding)
         self.registry = registry
         self.sessions = sessions  # read-write: one transaction per request
         self.readers = readers or sessions  # read-only checks (SQLite: no write lock taken)
@@ -283,9 +290,10 @@ class Pipeline:
         if name == "tissSolicitacaoStatusProtocolo":
             return self._status(session, call, ctx)
         if name in RECEIPT_SERVICES:
-            _id, numero = insert_protocolo(session, tipo=RECEIPT_SERVICES[name],
-                                           prestador_id=call.prestador_id,
-                                           registro_ans=call.operadora.registro_ans, now=ctx.now)
+            protocolo_id, numero = insert_protocolo(session, tipo=RECEIPT_SERVICES[name],
+                                                    prestador_id=call.prestador_id,
+                                                    registro_ans=call.operadora.registro_ans, now=ctx.now)
+            self._schedule(session, call, request_id, protocolo_id, None, ctx.now)
             return responses.recibo(ctx, call.service, call.message.root, numero_protocolo=numero)
         raise TissFault("ErroInesperadoServidor", f"A operadora {call.operadora.nome} ainda não está "
                         f"conectada ao gateway: {name} precisa da resposta da operadora.", client=False)
@@ -299,9 +307,14 @@ class Pipeline:
             text = f"Número de lote {lido.numero_lote} já informado anteriormente."
             inbound.add_criticas(session, request_id, [critica(code, text, "loteGuias/numeroLote")])
             return responses.mensagem_erro(ctx, call.service, code, text)
+        adapter = self.adapters.get(registro)
+        found = adapter.criticas(call.message) if adapter is not None else []
+        if found:  # the operator would refuse it: the provider hears it now, with the same codes
+            inbound.add_criticas(session, request_id, found)
+            return responses.mensagem_erro(ctx, call.service, found[0].code or "5001", found[0].message[:500])
         protocolo_id, numero = insert_protocolo(session, tipo="lote", prestador_id=call.prestador_id,
                                                 registro_ans=registro, now=ctx.now)
-        inbound.add_lote(session, dict(
+        lote_id = inbound.add_lote(session, dict(
             prestador_id=call.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
             tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
             valor_informado=lido.valor_informado, hash=call.hash_found, mensagem_id=request_id,
@@ -309,6 +322,7 @@ class Pipeline:
         ), [dict(numero_guia_prestador=g.numero_guia_prestador, numero_guia_operadora=g.numero_guia_operadora,
                  tipo=lido.tipo_guia, numero_carteira=g.numero_carteira, valor_informado=g.valor_informado)
             for g in lido.guias])
+        self._schedule(session, call, request_id, protocolo_id, lote_id, ctx.now)
         return responses.protocolo_recebimento(
             ctx, numero_lote=lido.numero_lote, numero_protocolo=numero,
             data_envio_lote=ctx.now.date(), valor_total=lido.valor_informado,
@@ -323,6 +337,14 @@ class Pipeline:
             ctx, numero_protocolo=lote.numero_protocolo, numero_lote=lote.numero_lote,
             status=lote.status, data_envio_lote=lote.criado_em.date(),
             valor_total=lote.valor_informado, guias=[_recebida(g, lote.tipo_guia) for g in lote.guias])
+
+    def _schedule(self, session: Session, call: Call, request_id: int, protocolo_id: int | None,
+                  lote_id: int | None, now: datetime) -> None:
+        """Deliver to the operator later, committed with the acceptance (the outbox)."""
+        if call.operadora.endpoint and call.operadora.registro_ans in self.adapters:
+            outbox.schedule(session, registro_ans=call.operadora.registro_ans, servico=call.service.name,
+                            prestador_id=call.prestador_id, mensagem_id=request_id,
+                            protocolo_id=protocolo_id, lote_id=lote_id, now=now)
 
     # -- audit -------------------------------------------------------------------------------------
     def _mensagem(self, call: Call, direcao: str, data: bytes, resultado: str,

@@ -345,6 +345,7 @@ class Entrega(Base):
     numero_protocolo: Mapped[str | None] = mapped_column(String(40))  # the operator's protocol
     status: Mapped[int | None] = mapped_column(Integer)  # dm_statusProtocolo the operator reports
     status_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    situacao_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # last situação answer
     consultas: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     proxima_consulta_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # poller schedule
     criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

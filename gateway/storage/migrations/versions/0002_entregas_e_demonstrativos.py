@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("numero_protocolo", sa.String(length=40), nullable=True),
         sa.Column("status", sa.Integer(), nullable=True),
         sa.Column("status_em", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("situacao_id", BigId, nullable=True),
         sa.Column("consultas", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("proxima_consulta_em", sa.DateTime(timezone=True), nullable=True),
         sa.Column("criada_em", sa.DateTime(timezone=True), nullable=False),
@@ -98,6 +99,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["resposta_id"], ["mensagem.id"], name=op.f("fk_entrega_resposta_id_mensagem")
+        ),
+        sa.ForeignKeyConstraint(
+            ["situacao_id"], ["mensagem.id"], name=op.f("fk_entrega_situacao_id_mensagem")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_entrega")),
         sa.UniqueConstraint("registro_ans", "sequencial", name=op.f("uq_entrega_registro_ans_sequencial")),

@@ -1,0 +1,175 @@
+"""``tiss-gateway entregas list|retry``, ``protocolo show NUMERO``, ``lote list``: the deliveries
+and protocols as the people running the gateway see them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway.cli.db_cmd import CommandError, database_options, display_url, short_error, upgraded_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+OK, NOT_FOUND, FAILED = 0, 1, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    options = database_options()
+    entregas = subparsers.add_parser("entregas", help="entregas às operadoras (fila, mortas, reenvio)")
+    commands = entregas.add_subparsers(dest="entregas_command", required=True)
+    listing = commands.add_parser("list", parents=[options], help="lista as entregas")
+    listing.add_argument("--estado", choices=("pendente", "enviando", "entregue", "recusada", "morta"))
+    listing.add_argument("--operadora", metavar="REGISTRO_ANS")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=run_list)
+    retry = commands.add_parser("retry", parents=[options],
+                                help="devolve à fila entregas mortas (todas ou as indicadas)")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("--all", action="store_true", help="todas as mortas")
+    retry.set_defaults(run=run_retry)
+
+    protocolo = subparsers.add_parser("protocolo", help="protocolos do gateway")
+    protocolo_commands = protocolo.add_subparsers(dest="protocolo_command", required=True)
+    show = protocolo_commands.add_parser("show", parents=[options], help="um protocolo, suas partes e status")
+    show.add_argument("numero")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=run_show)
+
+    lote = subparsers.add_parser("lote", help="lotes recebidos")
+    lote_commands = lote.add_subparsers(dest="lote_command", required=True)
+    lotes = lote_commands.add_parser("list", parents=[options], help="lista os lotes")
+    lotes.add_argument("--operadora", metavar="REGISTRO_ANS")
+    lotes.add_argument("--limit", type=int, default=50)
+    lotes.add_argument("--json", action="store_true")
+    lotes.set_defaults(run=run_lotes)
+
+
+def _with_session(args: argparse.Namespace, action: Callable[[Session], tuple[int, Any]]) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.storage.db import make_engine, session_factory
+
+    try:
+        url = upgraded_url(args)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return FAILED
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            code, output = action(session)
+    except SQLAlchemyError as exc:
+        print(f"erro no banco {display_url(url)}: {short_error(exc)}", file=sys.stderr)
+        return FAILED
+    finally:
+        engine.dispose()
+    if getattr(args, "json", False) and not isinstance(output, str):
+        print(json.dumps(output, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(output if isinstance(output, str) else _table(output))
+    return code
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "nada encontrado"
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k] if r[k] is not None else "-")) for r in rows)) for k in keys}
+    lines = ["  ".join(k.ljust(widths[k]) for k in keys)]
+    lines += ["  ".join(str(r[k] if r[k] is not None else "-").ljust(widths[k]) for k in keys) for r in rows]
+    return "\n".join(lines)
+
+
+def _entrega(e) -> dict[str, Any]:
+    return {"id": e.id, "operadora": e.registro_ans, "servico": e.servico, "estado": e.estado,
+            "parte": f"{e.parte}/{e.partes or '?'}", "lote": e.numero_lote, "tentativas": e.tentativas,
+            "protocolo_operadora": e.numero_protocolo, "status": e.status,
+            "proxima": e.proxima_em.isoformat(timespec="seconds") if e.estado == "pendente" else None,
+            "erro": (e.ultimo_erro or "")[:80] or None}
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from gateway.storage.models import Entrega
+
+    def action(session: Session) -> tuple[int, Any]:
+        query = select(Entrega).order_by(Entrega.id.desc()).limit(args.limit)
+        if args.estado:
+            query = query.where(Entrega.estado == args.estado)
+        if args.operadora:
+            query = query.where(Entrega.registro_ans == args.operadora)
+        return OK, [_entrega(e) for e in session.scalars(query)]
+
+    return _with_session(args, action)
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    from gateway.delivery.outbox import retry_dead
+
+    if not args.ids and not args.all:
+        print("indique os IDs das entregas ou --all", file=sys.stderr)
+        return FAILED
+
+    def action(session: Session) -> tuple[int, Any]:
+        count = retry_dead(session, None if args.all else args.ids)
+        return (OK if count else NOT_FOUND), f"{count} entrega(s) de volta à fila"
+
+    return _with_session(args, action)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from gateway.storage.models import STATUS_PROTOCOLO, Entrega, Lote, Protocolo
+
+    def action(session: Session) -> tuple[int, Any]:
+        protocolo = session.scalars(select(Protocolo).where(Protocolo.numero == args.numero)).one_or_none()
+        if protocolo is None:
+            return NOT_FOUND, f"protocolo {args.numero} não encontrado"
+        lote = session.scalars(select(Lote).where(Lote.protocolo_id == protocolo.id)).one_or_none()
+        partes = session.scalars(select(Entrega).where(Entrega.protocolo_id == protocolo.id)
+                                 .order_by(Entrega.parte)).all()
+        data = {"numero": protocolo.numero, "tipo": protocolo.tipo, "operadora": protocolo.registro_ans,
+                "status": f"{protocolo.status} {STATUS_PROTOCOLO.get(protocolo.status, '')}",
+                "protocolo_operadora": protocolo.numero_operadora,
+                "lote": lote.numero_lote if lote else None, "guias": lote.quantidade_guias if lote else None,
+                "valor_informado": str(lote.valor_informado) if lote else None,
+                "historico": [f"{h.em.isoformat(timespec='seconds')} {h.status} "
+                              f"{STATUS_PROTOCOLO.get(h.status, '')} ({h.origem})"
+                              for h in protocolo.historico],
+                "entregas": [_entrega(e) for e in partes]}
+        if args.json:
+            return OK, data
+        lines = [f"{k}: {v}" for k, v in data.items() if k not in ("historico", "entregas")]
+        lines += ["histórico:"] + [f"  {h}" for h in data["historico"]]
+        lines += ["entregas:", _table(data["entregas"])]
+        return OK, "\n".join(lines)
+
+    return _with_session(args, action)
+
+
+def run_lotes(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from gateway.storage.models import STATUS_PROTOCOLO, Lote, Prestador, Protocolo
+
+    def action(session: Session) -> tuple[int, Any]:
+        query = (select(Lote, Protocolo, Prestador).join(Protocolo, Lote.protocolo_id == Protocolo.id)
+                 .join(Prestador, Lote.prestador_id == Prestador.id)
+                 .order_by(Lote.id.desc()).limit(args.limit))
+        if args.operadora:
+            query = query.where(Lote.registro_ans == args.operadora)
+        rows = [{"protocolo": p.numero, "lote": lote.numero_lote, "prestador": pr.login,
+                 "operadora": lote.registro_ans, "tipo": lote.tipo_guia, "guias": lote.quantidade_guias,
+                 "valor": str(lote.valor_informado), "status": f"{p.status} {STATUS_PROTOCOLO[p.status]}",
+                 "recebido": lote.criado_em.isoformat(timespec="seconds")}
+                for lote, p, pr in session.execute(query)]
+        return OK, rows
+
+    return _with_session(args, action)

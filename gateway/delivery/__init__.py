@@ -1,0 +1,1 @@
+"""Delivery to operators: the outbox, the workers, the operator client, protocol tracking."""

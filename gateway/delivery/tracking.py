@@ -1,0 +1,152 @@
+"""Protocol tracking: ask each operator the situação of open lotes, back off as they age, stop at a
+final status, and keep the gateway protocol's status as the least advanced of its parts.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from lxml import etree
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.delivery import outbox
+from gateway.delivery.client import TransportError
+from gateway.delivery.reading import read_answer
+from gateway.message import reader
+from gateway.message.services import ANS_NS, SERVICE_BY_NAME
+from gateway.storage import inbound
+from gateway.storage.models import Entrega, Protocolo
+from gateway.storage.protocolos import set_status
+
+if TYPE_CHECKING:
+    from gateway.delivery.worker import Worker
+
+log = logging.getLogger("tiss_gateway.tracking")
+_A = f"{{{ANS_NS}}}"
+STATUS_SERVICE = SERVICE_BY_NAME["tissSolicitacaoStatusProtocolo"]
+# How far along a lote is, for "the least advanced part wins" (dm_statusProtocolo).
+PROGRESS = {1: 1, 2: 2, 8: 3, 5: 4, 3: 5, 10: 5, 6: 6, 4: 6, 9: 6, 7: 0}
+_CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
+               "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
+
+
+class Tracker:
+    def __init__(self, worker: Worker, batch: int = 8):
+        self.worker = worker
+        self.batch = batch
+
+    def run_once(self) -> int:
+        now = self.worker.clock()
+        lease = timedelta(seconds=self.worker.settings.reserva_s)
+        with self.worker.sessions.begin() as session:
+            ids = self._claim(session, now, lease)
+        for entrega_id in ids:
+            self.poll(entrega_id)
+        return len(ids)
+
+    def _claim(self, session: Session, now: datetime, lease: timedelta) -> list[int]:
+        """Due protocols; pushing ``proxima_consulta_em`` ahead by the lease is the claim."""
+        query = (select(Entrega.id).where(and_(
+            Entrega.estado == "entregue", Entrega.proxima_consulta_em <= now,
+            Entrega.registro_ans.not_in(self.worker.breaker.blocked() or {""})))
+            .order_by(Entrega.proxima_consulta_em).limit(self.batch))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if ids:
+            session.execute(update(Entrega).where(Entrega.id.in_(ids))
+                            .values(proxima_consulta_em=now + lease))
+        return ids
+
+    def poll(self, entrega_id: int) -> None:
+        worker = self.worker
+        with worker.sessions() as session:
+            entrega = session.get_one(Entrega, entrega_id)
+            registro = entrega.registro_ans
+            request = self._request(entrega)
+        if not worker.breaker.allows(registro):
+            return self._schedule(entrega_id, None, None)
+        try:
+            answer = worker.client(registro).call(STATUS_SERVICE.name, request)
+        except TransportError as exc:
+            worker.breaker.failure(registro)
+            log.warning("consulta de situação da entrega %s falhou: %s", entrega_id, exc)
+            return self._schedule(entrega_id, None, None)
+        reading = read_answer(answer, STATUS_SERVICE, worker.registry)
+        (worker.breaker.failure if reading.kind == "repetir" else worker.breaker.success)(registro)
+        status = _status_of(reading.message.root) if reading.kind == "entregue" and reading.message else None
+        self._schedule(entrega_id, status, (request, answer.body))
+
+    def _request(self, entrega: Entrega) -> bytes:
+        """A solicitacaoStatusProtocoloWS as the provider would send it, through the adapter."""
+        part = reader.read(entrega.corpo or b"")
+        cabecalho = copy.deepcopy(part.root.find(f"{_A}cabecalho"))
+        cabecalho.find(f"{_A}identificacaoTransacao/{_A}tipoTransacao").text = "SOLIC_STATUS_PROTOCOLO"
+        root = etree.Element(f"{_A}solicitacaoStatusProtocoloWS", nsmap={"ans": ANS_NS})
+        root.append(cabecalho)
+        body = etree.SubElement(root, f"{_A}solicitacaoStatusProtocolo")
+        dados = etree.SubElement(body, f"{_A}dadosPrestador")
+        name, value = _prestador(cabecalho)
+        etree.SubElement(dados, f"{_A}{_CONTRATADO[name]}").text = value
+        etree.SubElement(body, f"{_A}numeroProtocolo").text = entrega.numero_protocolo
+        etree.SubElement(root, f"{_A}hash")
+        data = etree.tostring(root, encoding=part.encoding, xml_declaration=True)
+        sequencial = str(entrega.id * 1000 + entrega.consultas % 1000)
+        adapter = self.worker.adapters[entrega.registro_ans]
+        envios = adapter.preparar(reader.read(data), sequenciais=lambda _n: [sequencial],
+                                  agora=self.worker.clock())
+        return envios[0].corpo
+
+    def _schedule(self, entrega_id: int, status: int | None, exchange: tuple[bytes, bytes] | None) -> None:
+        worker, now = self.worker, self.worker.clock()
+        with worker.sessions.begin() as session:
+            entrega = session.get_one(Entrega, entrega_id)
+            entrega.consultas += 1
+            if exchange is not None:
+                sent = inbound.add_mensagem(session, _row(entrega, "saida", exchange[0]))
+                answer = _row(entrega, "entrada", exchange[1], sent)
+                entrega.situacao_id = inbound.add_mensagem(session, answer)
+            if status is not None:
+                entrega.status, entrega.status_em = status, now
+                self._aggregate(session, entrega, now)
+            if entrega.status in outbox.FINAL_STATUS:
+                entrega.proxima_consulta_em = None  # the operator will not change it any more
+            else:
+                delay = outbox.next_status_query(worker.settings, entrega.consultas)
+                entrega.proxima_consulta_em = now + timedelta(seconds=delay)
+
+    @staticmethod
+    def _aggregate(session: Session, entrega: Entrega, now: datetime) -> None:
+        if entrega.protocolo_id is None:
+            return
+        parts = session.scalars(select(Entrega).where(Entrega.protocolo_id == entrega.protocolo_id)).all()
+        if any(p.status is None for p in parts):
+            return  # a part not delivered yet: the lote as a whole is still "Recebido"
+        least = min((p.status for p in parts), key=lambda s: PROGRESS.get(s or 1, 1))
+        protocolo = session.get_one(Protocolo, entrega.protocolo_id)
+        if least is not None and protocolo.status != least:
+            set_status(session, protocolo, least, f"operadora:{entrega.registro_ans}", now=now)
+
+
+def _status_of(root: etree._Element) -> int | None:
+    text = root.findtext(f".//{_A}detalheLote/{_A}statusProtocolo")
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def _prestador(cabecalho: etree._Element) -> tuple[str, str]:
+    ident = cabecalho.find(f"{_A}origem/{_A}identificacaoPrestador")
+    for child in ident if ident is not None else ():
+        name = etree.QName(child).localname
+        if name in _CONTRATADO and child.text:
+            return name, child.text.strip()
+    raise ValueError("cabecalho sem identificação do prestador")
+
+
+def _row(entrega: Entrega, direcao: str, data: bytes, resposta_de: int | None = None) -> dict:
+    return dict(direcao=direcao, servico=STATUS_SERVICE.name, tamanho=len(data), corpo=data,
+                prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
+                resultado="aceita", resposta_de_id=resposta_de)

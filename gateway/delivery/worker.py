@@ -1,0 +1,193 @@
+"""The delivery worker: claims deliveries, prepares them through the operator's adapter, sends,
+records the answer, retries with backoff, dead-letters; then asks operators about open protocols.
+
+Run any number of them (``tiss-gateway worker``), on any number of hosts sharing the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.base import Adapter
+from gateway.config import Config
+from gateway.delivery import outbox, tracking
+from gateway.delivery.breaker import CircuitBreaker
+from gateway.delivery.client import OperatorClient, TransportError
+from gateway.delivery.reading import Reading, read_answer
+from gateway.message import reader
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import SERVICE_BY_NAME
+from gateway.storage import inbound
+from gateway.storage.models import Entrega, Mensagem, Protocolo
+
+log = logging.getLogger("tiss_gateway.delivery")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+class Worker:
+    def __init__(self, config: Config, registry: SchemaRegistry, sessions: sessionmaker[Session],
+                 adapters: Mapping[str, Adapter], *, name: str | None = None, batch: int = 8,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.config = config
+        self.settings = config.entregas
+        self.registry = registry
+        self.sessions = sessions
+        self.adapters = adapters
+        self.name = name or worker_name()
+        self.batch = batch
+        self.clock = clock
+        self.breaker = CircuitBreaker(self.settings.circuito_falhas, self.settings.circuito_pausa_s)
+        self.clients: dict[str, OperatorClient] = {}
+        self.tracker = tracking.Tracker(self)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, idle: float = 0.2) -> None:
+        log.info("worker %s iniciado", self.name)
+        while not stop.is_set():
+            try:
+                busy = self.run_once() + self.tracker.run_once()
+            except Exception:  # a bug or a database outage must not kill the worker
+                log.exception("falha no ciclo do worker")
+                busy = 0
+            if not busy:
+                stop.wait(idle)
+        for client in self.clients.values():
+            client.close()
+
+    def run_once(self) -> int:
+        with self.sessions.begin() as session:
+            ids = outbox.claim(session, self.name, limit=self.batch, lease=self.settings.reserva_s,
+                               now=self.clock(), skip=self.breaker.blocked())
+        for entrega_id in ids:
+            self.deliver(entrega_id)
+        return len(ids)
+
+    def client(self, registro_ans: str) -> OperatorClient:
+        client = self.clients.get(registro_ans)
+        if client is None:
+            operadora = self.config.operadoras[registro_ans]
+            client = self.clients[registro_ans] = OperatorClient(operadora.endpoint or "",
+                                                                 timeout=operadora.timeout_s)
+        return client
+
+    # -- one delivery ------------------------------------------------------------------------------
+    def deliver(self, entrega_id: int) -> None:
+        with self.sessions.begin() as session:
+            entrega = session.get_one(Entrega, entrega_id)
+            if entrega.reservada_por != self.name[:100] or entrega.estado != "enviando":
+                return  # another worker took it over (our lease expired)
+            if entrega.corpo is None and not self._prepare(session, entrega):
+                return
+            registro, servico, corpo = entrega.registro_ans, entrega.servico, entrega.corpo
+        if not self.breaker.allows(registro):
+            self._release(entrega_id, "circuito aberto: a operadora falhou seguidamente")
+            return
+        try:
+            answer = self.client(registro).call(servico, corpo)
+        except TransportError as exc:
+            self.breaker.failure(registro)
+            self._record(entrega_id, None, Reading("repetir", str(exc)))
+            return
+        reading = read_answer(answer, SERVICE_BY_NAME[servico], self.registry)
+        (self.breaker.failure if reading.kind == "repetir" else self.breaker.success)(registro)
+        self._record(entrega_id, answer.body, reading)
+
+    def _prepare(self, session: Session, entrega: Entrega) -> bool:
+        """Adapter: split, re-stamp, re-hash, sign. Parts beyond the first become new deliveries;
+        all of it commits before anything is sent, so every retry sends these very bytes."""
+        request = session.get_one(Mensagem, entrega.mensagem_id)
+        message = reader.read(request.corpo)
+        now = self.clock()
+        parts: list[Entrega] = [entrega]
+
+        def sequenciais(count: int) -> list[str]:
+            while len(parts) < count:
+                extra = Entrega(registro_ans=entrega.registro_ans, servico=entrega.servico,
+                                prestador_id=entrega.prestador_id, mensagem_id=entrega.mensagem_id,
+                                protocolo_id=entrega.protocolo_id, lote_id=entrega.lote_id,
+                                parte=len(parts) + 1, estado="pendente", proxima_em=now)
+                session.add(extra)
+                parts.append(extra)
+            session.flush()
+            return [str(p.id) for p in parts[:count]]
+
+        try:
+            envios = self.adapters[entrega.registro_ans].preparar(message, sequenciais=sequenciais, agora=now)
+        except Exception as exc:  # a message the adapter cannot convert: a person must look at it
+            log.exception("entrega %s: preparação falhou", entrega.id)
+            entrega.estado, entrega.ultimo_erro = "recusada", f"preparação falhou: {exc}"[:4000]
+            entrega.reservada_ate = entrega.reservada_por = None
+            return False
+        for part, envio in zip(parts, envios, strict=True):
+            part.corpo, part.sequencial, part.numero_lote = envio.corpo, envio.sequencial, envio.numero_lote
+            part.guias = "\n".join(envio.guias) or None
+            part.partes = len(envios)
+        return True
+
+    def _release(self, entrega_id: int, motivo: str) -> None:
+        with self.sessions.begin() as session:
+            entrega = session.get_one(Entrega, entrega_id)
+            outbox.postpone(session, entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
+
+    def _record(self, entrega_id: int, body: bytes | None, reading: Reading) -> None:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            entrega = session.get_one(Entrega, entrega_id)
+            if entrega.reservada_por != self.name[:100]:
+                return  # lease lost meanwhile: the other worker's answer stands
+            if entrega.envio_id is None:
+                sent = self._mensagem(entrega, "saida", entrega.corpo)
+                entrega.envio_id = inbound.add_mensagem(session, sent)
+            if body is not None:
+                answer_id = inbound.add_mensagem(session, self._mensagem(entrega, "entrada", body,
+                                                                         reading, entrega.envio_id))
+                entrega.resposta_id = answer_id
+            if reading.kind == "repetir":
+                outbox.failed(session, entrega, reading.motivo, self.settings, now)
+                log.warning("entrega %s (%s) falhou, tentativa %s: %s", entrega.id, entrega.registro_ans,
+                            entrega.tentativas, reading.motivo)
+                return
+            entrega.reservada_ate = entrega.reservada_por = None
+            entrega.tentativas += 1
+            if reading.kind == "recusada":
+                entrega.estado, entrega.ultimo_erro = "recusada", reading.motivo
+                inbound.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
+                                     lote_id=entrega.lote_id)
+                log.info("entrega %s recusada pela operadora: %s", entrega.id, reading.motivo)
+                return
+            entrega.estado, entrega.entregue_em = "entregue", now
+            entrega.numero_protocolo = reading.numero_protocolo
+            if entrega.servico == "tissLoteGuias":
+                entrega.status, entrega.status_em = 1, now
+                entrega.proxima_consulta_em = now + timedelta(
+                    seconds=outbox.next_status_query(self.settings, 0))
+            self._single_part_protocol(session, entrega)
+            log.info("entrega %s entregue: protocolo da operadora %s", entrega.id, entrega.numero_protocolo)
+
+    @staticmethod
+    def _single_part_protocol(session: Session, entrega: Entrega) -> None:
+        if entrega.protocolo_id is not None and entrega.partes == 1 and entrega.numero_protocolo:
+            protocolo = session.get_one(Protocolo, entrega.protocolo_id)
+            protocolo.numero_operadora = entrega.numero_protocolo[:40]
+
+    @staticmethod
+    def _mensagem(entrega: Entrega, direcao: str, data: bytes | None, reading: Reading | None = None,
+                  resposta_de: int | None = None) -> dict:
+        data = data or b""
+        resultado = {"entregue": "aceita", "recusada": "recusada", "repetir": "erro"}[
+            reading.kind] if reading else "aceita"
+        return dict(direcao=direcao, servico=entrega.servico, tamanho=len(data), corpo=data,
+                    prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
+                    sequencial_transacao=entrega.sequencial, resultado=resultado,
+                    codigo_erro=(reading.motivo[:40] if reading and reading.kind != "entregue" else None),
+                    resposta_de_id=resposta_de)
