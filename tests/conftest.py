@@ -37,3 +37,5 @@ def _default_registry(registry: SchemaRegistry, tiss_home: Path):
 
 
 from tests.db_fixtures import *  # noqa: E402, F403
+
+pytest_plugins = ["tests.forwarding_stack"]  # the gateway + workers + simulated operators test bed

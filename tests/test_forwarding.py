@@ -1,199 +1,22 @@
-"""End to end: the gateway (gunicorn), its workers and the five simulated operators, each a separate
-process talking HTTP; the gateway's database on SQLite and on PostgreSQL.
-
-What an ERP sends once reaches the right operator in the form the operator accepts, exactly once,
-whatever the operator does meanwhile (down, slow, failing, answering garbage), and the ERP follows
-it to payment by polling the gateway.
+"""End to end: what an ERP sends once reaches the right operator in the form the operator accepts,
+exactly once, whatever the operator does meanwhile (down, slow, failing, answering garbage), and the
+ERP follows it to payment by polling the gateway.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-import requests
 from lxml import etree
 from sqlalchemy import func, select
-from sqlalchemy.pool import NullPool
 
-from gateway.config import DEMO_OPERADORAS
-from gateway.message.services import ANS_NS
-from gateway.prestadores import hash_senha, md5_hex
-from gateway.security import pki
-from gateway.storage.db import make_engine
 from gateway.storage.models import Entrega, Protocolo
-from simulator.models import SimLote
-from tests.db_fixtures import BACKENDS
-from tests.factory import Party, build_lote, build_request
-from tests.gateway_process import GatewayProcess, WorkerProcess
-from tests.simulator_process import SimulatorProcess
+from tests.factory import build_lote
+from tests.forwarding_stack import NS, OPERADORAS, OPERATOR_TIMEOUT_S, Stack, new_number, party, wait_until
+from tests.gateway_process import WorkerProcess
 
-NS = {"ans": ANS_NS}
-OPERADORAS = {key: (registro, codigo) for registro, _nome, key, codigo in DEMO_OPERADORAS}
-GUIDE = {"capitalprev": "sp-sadt", "pasa": "consulta", "unimed": "sp-sadt", "cassems": "odonto",
-         "ipasgo": "consulta"}
-OPERATOR_TIMEOUT_S = 2.0
-_numbers = itertools.count(int(time.time()) % 100000 * 1000)
-
-
-def new_number() -> str:
-    return str(next(_numbers))
-
-
-def party(key: str) -> Party:
-    registro, codigo = OPERADORAS[key]
-    return Party(registro_ans=registro, codigo_na_operadora=codigo)
-
-
-def wait_until(check: Callable[[], object], timeout: float = 60, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"não aconteceu em {timeout} s: {what}")
-        time.sleep(0.2)
-
-
-def write_config(home: Path, simulator: SimulatorProcess) -> Path:
-    """The five operators at the simulator's URLs, fast retries and polling, IPASGO signed with a
-    certificate of the simulator's own AC (the one it trusts)."""
-    authority = pki.load_authority(simulator.home / "simulator" / "runtime")
-    leaf = authority.issue("Gateway TISS de Teste", cnpj="11222333000181")
-    leaf.save(home, "gateway-ipasgo")
-    lines = ["[entregas]", "espera_inicial_s = 0.2", "espera_max_s = 1.0", "reserva_s = 4.0",
-             "circuito_falhas = 50", "circuito_pausa_s = 0.5", "consulta_inicial_s = 0.3",
-             "consulta_max_s = 1.0", ""]
-    for key, (registro, _codigo) in OPERADORAS.items():
-        lines += [f"[operadoras.{registro}]", f'nome = "{key}"', f'adapter = "{key}"',
-                  f'endpoint = "{simulator.url(key)}/tiss"', f"timeout_s = {OPERATOR_TIMEOUT_S}"]
-        if key == "ipasgo":
-            lines += [f'assinatura_chave = "{home / "gateway-ipasgo-key.pem"}"',
-                      f'assinatura_certificados = "{home / "gateway-ipasgo-cert.pem"}"']
-        lines.append("")
-    lines += ["[[prestadores]]", 'documento = "11222333000181"', 'nome = "Clínica Demo"', 'login = "demo"',
-              f'senha_hash = "{hash_senha(md5_hex("demo"))}"', "[prestadores.codigos]"]
-    lines += [f'"{registro}" = "{codigo}"' for registro, codigo in OPERADORAS.values()]
-    path = home / "config.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-class Stack:
-    def __init__(self, simulator: SimulatorProcess, gateway: GatewayProcess, config: Path):
-        self.simulator = simulator
-        self.gateway = gateway
-        self.config = config
-        self.db = make_engine(gateway.database_url, poolclass=NullPool)
-        self.sim_db = make_engine(simulator.database_url, poolclass=NullPool)
-        self.workers: list[WorkerProcess] = []
-
-    def worker(self, threads: int = 4) -> WorkerProcess:
-        worker = WorkerProcess(self.gateway.database_url, self.gateway.home, self.config, threads=threads)
-        self.workers.append(worker.start())
-        return worker
-
-    def post(self, service: str, body: bytes) -> requests.Response:
-        return requests.post(self.gateway.url(f"/tiss/v4_03_00/{service}"), data=body,
-                             headers={"Content-Type": "text/xml; charset=ISO-8859-1"}, timeout=60)
-
-    def send_lote(self, key: str, n: int = 1, *, guide: str | None = None, numero: str | None = None,
-                  build: Callable[[bytes], bytes] | None = None) -> tuple[str, str]:
-        """(numeroLote, gateway protocol) of an accepted lote."""
-        numero = numero or new_number()
-        body = build_lote(guide or GUIDE[key], n, envelope=True, numero_lote=numero, sequencial=numero,
-                          party=party(key))
-        response = self.post("tissLoteGuias", build(body) if build else body)
-        assert response.status_code == 200, response.text[:2000]
-        found = re.search(rb"<ans:numeroProtocolo>(\w+)</ans:numeroProtocolo>", response.content)
-        assert found, response.text[:2000]
-        return numero, found.group(1).decode()
-
-    def entregas(self, protocolo: str) -> list[Entrega]:
-        with self.db.connect() as connection:
-            query = (select(Entrega).join(Protocolo, Entrega.protocolo_id == Protocolo.id)
-                     .where(Protocolo.numero == protocolo).order_by(Entrega.parte))
-            return list(connection.execute(query))
-
-    def delivered(self, protocolo: str) -> list[Entrega] | None:
-        found = self.entregas(protocolo)
-        return found if found and found[0].partes and len(found) == found[0].partes and all(
-            e.estado == "entregue" for e in found) else None
-
-    def operator_lotes(self, key: str, numero: str) -> dict[str, int]:
-        """numeroLote -> how many times the operator took it (the lote or its parts)."""
-        registro = OPERADORAS[key][0]
-        with self.sim_db.connect() as connection:
-            rows = connection.execute(select(SimLote.numero_lote, func.count()).where(
-                SimLote.registro_ans == registro,
-                (SimLote.numero_lote == numero) | SimLote.numero_lote.like(f"{numero}-%"),
-            ).group_by(SimLote.numero_lote))
-            return dict(rows.all())
-
-    def status(self, key: str, protocolo: str) -> etree._Element:
-        body = build_request("solicitacaoStatusProtocoloWS", envelope=True, sequencial=new_number(),
-                             numero_protocolo=protocolo, party=party(key))
-        response = self.post("tissSolicitacaoStatusProtocolo", body)
-        assert response.status_code == 200, response.text[:2000]
-        return etree.fromstring(response.content)
-
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.close()
-        self.db.dispose()
-        self.sim_db.dispose()
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def stack(request: pytest.FixtureRequest, tiss_home: Path,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("forwarding")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'gateway.sqlite'}"
-    else:
-        url = request.getfixturevalue("pg_schemas")()
-    simulator = SimulatorProcess(home / "sim").start()
-    config = write_config(home, simulator)
-    gateway = GatewayProcess(url, tiss_home, demo=False, extra_args=("--config", str(config))).start()
-    stack = Stack(simulator, gateway, config)
-    try:
-        yield stack
-    finally:
-        stack.close()
-        gateway.close()
-        simulator.close()
-
-
-@pytest.fixture
-def worker(stack: Stack) -> Iterator[WorkerProcess]:
-    found = stack.worker()
-    yield found
-    found.close()
-    stack.workers.remove(found)
-
-
-@pytest.fixture(autouse=True)
-def _no_faults_left(stack: Stack) -> Iterator[None]:
-    yield
-    for key in OPERADORAS:
-        stack.simulator.clear_fault(key)
-
-
-@pytest.fixture(autouse=True)
-def _logs_on_failure(request: pytest.FixtureRequest, stack: Stack) -> Iterator[None]:
-    failed = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed:
-        for worker in stack.workers:
-            print("--- worker ---\n" + worker.log()[-15_000:])
-        print("--- gateway ---\n" + stack.gateway.log()[-10_000:])
-        print("--- simulador ---\n" + stack.simulator.log()[-10_000:])
-
+pytestmark = pytest.mark.usefixtures("clean_faults", "logs_on_failure")
 
 # --- every operator ---------------------------------------------------------------------------
 
