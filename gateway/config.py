@@ -423,4 +423,7 @@ def demo_config(simulador: str | None = DEMO_SIMULADOR) -> Config:
         documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
         senha_hash=hash_senha(md5_hex(DEMO_SENHA)),
         codigos={registro: codigo for registro, _nome, _adapter, codigo in DEMO_OPERADORAS})
-    return Config(GatewaySettings(), operadoras, (prestador,))
+    # The simulated clock of the demo runs fast: ask about protocols often.
+    entregas = EntregaSettings(espera_inicial_s=1.0, espera_max_s=30.0, consulta_inicial_s=5.0,
+                               consulta_max_s=30.0)
+    return Config(GatewaySettings(), operadoras, (prestador,), None, entregas)

@@ -73,8 +73,9 @@ class GatewayProcess:
         if self.app_args is not None:
             return [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(self.workers),
                     "--worker-class", "sync", "--access-logfile", "-", *self.app_args]
-        return [sys.executable, "-m", "gateway.cli", "serve", *(["--demo"] if self.demo else []),
-                "--bind", bind, "--workers", str(self.workers), "--database", self.database_url,
+        demo = ["--demo", "--no-simulator"] if self.demo else []  # companions: tests start their own
+        return [sys.executable, "-m", "gateway.cli", "serve", *demo, "--bind", bind,
+                "--workers", str(self.workers), "--database", self.database_url,
                 *self.extra_args]
 
     def start(self, timeout: float = 90) -> GatewayProcess:

@@ -1,8 +1,18 @@
-"""``tiss-gateway serve``: the SOAP front under gunicorn."""
+"""``tiss-gateway serve``: the SOAP front under gunicorn.
+
+With ``--demo`` it also starts, as child processes, the five simulated operators
+(``simulate --all`` on 127.0.0.1:9000-9005, clock at 3600x: a simulated hour per second) and a
+delivery worker, so that a lote sent to the demo walks to "Pagamento efetuado" in minutes.
+"""
 
 import argparse
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import requests
 
 from gateway.config import ConfigError
 
@@ -14,7 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--database", metavar="URL", help="URL SQLAlchemy (padrão: SQLite no HOME)")
     parser.add_argument("--config", type=Path, metavar="FILE")
     parser.add_argument("--demo", action="store_true",
-                        help="as cinco operadoras dos manuais e o prestador demo (login demo/demo)")
+                        help="as cinco operadoras dos manuais e o prestador demo (login demo/demo), com "
+                             "as operadoras simuladas e um worker")
+    parser.add_argument("--no-simulator", action="store_true",
+                        help="com --demo: não sobe as operadoras simuladas nem o worker")
+    parser.add_argument("--simulator", default="127.0.0.1:9000", metavar="HOST:PORT",
+                        help="com --demo: admin das operadoras simuladas (operadoras nas 5 portas seguintes)")
+    parser.add_argument("--time-scale", type=float, default=3600.0,
+                        help="com --demo: velocidade do relógio das operadoras simuladas (padrão 3600)")
     parser.set_defaults(run=run)
 
 
@@ -22,12 +39,55 @@ def run(args: argparse.Namespace) -> int:
     from gateway import server  # gunicorn and the app load only for this command
 
     try:
-        config = server.build_config(args.config, args.database, args.demo)
+        config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
     except ConfigError as exc:
         print(f"configuração inválida: {exc}")
         return 2
-    if args.demo:
-        print("modo demo: prestador CNPJ 11222333000181, login demo, senha demo; operadoras "
-              + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()))
-    server.serve(config, bind=args.bind, workers=args.workers)
+    companions: list[subprocess.Popen] = []
+    try:
+        if args.demo:
+            print("modo demo: prestador CNPJ 11222333000181, login demo, senha demo; operadoras "
+                  + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()), flush=True)
+            if not args.no_simulator:
+                companions = _demo_companions(args, server.prepare(config))
+        server.serve(config, bind=args.bind, workers=args.workers)
+    except CompanionError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    finally:
+        for process in companions:
+            process.terminate()
+        for process in companions:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
     return 0
+
+
+class CompanionError(RuntimeError):
+    pass
+
+
+def _demo_companions(args: argparse.Namespace, database_url: str) -> list[subprocess.Popen]:
+    """The simulated operators, then a worker delivering to them."""
+    cli = [sys.executable, "-m", "gateway.cli"]
+    simulator = subprocess.Popen([*cli, "simulate", "--all", "--bind", args.simulator,
+                                  "--time-scale", str(args.time_scale)])
+    deadline = time.monotonic() + 60
+    while True:
+        if simulator.poll() is not None:
+            raise CompanionError(f"as operadoras simuladas não subiram em {args.simulator} "
+                                 "(porta ocupada? use --simulator HOST:PORT ou --no-simulator)")
+        try:
+            if requests.get(f"http://{args.simulator}/admin/state", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            simulator.terminate()
+            raise CompanionError(f"as operadoras simuladas não responderam em {args.simulator}")
+        time.sleep(0.3)
+    worker = subprocess.Popen([*cli, "worker", "--demo", "--simulator", args.simulator,
+                               "--database", database_url, "--threads", "2"])
+    return [simulator, worker]

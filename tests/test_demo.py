@@ -1,0 +1,93 @@
+"""The README's run command: ``serve --demo`` brings up the gateway, the five simulated operators and a
+worker; a lote sent to it is delivered and its status moves with the simulated clock."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from lxml import etree
+
+from gateway.message.services import ANS_NS
+from tests.factory import Party, build_lote, build_request
+from tests.gateway_process import REPO, free_port
+
+NS = {"ans": ANS_NS}
+PASA = Party(registro_ans="331988", codigo_na_operadora="1004567")
+
+
+def _free_block(size: int) -> int:
+    """A base port with ``size`` consecutive free ports (the simulator's admin + five operators)."""
+    for _ in range(50):
+        base = random.randrange(20000, 60000)
+        try:
+            sockets = []
+            for port in range(base, base + size):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("sem portas livres consecutivas")
+
+
+def _post(url: str, body: bytes) -> requests.Response:
+    return requests.post(url, data=body, headers={"Content-Type": "text/xml"}, timeout=30)
+
+
+def test_serve_demo_delivers_a_lote_and_its_status_moves(tmp_path: Path) -> None:
+    port, base = free_port(), _free_block(6)
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {**os.environ, "TISS_GATEWAY_HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(runtime)}
+    log = (tmp_path / "demo.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--bind", f"127.0.0.1:{port}",
+         "--simulator", f"127.0.0.1:{base}", "--workers", "2"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    gateway = f"http://127.0.0.1:{port}/tiss/v4_03_00"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "demo.log").read_text()
+            time.sleep(0.3)
+        sent = _post(f"{gateway}/tissLoteGuias", build_lote("consulta", 2, envelope=True, party=PASA,
+                                                             numero_lote="501", sequencial="501"))
+        assert sent.status_code == 200, sent.text
+        protocolo = re.search(rb"<ans:numeroProtocolo>(\w+)<", sent.content).group(1).decode()
+        status, seen = "1", set()
+        deadline = time.monotonic() + 90
+        sequencial = 600
+        while status == "1" and time.monotonic() < deadline:
+            time.sleep(2)
+            sequencial += 1
+            answer = _post(f"{gateway}/tissSolicitacaoStatusProtocolo", build_request(
+                "solicitacaoStatusProtocoloWS", envelope=True, sequencial=str(sequencial),
+                numero_protocolo=protocolo, party=PASA))
+            status = etree.fromstring(answer.content).findtext(".//ans:statusProtocolo", namespaces=NS)
+            seen.add(status)
+        assert status not in (None, "1"), ((tmp_path / "demo.log").read_text()[-5000:], seen)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
