@@ -59,15 +59,18 @@ def wait_until(check: Callable[[], object], timeout: float = 60, what: str = "")
         time.sleep(0.2)
 
 
-def write_config(home: Path, simulator: SimulatorProcess) -> Path:
-    """The five operators at the simulator's URLs, fast retries and polling, IPASGO signed with a
-    certificate of the simulator's own AC (the one it trusts)."""
+TEST_ENTREGAS = {"espera_inicial_s": 0.2, "espera_max_s": 1.0, "reserva_s": 4.0, "circuito_falhas": 50,
+                 "circuito_pausa_s": 0.5, "consulta_inicial_s": 0.3, "consulta_max_s": 1.0}
+
+
+def write_config(home: Path, simulator: SimulatorProcess, entregas: dict[str, float] | None = None) -> Path:
+    """The five operators at the simulator's URLs, fast retries and polling (``entregas`` overrides
+    them), IPASGO signed with a certificate of the simulator's own AC (the one it trusts)."""
     authority = pki.load_authority(simulator.home / "simulator" / "runtime")
     leaf = authority.issue("Gateway TISS de Teste", cnpj="11222333000181")
     leaf.save(home, "gateway-ipasgo")
-    lines = ["[entregas]", "espera_inicial_s = 0.2", "espera_max_s = 1.0", "reserva_s = 4.0",
-             "circuito_falhas = 50", "circuito_pausa_s = 0.5", "consulta_inicial_s = 0.3",
-             "consulta_max_s = 1.0", ""]
+    settings = {**TEST_ENTREGAS, **(entregas or {})}
+    lines = ["[entregas]", *(f"{k} = {v}" for k, v in settings.items()), ""]
     for key, (registro, _codigo) in OPERADORAS.items():
         lines += [f"[operadoras.{registro}]", f'nome = "{key}"', f'adapter = "{key}"',
                   f'endpoint = "{simulator.url(key)}/tiss"', f"timeout_s = {OPERATOR_TIMEOUT_S}"]

@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gateway import server
     from gateway.config import ConfigError
+    from gateway.delivery.client import OperatorClients
     from gateway.delivery.worker import Worker, worker_name
     from gateway.message.schema_registry import SchemaRegistry
     from gateway.storage import db
@@ -52,11 +53,15 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     name = worker_name()
-    threads = [threading.Thread(target=Worker(config, registry, sessions, adapters, name=f"{name}/{i}").run,
+    clients = OperatorClients(config)
+    threads = [threading.Thread(target=Worker(config, registry, sessions, adapters, name=f"{name}/{i}",
+                                              clients=clients).run,
                                 args=(stop,), name=f"worker-{i}") for i in range(max(1, args.threads))]
     print(f"worker {name}: {len(threads)} linha(s), banco {display_url(url)}", flush=True)
+    threading.Thread(target=clients.warm_up, name="wsdl-warm-up", daemon=True).start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    clients.close()
     return 0

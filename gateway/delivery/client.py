@@ -8,9 +8,11 @@ One ``requests`` session per operator keeps connections alive between calls.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 import zeep
@@ -18,6 +20,9 @@ from zeep.cache import InMemoryCache
 from zeep.transports import Transport
 
 from gateway.message.services import SOAP11_NS
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 _DECLARATION = re.compile(rb"<\?xml[^>]*\?>\s*")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -92,3 +97,36 @@ class OperatorClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+class OperatorClients:
+    """One client per operator, shared by the threads of a process (WSDLs read once, connections
+    pooled by the requests session)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._clients: dict[str, OperatorClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, registro_ans: str) -> OperatorClient:
+        with self._lock:
+            found = self._clients.get(registro_ans)
+            if found is None:
+                operadora = self.config.operadoras[registro_ans]
+                found = self._clients[registro_ans] = OperatorClient(operadora.endpoint or "",
+                                                                     timeout=operadora.timeout_s)
+            return found
+
+    def warm_up(self, service: str = "tissLoteGuias") -> None:
+        """Read each operator's WSDL now, so the first delivery does not pay zeep's parse."""
+        for operadora in self.config.operadoras.values():
+            if operadora.endpoint:
+                # An operator down now: its first delivery finds out and retries.
+                with contextlib.suppress(TransportError):
+                    self.client(operadora.registro_ans).address(service)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -19,7 +19,7 @@ from adapters.base import Adapter
 from gateway.config import Config
 from gateway.delivery import outbox, tracking
 from gateway.delivery.breaker import CircuitBreaker
-from gateway.delivery.client import OperatorClient, TransportError
+from gateway.delivery.client import OperatorClient, OperatorClients, TransportError
 from gateway.delivery.reading import Reading, read_answer
 from gateway.message import reader
 from gateway.message.schema_registry import SchemaRegistry
@@ -36,8 +36,9 @@ def worker_name() -> str:
 
 class Worker:
     def __init__(self, config: Config, registry: SchemaRegistry, sessions: sessionmaker[Session],
-                 adapters: Mapping[str, Adapter], *, name: str | None = None, batch: int = 8,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 adapters: Mapping[str, Adapter], *, name: str | None = None, batch: int = 2,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 clients: OperatorClients | None = None):
         self.config = config
         self.settings = config.entregas
         self.registry = registry
@@ -47,7 +48,7 @@ class Worker:
         self.batch = batch
         self.clock = clock
         self.breaker = CircuitBreaker(self.settings.circuito_falhas, self.settings.circuito_pausa_s)
-        self.clients: dict[str, OperatorClient] = {}
+        self.clients = clients or OperatorClients(config)
         self.tracker = tracking.Tracker(self)
 
     # -- loop ----------------------------------------------------------------------------------
@@ -61,8 +62,6 @@ class Worker:
                 busy = 0
             if not busy:
                 stop.wait(idle)
-        for client in self.clients.values():
-            client.close()
 
     def run_once(self) -> int:
         with self.sessions.begin() as session:
@@ -73,12 +72,7 @@ class Worker:
         return len(ids)
 
     def client(self, registro_ans: str) -> OperatorClient:
-        client = self.clients.get(registro_ans)
-        if client is None:
-            operadora = self.config.operadoras[registro_ans]
-            client = self.clients[registro_ans] = OperatorClient(operadora.endpoint or "",
-                                                                 timeout=operadora.timeout_s)
-        return client
+        return self.clients.client(registro_ans)
 
     # -- one delivery ------------------------------------------------------------------------------
     def deliver(self, entrega_id: int) -> None:
