@@ -8,13 +8,12 @@ meeting. Moments are simulated time (``SimClock``), stored in UTC and read back 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     Engine,
     ForeignKey,
     Index,
@@ -27,37 +26,12 @@ from sqlalchemy import (
     UniqueConstraint,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from gateway.storage.models import NAMING_CONVENTION, BigId, UtcDateTime
+
+# The machinery types are the gateway's own (UTC on every backend, 64-bit keys, constraint names).
 Money = Numeric(14, 2)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend (SQLite keeps no zone: stripped in, put back out)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SimBase(DeclarativeBase):

@@ -36,6 +36,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(n: int) -> int:
+    """A base port with ``n`` consecutive free ports (listeners that take PORT, PORT+1, ...)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
 def cli(*args: str, home: Path, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``python -m gateway.cli <args>`` with ``TISS_GATEWAY_HOME=home``."""
     env = {**os.environ, "TISS_GATEWAY_HOME": str(home)}

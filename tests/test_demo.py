@@ -4,10 +4,8 @@ worker; a lote sent to it is delivered and its status moves with the simulated c
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,29 +16,10 @@ from lxml import etree
 
 from gateway.message.services import ANS_NS
 from tests.factory import Party, build_lote, build_request
-from tests.gateway_process import REPO, free_port
+from tests.gateway_process import REPO, free_port, free_port_block
 
 NS = {"ans": ANS_NS}
 PASA = Party(registro_ans="331988", codigo_na_operadora="1004567")
-
-
-def _free_block(size: int) -> int:
-    """A base port with ``size`` consecutive free ports (the simulator's admin + five operators)."""
-    for _ in range(50):
-        base = random.randrange(20000, 60000)
-        try:
-            sockets = []
-            for port in range(base, base + size):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("sem portas livres consecutivas")
 
 
 def _post(url: str, body: bytes) -> requests.Response:
@@ -48,7 +27,7 @@ def _post(url: str, body: bytes) -> requests.Response:
 
 
 def test_serve_demo_delivers_a_lote_and_its_status_moves(tmp_path: Path) -> None:
-    port, base = free_port(), _free_block(6)
+    port, base = free_port(), free_port_block(6)
     runtime = tmp_path / "run"
     runtime.mkdir()
     env = {**os.environ, "TISS_GATEWAY_HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(runtime)}

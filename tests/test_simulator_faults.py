@@ -46,7 +46,7 @@ from simulator.server import (
     parse_bind,
 )
 from tests.factory import Party, build_request, envelope
-from tests.gateway_process import cli
+from tests.gateway_process import cli, free_port_block
 from tests.simulator_process import SimulatorProcess
 
 NS = {"ans": ANS_NS, "soap": SOAP11_NS}
@@ -413,7 +413,7 @@ def test_admin_api_validation_and_state(simulator):
 
 
 def test_consecutive_ports_after_the_admin_port():
-    base = _free_block(3)
+    base = free_port_block(3)
     ops = [SimulatedOperator(k, k, "111111", ("4.03.00",), TrivialApp(), 1000, FaultState(k)) for k in "ab"]
     sim = Simulator(ops, SimClock(0), host="127.0.0.1", port=base)
     sim.start()
@@ -440,26 +440,6 @@ def test_parse_bind():
         parse_bind("9000")
 
 
-def _free_block(n: int) -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + n > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 # --- 4. a real `tiss-gateway simulate` process, HTTP and zeep clients ---------------------------------
