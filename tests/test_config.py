@@ -34,6 +34,42 @@ def test_example_file_parses() -> None:
     assert maria.tipo_documento == "CPF" and maria.senha_hash is None
     assert maria.codigos == {"424188": "5012377"}
     assert "scrypt" not in repr(config)  # hashes stay out of logs
+    assert capital.versoes_envio == ("4.03.00",) and capital.timeout_s == 30
+    assert config.operadoras["331988"].versoes_envio == ("4.01.00", "4.02.00", "4.03.00")
+    assert config.entregas.tentativas == 12 and config.entregas.consulta_max_s == 21600
+
+
+def test_delivery_settings_and_signing_files(tmp_path) -> None:
+    (tmp_path / "k.pem").write_text("key")
+    (tmp_path / "c.pem").write_text("cert")
+    config = load_config(_write(tmp_path, """
+[entregas]
+tentativas = 3
+espera_inicial_s = 0.5
+[operadoras.424188]
+nome = "IPASGO"
+adapter = "ipasgo"
+assinatura_chave = "k.pem"
+assinatura_certificados = "c.pem"
+cnpj = "11.222.333/0001-81"
+codigos_proprios = ["00001"]
+"""))
+    ipasgo = config.operadoras["424188"]
+    assert ipasgo.assinatura_chave == tmp_path / "k.pem"  # relative to the config file
+    assert (ipasgo.cnpj, ipasgo.codigos_proprios) == ("11222333000181", ("00001",))
+    assert (config.entregas.tentativas, config.entregas.espera_inicial_s) == (3, 0.5)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[entregas]\ntentativas = 0\n", "entregas.tentativas"),
+    ("[entregas]\nreserva = 1\n", "quis dizer 'reserva_s'"),
+    ('[operadoras.424188]\nnome = "I"\nadapter = "ipasgo"\nassinatura_chave = "falta.pem"\n'
+     'assinatura_certificados = "falta.pem"\n', "arquivo não encontrado"),
+    ('[operadoras.424188]\nnome = "I"\nadapter = "ipasgo"\ncnpj = "123"\n', "operadoras.424188.cnpj"),
+])
+def test_delivery_settings_errors_name_the_key(tmp_path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, text))
 
 
 def test_defaults_without_a_file(tmp_path, monkeypatch) -> None:
