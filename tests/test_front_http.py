@@ -39,16 +39,15 @@ NS = {"ans": ANS_NS, "soap": SOAP11_NS}
 V403 = "/tiss/v4_03_00"
 LOTE = f"{V403}/tissLoteGuias"
 STATUS = f"{V403}/tissSolicitacaoStatusProtocolo"
-# Store-and-forward services (answered with a receipt) and those that need the operator (a
-# documented ErroInesperadoServidor until forwarding to the operators exists).
-RECEIPT_SERVICES = ("tissCancelaGuia", "tissLoteAnexo", "tissRecursoGlosa", "tissComunicacaoBeneficiario",
-                    "tissEnvioDocumentos")
+# Store-and-forward services (answered with a receipt) and the synchronous ones, relayed to the
+# operator in real time: the demo operators' endpoints (127.0.0.1:9001..) have nobody listening
+# here, so these answer ErroInesperadoServidor (HTTP 500) at once (connection refused).
+RECEIPT_SERVICES = ("tissLoteAnexo", "tissRecursoGlosa", "tissComunicacaoBeneficiario", "tissEnvioDocumentos")
 OPERATOR_SERVICES = ("tissSolicitacaoDemonstrativoRetorno", "tissVerificaElegibilidade",
                      "tissSolicitacaoProcedimento", "tissSolicitacaoStatusAutorizacao",
-                     "tissSolicitacaoStatusRecursoGlosa")
+                     "tissSolicitacaoStatusRecursoGlosa", "tissCancelaGuia")
 # The response part of each receipt and where its protocol number is (None: the receipt has none).
 RECEIPT_PROTOCOL = {
-    "tissCancelaGuia": ("reciboCancelaGuia", None),
     "tissLoteAnexo": ("loteAnexo", ("protocoloRecebimentoAnexo", "nrProtocoloRecebimento")),
     "tissRecursoGlosa": ("recebimentoRecurso", ("protocoloRecebimento", "nrProtocoloRecursoGlosa")),
     "tissComunicacaoBeneficiario": ("reciboComunicacao", None),
@@ -433,16 +432,28 @@ def test_lock_and_disable_apply_to_a_login_already_verified(gateway, db, tiss_ho
         assert fault(post(gateway, LOTE, lote(party=CACHED)))[0] == "LoginInvalido"
 
 
-# --- the five services that need the operator: 500 ErroInesperadoServidor (documented) --------------
+# --- the synchronous services with the operator unreachable: 500 ErroInesperadoServidor ------------
 
 
 @pytest.mark.parametrize("name", OPERATOR_SERVICES)
-def test_operator_dependent_service_answers_500_until_forwarding_exists(gateway, name):
+def test_synchronous_service_with_the_operator_unreachable_answers_500_and_stores_the_request(
+        gateway, db, name):
     service = SERVICE_BY_NAME[name]
+    sequencial = new_id()
+    before = count(db, Mensagem, Mensagem.servico == name)
     response = post(gateway, f"{V403}/{name}", build_request(service.request, envelope=True,
-                                                             sequencial=new_id()))
+                                                             sequencial=sequencial), timeout=20)
     assert response.status_code == 500
-    assert fault(response)[0] == "ErroInesperadoServidor"
+    found, text = fault(response)
+    assert found == "ErroInesperadoServidor"
+    assert "PASA" in text, text  # names the operator
+    with db.connect() as connection:
+        stored = connection.execute(select(Mensagem).where(
+            Mensagem.servico == name, Mensagem.direcao == "entrada", Mensagem.destinatario == "331988",
+            Mensagem.sequencial_transacao == sequencial)).one()
+    assert stored.resultado == "erro" and stored.codigo_erro == "ErroInesperadoServidor"
+    assert count(db, Mensagem, Mensagem.servico == name) > before
+    assert count(db, Transacao, Transacao.requisicao_id == stored.id) == 0  # the provider may retry
 
 
 # --- 3. idempotency ------------------------------------------------------------------------------

@@ -25,6 +25,13 @@ _NS = {"ans": ANS_NS, "soap": SOAP11_NS}
 _FAULT = etree.XPath("string(//ans:tissFault)", namespaces=_NS)
 _FAULT_STRING = etree.XPath("string(//faultstring)")
 _NUMERO_PROTOCOLO = etree.XPath("string((.//ans:numeroProtocolo)[1])", namespaces=_NS)
+# Receipts whose operator protocol has another name (a recurso's receipt echoes the appealed lote's
+# protocol as nrProtocoloRecursado: not its own).
+_PROTOCOLO_DO_RECIBO = {kind: etree.XPath(f"string((.//ans:{name})[1])", namespaces=_NS) for kind, name in {
+    "protocoloRecebimentoRecursoWS": "nrProtocoloRecursoGlosa",
+    "protocoloRecebimentoAnexoWS": "nrProtocoloRecebimento",
+    "reciboDocumentosWS": "protocoloDoc",
+}.items()}
 _MENSAGEM_ERRO = etree.XPath(".//ans:mensagemErro", namespaces=_NS)
 # tissFaultWS values that mean "this message will never be accepted as it is" (someone must act).
 CLIENT_FAULTS = frozenset({"DestinatarioInvalido", "RemetenteInvalido", "LoginInvalido",
@@ -77,5 +84,5 @@ def _content(message: TissMessage) -> Reading:
                           or "recusada pela operadora") for e in erros]
         motivo = "; ".join(f"[{c.code}] {c.message}" for c in criticas)[:2000]
         return Reading("recusada", motivo, message, criticas=criticas)
-    numero = _NUMERO_PROTOCOLO(message.root).strip() or None
+    numero = _PROTOCOLO_DO_RECIBO.get(message.kind, _NUMERO_PROTOCOLO)(message.root).strip() or None
     return Reading("entregue", "", message, numero_protocolo=numero)

@@ -4,6 +4,11 @@ size limit -> safe parse (both in the SOAP layer) -> service matches the URL -> 
 schema valid -> hash valid (the destination operator's policy) -> sender authenticated -> origem is
 that sender -> destination operator known -> duplicate? -> store -> answer.
 
+Lotes and the other store-and-forward services are answered from the gateway's own data (the
+worker delivers them later); the synchronous services (``gateway.front.proxy.SERVICOS``) are
+relayed to the operator while the provider waits: duplicate? -> plan -> ask the operator (no
+transaction open) -> store -> the operator's answer.
+
 Failures before the sender is identified answer with a tissFaultWS (nothing trustworthy to put in
 a response cabeçalho); business failures after it (lote already sent, protocol not found) answer
 with the response's own mensagemErro. Every refused message is stored with its bytes for audit.
@@ -18,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -27,14 +33,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import prestadores
 from gateway.config import Config, Operadora
 from gateway.delivery import outbox
-from gateway.front import responses
+from gateway.delivery.client import Answer
+from gateway.delivery.reading import read_answer
+from gateway.front import proxy, responses
 from gateway.front.lote import GuiaLida, read_lote
-from gateway.message import hashing
+from gateway.message import hashing, reader
 from gateway.message.findings import Finding, describe
 from gateway.message.findings import error as critica
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.message.services import ANS_NS, Service
+from gateway.message.services import ANS_NS, SERVICE_BY_NAME, Service
 from gateway.message.validation import validate_message
 from gateway.soap.protocol import Reply, TissFault
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
@@ -48,7 +56,6 @@ log = logging.getLogger("tiss_gateway.front")
 _NS = {"ans": ANS_NS}
 _CAB = "ans:cabecalho/"
 _text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in {
-    "padrao": _CAB + "ans:Padrao",
     "tipo": _CAB + "ans:identificacaoTransacao/ans:tipoTransacao",
     "sequencial": _CAB + "ans:identificacaoTransacao/ans:sequencialTransacao",
     "destino": _CAB + "ans:destino/ans:registroANS",
@@ -60,10 +67,10 @@ _text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in 
     "protocolo": "ans:solicitacaoStatusProtocolo/ans:numeroProtocolo",
 }.items()}
 
-# Services answered from the gateway's own data in this version (store-and-forward).
+# Services answered from the gateway's own data (store-and-forward); the synchronous ones,
+# cancelamento included, are relayed to the operator (gateway.front.proxy.SERVICOS).
 RECEIPT_SERVICES = {"tissLoteAnexo": "anexo", "tissRecursoGlosa": "recurso",
-                    "tissEnvioDocumentos": "documento", "tissComunicacaoBeneficiario": "comunicacao",
-                    "tissCancelaGuia": "cancelamento"}
+                    "tissEnvioDocumentos": "documento", "tissComunicacaoBeneficiario": "comunicacao"}
 LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ APRESENTADA is nearest
 FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
 
@@ -136,20 +143,19 @@ class Pipeline:
         self.readers = readers or sessions  # read-only checks (SQLite: no write lock taken)
         self.clock = clock
         self.logins = LoginCache()
+        self.proxy = proxy.Proxy(config, registry, self.adapters, self.readers)
 
     # -- entry points (called by the SOAP layer) ------------------------------------------------
     def handle(self, ctx, service: Service, body: etree._Element) -> Reply:
         environ = ctx.transport.req_env
         ctx.udc.in_pipeline = True  # from here on the pipeline stores what it refuses
-        tree = ctx.udc.tree
-        version = _text["padrao"](body).strip() or None
-        message = TissMessage(ctx.udc.raw, tree, body, etree.QName(body).localname, version,
-                              tree.docinfo.encoding or "UTF-8", True)
+        message = reader.message_of(ctx.udc.raw, ctx.udc.tree, body, True)
         call = Call(message, service, environ.get("REMOTE_ADDR"))
         try:
             return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
         except TissFault as fault:
-            self._store_refused(call, fault)
+            if not getattr(fault, "stored", False):
+                self._store_refused(call, fault)
             raise
 
     def refused_oversize(self, environ: dict, length: int) -> None:
@@ -194,6 +200,8 @@ class Pipeline:
             raise TissFault("VersaoInvalida", f"A operadora {call.operadora.nome} não aceita a versão "
                             f"{message.version} (aceitas: {', '.join(call.operadora.versoes)}).",
                             code="5028")
+        if service.name in proxy.SERVICOS:
+            return self._proxy(call)
         return self._transact(call)
 
     def _check_version(self, version: str | None, endpoint_version: str | None) -> None:
@@ -295,8 +303,7 @@ class Pipeline:
                                                     registro_ans=call.operadora.registro_ans, now=ctx.now)
             self._schedule(session, call, request_id, protocolo_id, None, ctx.now)
             return responses.recibo(ctx, call.service, call.message.root, numero_protocolo=numero)
-        raise TissFault("ErroInesperadoServidor", f"A operadora {call.operadora.nome} ainda não está "
-                        f"conectada ao gateway: {name} precisa da resposta da operadora.", client=False)
+        raise _nao_conectada(call)
 
     def _lote(self, session: Session, call: Call, ctx: responses.ReplyContext,
               request_id: int) -> etree._Element:
@@ -329,14 +336,172 @@ class Pipeline:
             guias=[_recebida(g, lido.tipo_guia) for g in lido.guias])
 
     def _status(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+        """situacaoProtocoloWS from the gateway's data, at once, also for a forwarded lote.
+
+        The status is the gateway protocol's: the worker's tracker keeps it at the least advanced
+        status of the operator lotes the lote became (gateway.delivery.tracking). The guides are
+        all the lote's guides, whatever part they went in. Where the operator already answered
+        the situação of a part (``Entrega.situacao_id``), each of its guides shows the values the
+        operator reported (vlInformadoGuia: processado, glosa, liberado), its glosa motives and
+        the operator's guide number, and the lote totals add up the parts' answers; a guide of a
+        part not answered yet shows the received value (nothing glosado nor liberado yet).
+        ct_guiaDados has no status of its own: the guide-level information is the values and
+        glosas the operator reported. A part the operator refused makes the answer that refusal
+        (mensagemErro with the operator's crítica code).
+        """
         numero = call.field("protocolo")
         lote = inbound.lote_do_protocolo(session, numero, call.prestador_id, call.operadora.registro_ans)
         if lote is None:  # unknown, another provider's, or not a lote: the same answer
             return responses.protocolo_nao_localizado(ctx, numero_protocolo=numero)
+        partes = inbound.partes_do_lote(session, lote.lote_id) if lote.lote_id is not None else []
+        recusada = next((p for p in partes if p.estado == "recusada"), None)
+        if recusada is not None:
+            codigo, texto = inbound.critica_de(session, recusada.resposta_id or recusada.envio_id) \
+                or (None, "lote recusado")
+            if codigo not in responses.codigos_glosa(ctx.version):
+                codigo = proxy.CRITICA_PADRAO
+            return responses.mensagem_erro(ctx, call.service, codigo, f"O lote {lote.numero_lote} (protocolo "
+                                           f"{lote.numero_protocolo}) foi recusado pela operadora "
+                                           f"{call.operadora.nome}: {texto}")
+        analise = self._situacoes(session, partes, ctx.version)
+        guias = [_recebida(g, lote.tipo_guia, analise.guias.get(g.numero_guia_prestador)) for g in lote.guias]
+        valor_total: Decimal | responses.ValorTotal = lote.valor_informado or Decimal("0.00")
+        if analise.totais:
+            nao_analisadas = sum((g.valor_informado or Decimal(0) for g in lote.guias
+                                  if g.numero_guia_prestador not in analise.cobertas), Decimal("0.00"))
+            valor_total = responses.ValorTotal(
+                sum((t.processado for t in analise.totais), nao_analisadas),
+                sum((t.glosa for t in analise.totais), Decimal("0.00")),
+                sum((t.liberado for t in analise.totais), Decimal("0.00")))
         return responses.situacao_protocolo(
             ctx, numero_protocolo=lote.numero_protocolo, numero_lote=lote.numero_lote,
             status=lote.status, data_envio_lote=lote.criado_em.date(),
-            valor_total=lote.valor_informado, guias=[_recebida(g, lote.tipo_guia) for g in lote.guias])
+            valor_total=valor_total, guias=guias)
+
+    def _situacoes(self, session: Session, partes: Sequence[inbound.ParteEncaminhada],
+                   version: str) -> "_Analise":
+        """What the operator answered of each part's situação (only answers that are valid
+        situacaoProtocoloWS with a detalheLote count; a broken or refused one is as none)."""
+        analise = _Analise()
+        respostas = inbound.corpos(session, [p.situacao_id for p in partes if p.situacao_id is not None])
+        for parte in partes:
+            corpo = respostas.get(parte.situacao_id) if parte.situacao_id is not None else None
+            if corpo is None:
+                continue
+            reading = read_answer(Answer(200, corpo, ""), _STATUS, self.registry)
+            detalhe = reading.message.root.find(_DETALHE) if reading.kind == "entregue" else None
+            if detalhe is None:
+                continue
+            try:
+                total = _valor_total(detalhe.find(f"{_A}valorTotalLote"))
+                guias = {g.findtext(f"{_A}numeroGuiaPrestador").strip(): _analisada(g, version)
+                         for g in detalhe.iterfind(f"{_A}guiasTISS/*/{_A}guias")}
+            except (AttributeError, InvalidOperation):
+                continue
+            analise.totais.append(total)
+            analise.guias.update(guias)
+            analise.cobertas.update(parte.guias or guias)
+        return analise
+
+    # -- the synchronous services: relayed to the operator ----------------------------------------
+    def _proxy(self, call: Call) -> Reply:
+        """duplicate? -> plan (read only) -> ask the operator (no transaction open) -> store."""
+        operadora = call.operadora
+        if not self.proxy.connected(operadora):
+            raise _nao_conectada(call)
+        found_hash = call.hash_found.lower()
+        with self.readers() as session:
+            earlier = inbound.transacao_anterior(session, call.prestador_id, call.field("tipo"),
+                                                 call.field("sequencial"))
+            if earlier is not None:
+                return self._repeat(call, earlier, found_hash)
+            plano = self.proxy.plan(session, call.message, call.service, operadora, call.prestador_id,
+                                    call.field("sequencial"))
+        result = self.proxy.exchange(call.message, call.service, operadora, plano,
+                                     prestador_id=call.prestador_id,
+                                     agora=proxy.moment(call.message, self.clock()))
+        if result.fault is not None:
+            self._store_proxy_failure(call, result)
+            result.fault.stored = True  # type: ignore[attr-defined]
+            raise result.fault
+        for _ in range(3):
+            try:
+                with self.sessions.begin() as session:
+                    earlier = inbound.transacao_anterior(session, call.prestador_id, call.field("tipo"),
+                                                         call.field("sequencial"))
+                    if earlier is not None:  # a concurrent copy was answered meanwhile: as it was
+                        return self._repeat(call, earlier, found_hash)
+                    return self._store_proxied(session, call, result, found_hash)
+            except IntegrityError:
+                continue
+        raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
+
+    def _store_proxied(self, session: Session, call: Call, result: proxy.Resultado, found_hash: str) -> Reply:
+        message = call.message
+        request_id = inbound.add_mensagem(session, self._mensagem(call, "entrada", message.data, "aceita",
+                                                                  found_hash))
+        transacao_id = inbound.add_transacao(session, prestador_id=call.prestador_id,
+                                             tipo=call.field("tipo"), sequencial=call.field("sequencial"),
+                                             hash_=found_hash, requisicao_id=request_id)
+        answers = self._store_trocas(session, call, request_id, result.trocas)
+        data = result.resposta
+        if data is None:  # answered here: the adapter's críticas, or a protocol not at the operator
+            found = result.criticas or [critica(result.erro[0], result.erro[1])]
+            inbound.add_criticas(session, request_id, found)
+            ctx = responses.reply_context(message.root, registro_ans=call.operadora.registro_ans,
+                                          sequencial=str(request_id), now=self.clock())
+            data = responses.envelope(_erro(ctx, call.service, found[0]), message.encoding)
+        response = self._mensagem(call, "saida", data, "resposta", None)
+        response["resposta_de_id"] = request_id
+        inbound.set_resposta(session, transacao_id, inbound.add_mensagem(session, response))
+        inbound.add_demonstrativos(session, [dict(
+            prestador_id=call.prestador_id, registro_ans=call.operadora.registro_ans, tipo=d.tipo,
+            protocolo_id=d.protocolo_id, numero_protocolo=(d.numero_protocolo or "")[:40] or None,
+            mensagem_id=answers[d.troca], obtido_em=self.clock()) for d in result.demonstrativos])
+        return Reply(data, message.encoding)
+
+    def _store_proxy_failure(self, call: Call, result: proxy.Resultado) -> None:
+        """The request and what was exchanged, without Transacao: the provider may try again."""
+        fault = result.fault
+        try:
+            with self.sessions.begin() as session:
+                row = self._mensagem(call, "entrada", call.message.data,
+                                     "recusada" if fault.client else "erro", call.hash_found.lower() or None)
+                row["codigo_erro"] = fault.tiss_fault
+                request_id = inbound.add_mensagem(session, row)
+                inbound.add_criticas(session, request_id, [critica(None, str(fault.faultstring))])
+                self._store_trocas(session, call, request_id, result.trocas)
+        except Exception:  # the provider must hear the operator's failure, not the storage's
+            log.exception("falha ao gravar a troca com a operadora")
+        log.info("%s: %s %s", call.service.name, fault.tiss_fault, fault.faultstring)
+
+    def _store_trocas(self, session: Session, call: Call, request_id: int,
+                      trocas: Sequence[proxy.Troca]) -> list[int | None]:
+        """Each document sent to the operator and its raw answer (with the críticas of a refusal);
+        returns the answers' ids."""
+        registro = call.operadora.registro_ans
+        answers: list[int | None] = []
+        for troca in trocas:
+            answer_id = None
+            if troca.enviado is not None:
+                sent = self._mensagem(call, "saida", troca.enviado, "aceita", None)
+                sent.update(destinatario=registro, sequencial_transacao=troca.sequencial,
+                            versao=troca.versao, resposta_de_id=request_id, endereco=None)
+                sent_id = inbound.add_mensagem(session, sent)
+                if troca.resposta is not None:
+                    reading = troca.reading
+                    resultado = {"entregue": "resposta", "recusada": "recusada"}.get(
+                        reading.kind if reading else "", "erro")
+                    row = self._mensagem(call, "entrada", troca.resposta, resultado, None)
+                    row.update(remetente=registro, destinatario=None, resposta_de_id=sent_id, endereco=None,
+                               versao=reading.message.version if reading and reading.message else None,
+                               sequencial_transacao=troca.sequencial,
+                               codigo_erro=reading.motivo[:40] or None if reading else None)
+                    answer_id = inbound.add_mensagem(session, row)
+                    if reading is not None and reading.criticas:
+                        inbound.add_criticas(session, answer_id, reading.criticas)
+            answers.append(answer_id)
+        return answers
 
     def _schedule(self, session: Session, call: Call, request_id: int, protocolo_id: int | None,
                   lote_id: int | None, now: datetime) -> None:
@@ -360,7 +525,8 @@ class Pipeline:
     def _store_refused(self, call: Call, fault: TissFault) -> None:
         try:
             with self.sessions.begin() as session:
-                row = self._mensagem(call, "entrada", call.message.data, "recusada", None)
+                row = self._mensagem(call, "entrada", call.message.data,
+                                     "recusada" if fault.client else "erro", None)
                 row["codigo_erro"] = fault.code or fault.tiss_fault
                 mensagem_id = inbound.add_mensagem(session, row)
                 inbound.add_criticas(session, mensagem_id, fault.findings or [
@@ -396,8 +562,65 @@ def _remetente(call: Call) -> str:
     return call.field("cnpj") or call.field("cpf") or call.field("codigo")
 
 
-def _recebida(guia: GuiaLida | inbound.GuiaGravada, tipo_guia: str) -> responses.GuiaRecebida:
-    return responses.GuiaRecebida(numero_guia_prestador=guia.numero_guia_prestador,
-                                  numero_guia_operadora=guia.numero_guia_operadora,
-                                  numero_carteira=guia.numero_carteira,
-                                  valor_informado=guia.valor_informado, odonto=tipo_guia == "odonto")
+def _recebida(guia: GuiaLida | inbound.GuiaGravada, tipo_guia: str,
+              analisada: "_GuiaAnalisada | None" = None) -> responses.GuiaRecebida:
+    if analisada is None:
+        return responses.GuiaRecebida(numero_guia_prestador=guia.numero_guia_prestador,
+                                      numero_guia_operadora=guia.numero_guia_operadora,
+                                      numero_carteira=guia.numero_carteira,
+                                      valor_informado=guia.valor_informado, odonto=tipo_guia == "odonto")
+    return responses.GuiaRecebida(
+        numero_guia_prestador=guia.numero_guia_prestador,
+        numero_guia_operadora=guia.numero_guia_operadora or analisada.numero_operadora,
+        numero_carteira=guia.numero_carteira, valor_informado=guia.valor_informado,
+        odonto=tipo_guia == "odonto", valores=analisada.valores, glosas=analisada.glosas)
+
+
+def _nao_conectada(call: Call) -> TissFault:
+    return TissFault("ErroInesperadoServidor", f"A operadora {call.operadora.nome} ainda não está "
+                     f"conectada ao gateway: {call.service.name} precisa da resposta da operadora.",
+                     client=False)
+
+
+def _erro(ctx: responses.ReplyContext, service: Service, found: Finding) -> etree._Element:
+    """The service's refusal answer: mensagemErro (codigoGlosa in the elegibilidade)."""
+    codigo = found.code if found.code in responses.codigos_glosa(ctx.version) else proxy.CRITICA_PADRAO
+    if service.name == "tissVerificaElegibilidade":
+        return responses.glosa_elegibilidade(ctx, codigo, found.message[:500])
+    return responses.mensagem_erro(ctx, service, codigo, found.message[:500])
+
+
+# -- the operator's situação of a forwarded lote's parts ----------------------------------------------
+
+_A = f"{{{ANS_NS}}}"
+_STATUS = SERVICE_BY_NAME["tissSolicitacaoStatusProtocolo"]
+_DETALHE = f"{_A}situacaoProtocolo/{_A}situacaoDoProtocolo/{_A}lote/{_A}detalheLote"
+
+
+@dataclass(frozen=True)
+class _GuiaAnalisada:
+    valores: responses.ValorTotal
+    glosas: tuple[tuple[str, str | None], ...]
+    numero_operadora: str | None
+
+
+@dataclass
+class _Analise:
+    guias: dict[str, _GuiaAnalisada] = dataclasses.field(default_factory=dict)
+    totais: list[responses.ValorTotal] = dataclasses.field(default_factory=list)
+    cobertas: set[str] = dataclasses.field(default_factory=set)  # guides of the answered parts
+
+
+def _valor_total(element: etree._Element) -> responses.ValorTotal:
+    """ct_valorTotal (a missing element raises AttributeError, a bad number InvalidOperation)."""
+    return responses.ValorTotal(*(Decimal(element.findtext(f"{_A}{name}").strip())
+                                  for name in ("valorProcessado", "valorGlosa", "valorLiberado")))
+
+
+def _analisada(guia: etree._Element, version: str) -> _GuiaAnalisada:
+    codigos = responses.codigos_glosa(version)
+    glosas = tuple(((m.findtext(f"{_A}codigoGlosa") or "").strip(), m.findtext(f"{_A}descricaoGlosa"))
+                   for m in guia.iterfind(f"{_A}glosaGuia/{_A}motivoGlosa"))
+    return _GuiaAnalisada(_valor_total(guia.find(f"{_A}vlInformadoGuia")),
+                          tuple(g for g in glosas if g[0] in codigos),
+                          (guia.findtext(f"{_A}numeroGuiaOperadora") or "").strip() or None)

@@ -140,6 +140,7 @@ class GuiaRecebida:
     """One guide of a lot, as protocolo/situação list it (ct_guiaDados / ct_guiaDadosOdonto).
 
     ``valores`` fills vlInformadoGuia; by default ``ValorTotal.recebido(valor_informado)``.
+    ``glosas`` (code, description) fill glosaGuia/motivoGlosa: the motives the operator gave.
     ``odonto`` selects ct_guiaDadosOdonto (guiaOdonto lots); a lot is all of one kind.
     """
 
@@ -151,6 +152,7 @@ class GuiaRecebida:
     odonto: bool = False
     data_realizacao: date | None = None  # ct_guiaDados only
     valores: ValorTotal | None = None
+    glosas: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -681,6 +683,14 @@ def _guia_text(parts: list[str], guia: GuiaRecebida) -> None:
     parts.append(f"<ans:vlInformadoGuia><ans:valorProcessado>{processado}</ans:valorProcessado>"
                  f"<ans:valorGlosa>{glosa}</ans:valorGlosa>"
                  f"<ans:valorLiberado>{liberado}</ans:valorLiberado></ans:vlInformadoGuia>")
+    if guia.glosas:
+        parts.append("<ans:glosaGuia>")
+        for codigo, descricao in guia.glosas:
+            parts.append("<ans:motivoGlosa>" + _tag("codigoGlosa", codigo))
+            if descricao:
+                parts.append(_tag("descricaoGlosa", descricao[:500]))
+            parts.append("</ans:motivoGlosa>")
+        parts.append("</ans:glosaGuia>")
 
 
 def _tag(name: str, text: str) -> str:

@@ -17,7 +17,17 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.message.findings import Finding
-from gateway.storage.models import Critica, Guia, Lote, Mensagem, Prestador, Protocolo, Transacao
+from gateway.storage.models import (
+    Critica,
+    Demonstrativo,
+    Entrega,
+    Guia,
+    Lote,
+    Mensagem,
+    Prestador,
+    Protocolo,
+    Transacao,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,56 @@ class LoteGravado:
     valor_informado: Decimal | None
     criado_em: datetime
     guias: list[GuiaGravada]
+    lote_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ParteEncaminhada:
+    """One delivery (outbox row) of a message the gateway forwards: one per operator lote part."""
+
+    parte: int
+    partes: int | None  # None until the worker prepared it
+    estado: str  # ESTADOS_ENTREGA
+    numero_lote: str | None  # the part's numeroLote as sent (the provider's, or "<número>-<parte>")
+    numero_protocolo: str | None  # the operator's protocol, once delivered
+    guias: tuple[str, ...]  # numeroGuiaPrestador of the part
+    resposta_id: int | None  # the operator's answer to the delivery (its críticas hang on it)
+    envio_id: int | None
+    situacao_id: int | None  # the operator's last situação answer (lotes)
+
+
+@dataclass(frozen=True)
+class ProtocoloEncaminhado:
+    """A gateway protocol and the operator deliveries behind it."""
+
+    protocolo_id: int
+    numero: str  # the gateway's
+    tipo: str
+    status: int
+    numero_lote: str | None  # the provider's numeroLote (lotes only)
+    partes: list[ParteEncaminhada]
+
+    @property
+    def entregue(self) -> bool:
+        """Every part prepared and delivered: each has its operator protocol."""
+        return bool(self.partes) and all(
+            p.estado == "entregue" and p.numero_protocolo and p.partes == len(self.partes)
+            for p in self.partes)
+
+    @property
+    def recusada(self) -> ParteEncaminhada | None:
+        """The first part the operator (or the adapter) refused, if any."""
+        return next((p for p in self.partes if p.estado == "recusada"), None)
+
+
+@dataclass(frozen=True)
+class ProtocoloDaOperadora:
+    """What an operator protocol number is at the gateway."""
+
+    protocolo_id: int
+    numero: str  # the gateway's protocol
+    numero_lote: str | None  # the provider's numeroLote
+    numero_lote_parte: str | None  # the operator's numeroLote (differs for a split lote)
 
 
 # Statements are built once: building a select() or insert() costs more than running it here.
@@ -67,6 +127,20 @@ _LOTE_DO_PROTOCOLO = (
 _GUIAS_DO_LOTE = (select(_G.c.numero_guia_prestador, _G.c.numero_guia_operadora, _G.c.numero_carteira,
                          _G.c.valor_informado).where(_G.c.lote_id == bindparam("lote_id")).order_by(_G.c.id))
 _INSERT = {table.name: table.insert().returning(table.c.id) for table in (_M, _T, _L)}
+_E, _C, _D = Entrega.__table__, Critica.__table__, Demonstrativo.__table__  # type: ignore[attr-defined]
+_COLUNAS_PARTE = (select(_E.c.parte, _E.c.partes, _E.c.estado, _E.c.numero_lote, _E.c.numero_protocolo,
+                         _E.c.guias, _E.c.resposta_id, _E.c.envio_id, _E.c.situacao_id)
+                  .order_by(_E.c.parte, _E.c.id))
+_PARTES = _COLUNAS_PARTE.where(_E.c.protocolo_id == bindparam("protocolo_id"))
+_PARTES_DO_LOTE = _COLUNAS_PARTE.where(_E.c.lote_id == bindparam("lote_id"))
+_PROTOCOLO = (select(_PR.c.id, _PR.c.numero, _PR.c.tipo, _PR.c.status, _L.c.numero_lote)
+              .select_from(_PR.outerjoin(_L, _L.c.protocolo_id == _PR.c.id))
+              .where(_PR.c.prestador_id == bindparam("prestador_id"),
+                     _PR.c.registro_ans == bindparam("registro_ans")))
+_PROTOCOLO_POR_NUMERO = _PROTOCOLO.where(_PR.c.numero == bindparam("numero")).limit(1)
+_PROTOCOLO_POR_LOTE = _PROTOCOLO.where(_L.c.numero_lote == bindparam("numero_lote")).limit(1)
+_CRITICA = (select(_C.c.codigo, _C.c.mensagem).where(_C.c.mensagem_id == bindparam("mensagem_id"))
+            .order_by(_C.c.id).limit(1))
 
 
 def prestador_liberado(session: Session, prestador_id: int, now: datetime) -> bool:
@@ -122,7 +196,73 @@ def lote_do_protocolo(session: Session, numero: str, prestador_id: int,
         return None
     guias = connection.execute(_GUIAS_DO_LOTE, {"lote_id": row.id}).all()
     return LoteGravado(row.numero, row.status, row.numero_lote, row.tipo_guia, row.valor_informado,
-                       row.criado_em, [GuiaGravada(*g) for g in guias])
+                       row.criado_em, [GuiaGravada(*g) for g in guias], row.id)
+
+
+def partes_do_lote(session: Session, lote_id: int) -> list[ParteEncaminhada]:
+    """The deliveries of a lote (one per operator part; none when the operator is not connected)."""
+    rows = session.connection().execute(_PARTES_DO_LOTE, {"lote_id": lote_id}).all()
+    return [_parte(r) for r in rows]
+
+
+def protocolo_encaminhado(session: Session, *, prestador_id: int, registro_ans: str,
+                          numero: str | None = None, numero_lote: str | None = None,
+                          ) -> ProtocoloEncaminhado | None:
+    """A gateway protocol of this provider at this operator, by its number or by the numeroLote of
+    its lote, with the deliveries behind it (None: not one of the gateway's)."""
+    params = {"prestador_id": prestador_id, "registro_ans": registro_ans}
+    connection = session.connection()
+    if numero is not None:
+        row = connection.execute(_PROTOCOLO_POR_NUMERO, {**params, "numero": numero}).first()
+    else:
+        row = connection.execute(_PROTOCOLO_POR_LOTE, {**params, "numero_lote": numero_lote}).first()
+    if row is None:
+        return None
+    partes = connection.execute(_PARTES, {"protocolo_id": row.id}).all()
+    return ProtocoloEncaminhado(row.id, row.numero, row.tipo, row.status, row.numero_lote,
+                                [_parte(p) for p in partes])
+
+
+def protocolos_da_operadora(session: Session, numeros: Sequence[str], *, prestador_id: int,
+                            registro_ans: str) -> dict[str, ProtocoloDaOperadora]:
+    """Operator protocol numbers of this provider's deliveries -> the gateway protocols they are."""
+    if not numeros:
+        return {}
+    query = (select(_E.c.numero_protocolo, _E.c.numero_lote, _PR.c.id, _PR.c.numero, _L.c.numero_lote)
+             .select_from(_E.join(_PR, _PR.c.id == _E.c.protocolo_id)
+                          .outerjoin(_L, _L.c.protocolo_id == _PR.c.id))
+             .where(_E.c.registro_ans == registro_ans, _E.c.prestador_id == prestador_id,
+                    _E.c.numero_protocolo.in_(sorted(set(numeros)))))
+    return {row[0]: ProtocoloDaOperadora(row[2], row[3], row[4], row[1])
+            for row in session.connection().execute(query)}
+
+
+def critica_de(session: Session, mensagem_id: int | None) -> tuple[str | None, str] | None:
+    """The first crítica stored for a message: (Table 38 code or None, text)."""
+    if mensagem_id is None:
+        return None
+    row = session.connection().execute(_CRITICA, {"mensagem_id": mensagem_id}).first()
+    return (row.codigo, row.mensagem) if row is not None else None
+
+
+def corpos(session: Session, ids: Sequence[int]) -> dict[int, bytes]:
+    """Stored message bytes by id."""
+    if not ids:
+        return {}
+    query = select(_M.c.id, _M.c.corpo).where(_M.c.id.in_(sorted(set(ids))))
+    return {row.id: row.corpo for row in session.connection().execute(query)}
+
+
+def add_demonstrativos(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Demonstrativos fetched from an operator (gateway.storage.models.Demonstrativo)."""
+    if rows:
+        session.connection().execute(_D.insert(), list(rows))
+
+
+def _parte(row: Any) -> ParteEncaminhada:
+    guias = tuple(g for g in (row.guias or "").split("\n") if g)
+    return ParteEncaminhada(row.parte, row.partes, row.estado, row.numero_lote, row.numero_protocolo, guias,
+                            row.resposta_id, row.envio_id, row.situacao_id)
 
 
 def add_criticas(session: Session, mensagem_id: int, findings: Sequence[Finding], *,

@@ -1,0 +1,607 @@
+"""The synchronous services, relayed to the operator in real time.
+
+Elegibilidade, solicitação de procedimento, status de autorização, cancelamento de guia,
+demonstrativos and status de recurso de glosa need the operator's answer: the gateway asks the
+operator while the provider waits and gives back what the operator said. The pipeline
+(gateway.front.pipeline) runs its usual checks up to idempotency, then this module:
+
+1. **plans** (a read-only session): the provider's numbers that mean nothing to the operator are
+   translated: a gateway protocol becomes the operator's protocol(s) of its delivery — several for
+   a lote the adapter split (demonstrativo de análise, cancelamento by lote or protocol, status de
+   recurso). A protocol not (yet) at the operator is answered at once with the service's
+   mensagemErro: 3019 while its delivery is still on the way, the operator's own crítica when the
+   operator refused it. Numbers the gateway does not know go as they are (the provider may use
+   the operator's own numbers).
+2. **exchanges** (no transaction open: on SQLite every transaction is a write lock): the
+   operator's adapter says what the operator would refuse (answered at once, as for lotes), then
+   re-stamps the request (``Adapter.preparar``: version, hash variant, signature) and
+   :class:`~gateway.delivery.client.OperatorClient` posts it with the operator's timeout; the
+   answer is classified by :func:`gateway.delivery.reading.read_answer` (parsed safely, the
+   service's response, schema of its version, hash in any known variant).
+3. **answers** the provider with the operator's content: its protocol numbers translated back to
+   the gateway's (and the parts of a split lote merged into one protocol: its guides together,
+   the totals summed), the operator's signature removed (the gateway does not sign what it
+   answers providers: the signature was the operator's over a document the gateway changes),
+   ``Padrao`` the provider's version, the hash re-stamped by the strict declared-encoding rule in
+   the encoding of the provider's request, and the whole checked against the schema of that
+   version. The operator's own cabeçalho (its sequencialTransacao, date and time) is kept.
+
+The pipeline then stores, in one write transaction: the provider's request, every document sent,
+every raw operator answer and the answer given (Mensagem rows chained by ``resposta_de_id``:
+request <- sent <- operator's answer, request <- answer given), the Transacao (a repeat of the
+same sequencialTransacao gets the same bytes without asking the operator again), the críticas of
+an operator refusal and, for demonstrativos, one Demonstrativo row per protocol the operator's
+demonstrativo covers (or one without protocol). A demonstrativo is fetched whenever asked under a
+new sequencialTransacao (the operator may have revised it) and every copy is kept.
+
+Failures: an operator not configured or without endpoint, unreachable, timing out, answering with
+a server error or with something that is not a valid answer is ErroInesperadoServidor (HTTP 500:
+not the provider's fault) naming the operator, with the request and the exchange stored and no
+Transacao (the provider may retry the same sequencial). A refusal by the operator — mensagemErro
+in its answer, or a tissFault that blames the message (SchemaInvalido, LoginInvalido...) — is
+relayed as the operator said it.
+
+The operator sees the provider's own sequencialTransacao (a second call of one request, a lote
+cancelled part by part, gets ``-2``, ``-3``... at the end) and the provider's own transaction
+moment: a retry after a failure re-sends the same transaction, which the operator's idempotency
+answers instead of, say, authorising twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from lxml import etree
+from sqlalchemy.orm import Session
+
+from gateway.config import Config, Operadora
+from gateway.delivery.client import OperatorClients, TransportError
+from gateway.delivery.reading import Reading, read_answer
+from gateway.delivery.tracking import PROGRESS
+from gateway.front import responses
+from gateway.message.findings import Finding
+from gateway.message.reader import TissMessage
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import ANS_NS, DSIG_NS, SOAP11_NS, Service
+from gateway.message.validation import schema_findings
+from gateway.soap.protocol import TissFault
+from gateway.storage import inbound
+
+if TYPE_CHECKING:
+    from adapters.base import Adapter
+
+log = logging.getLogger("tiss_gateway.proxy")
+
+SERVICOS = frozenset({"tissVerificaElegibilidade", "tissSolicitacaoProcedimento",
+                      "tissSolicitacaoStatusAutorizacao", "tissCancelaGuia",
+                      "tissSolicitacaoDemonstrativoRetorno", "tissSolicitacaoStatusRecursoGlosa"})
+# Table 38 codes of the answers given here without asking the operator.
+EM_PROCESSAMENTO = "3019"  # the delivery is still on its way: "aguardando liberação"
+ACIMA_DO_MAXIMO = "5015"  # more than 30 operator protocols in one demonstrativo de análise
+CRITICA_PADRAO = "5002"  # an operator refusal whose code is not in the provider's version
+MAX_PROTOCOLOS = 30  # ct_demonstrativoSolicitacao: numeroProtocolo maxOccurs 30
+
+_A = f"{{{ANS_NS}}}"
+_NS = {"ans": ANS_NS}
+_SIGNATURES = frozenset({f"{_A}Signature", f"{_A}Signatures", f"{{{DSIG_NS}}}Signature"})
+# Elements of the answers that carry an operator protocol number / a lote part's numeroLote.
+_PROTOCOLO_TAGS = frozenset(f"{_A}{n}" for n in (
+    "numeroProtocolo", "numeroprotocolo", "nrProtocoloRecursoGlosa", "nrProtocoloSituacaoRecursoGlosa"))
+_LOTE_TAGS = frozenset(f"{_A}{n}" for n in ("numeroLote", "numeroLotePrestador"))
+_TISS_FAULT = etree.XPath("string(//ans:tissFault)", namespaces=_NS)
+_FAULT_STRING = etree.XPath("string(//faultstring)")
+_CENTAVO = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Envio:
+    """One document for the operator: the provider's message with its numbers translated."""
+
+    message: TissMessage
+    sequencial: str
+
+
+@dataclass
+class Plano:
+    envios: list[Envio] = field(default_factory=list)
+    erro: tuple[str, str] | None = None  # answer at once: (Table 38 code, text)
+    cancelamento_lote: bool = False  # several answers (one per lote part) make one
+
+
+@dataclass
+class Troca:
+    """One exchange with the operator, as stored."""
+
+    sequencial: str
+    versao: str | None = None  # of the document sent
+    enviado: bytes | None = None
+    resposta: bytes | None = None  # the operator's raw HTTP body
+    reading: Reading | None = None
+
+
+@dataclass
+class DemonstrativoObtido:
+    troca: int  # index of the exchange whose answer it is
+    tipo: str  # dm_tipoDemonstrativo
+    numero_protocolo: str | None  # the operator's
+    protocolo_id: int | None  # the gateway's, when it is one
+
+
+@dataclass
+class Resultado:
+    trocas: list[Troca] = field(default_factory=list)
+    resposta: bytes | None = None  # the answer for the provider (SOAP envelope)
+    erro: tuple[str, str] | None = None  # or a mensagemErro built by the pipeline
+    criticas: list[Finding] = field(default_factory=list)  # what the adapter said the operator refuses
+    fault: TissFault | None = None  # or a tissFault (stored without Transacao)
+    demonstrativos: list[DemonstrativoObtido] = field(default_factory=list)
+
+
+class Proxy:
+    def __init__(self, config: Config, registry: SchemaRegistry, adapters: Mapping[str, Adapter],
+                 readers: Callable[[], Session], clients: OperatorClients | None = None):
+        self.config = config
+        self.registry = registry
+        self.adapters = adapters
+        self.readers = readers
+        self.clients = clients or OperatorClients(config)
+
+    # -- 1. plan ---------------------------------------------------------------------------------
+    def connected(self, operadora: Operadora) -> bool:
+        return bool(operadora.endpoint) and operadora.registro_ans in self.adapters
+
+    def plan(self, session: Session, message: TissMessage, service: Service, operadora: Operadora,
+             prestador_id: int, sequencial: str) -> Plano:
+        """What to send, with the gateway's protocol numbers turned into the operator's."""
+        tradutor = _Tradutor(session, operadora, prestador_id, message.version or "")
+        root = copy.deepcopy(message.root)
+        root.tail = None
+        roots = [root]
+        try:
+            if service.name == "tissSolicitacaoDemonstrativoRetorno":
+                tradutor.demonstrativo(root)
+            elif service.name == "tissSolicitacaoStatusRecursoGlosa":
+                tradutor.um_protocolo(root.find(f"{_A}solicitacaoStatusProtocoloRecurso/{_A}numeroProtocolo"))
+            elif service.name == "tissCancelaGuia":
+                roots = tradutor.cancelamento(root) or roots
+        except _Resposta as resposta:
+            return Plano(erro=(resposta.codigo, resposta.texto))
+        return Plano([Envio(_message(r, message), _sequencial(sequencial, i, len(roots)))
+                      for i, r in enumerate(roots)], cancelamento_lote=len(roots) > 1)
+
+    # -- 2. exchange -----------------------------------------------------------------------------
+    def exchange(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano, *,
+                 prestador_id: int, agora: datetime) -> Resultado:
+        """Send and read (never inside a transaction). Never raises for the operator's doings."""
+        if plano.erro is not None:
+            return Resultado(erro=plano.erro)
+        adapter = self.adapters[operadora.registro_ans]
+        found = adapter.criticas(message)
+        if found:  # the operator would refuse it: the provider hears it now, with its codes
+            return Resultado(criticas=found)
+        result = Resultado()
+        for envio in plano.envios:
+            troca = Troca(envio.sequencial)
+            result.trocas.append(troca)
+            try:
+                prepared = adapter.preparar(envio.message, sequenciais=[envio.sequencial], agora=agora)[0]
+            except Exception as exc:  # the gateway's configuration or a bug, not the provider's doing
+                log.exception("%s: preparação de %s falhou", operadora.nome, service.name)
+                result.fault = _servidor(f"A mensagem não pôde ser preparada para a operadora "
+                                         f"{operadora.nome}: {exc}")
+                return result
+            troca.enviado, troca.versao = prepared.corpo, prepared.versao
+            try:
+                answer = self.clients.client(operadora.registro_ans).call(service.name, prepared.corpo)
+            except TransportError as exc:
+                log.warning("%s: %s sem resposta: %s", operadora.nome, service.name, exc)
+                result.fault = _servidor(f"A operadora {operadora.nome} não respondeu ({exc}).")
+                return result
+            troca.resposta = answer.body
+            troca.reading = reading = read_answer(answer, service, self.registry)
+            if reading.kind == "repetir":
+                log.warning("%s: resposta inválida a %s: %s", operadora.nome, service.name, reading.motivo)
+                result.fault = _servidor(f"A operadora {operadora.nome} não deu uma resposta válida "
+                                         f"({reading.motivo}).")
+                return result
+            if _is_fault(reading):  # the operator blames the message: relayed as it said it
+                tree = reading.message.tree.getroot()
+                text = _FAULT_STRING(tree).strip() or reading.motivo
+                result.fault = TissFault(_TISS_FAULT(tree).strip(),
+                                         f"{text} (operadora {operadora.nome})"[:2000], client=True,
+                                         findings=reading.criticas)
+                return result
+        try:
+            result.resposta = self._answer(message, service, operadora, plano, result, prestador_id)
+        except _Invalida as exc:
+            log.warning("%s: resposta a %s não cabe na versão %s: %s", operadora.nome, service.name,
+                        message.version, exc)
+            result.fault = _servidor(f"A resposta da operadora {operadora.nome} não pôde ser convertida "
+                                     f"para a versão {message.version}: {exc}")
+        return result
+
+    # -- 3. the answer for the provider ------------------------------------------------------------
+    def _answer(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano,
+                result: Resultado, prestador_id: int) -> bytes:
+        roots = [_standalone(t.reading.message.root) for t in result.trocas]
+        numeros = {(e.text or "").strip() for r in roots for e in r.iter(*_PROTOCOLO_TAGS)} - {""}
+        with self.readers() as session:
+            conhecidos = inbound.protocolos_da_operadora(session, sorted(numeros), prestador_id=prestador_id,
+                                                         registro_ans=operadora.registro_ans)
+        for indice, answer in enumerate(roots):
+            result.demonstrativos.extend(_demonstrativos(indice, answer, conhecidos))
+        root = _combinar_cancelamentos(roots) if plano.cancelamento_lote else roots[0]
+        _traduzir(root, conhecidos)
+        _fundir_partes(root, {c.numero for c in conhecidos.values()})
+        padrao = root.find(f"{_A}cabecalho/{_A}Padrao")
+        if padrao is not None and message.version:
+            padrao.text = message.version
+        etree.cleanup_namespaces(root, top_nsmap=responses.NSMAP)
+        erros = schema_findings(self.registry.schema(message.version or "", service.response),
+                                TissMessage(b"", etree.ElementTree(root), root, service.response,
+                                            message.version, message.encoding, False))
+        if erros:
+            raise _Invalida(erros[0].message)
+        return responses.envelope(root, message.encoding)
+
+
+# --------------------------------------------------------------------------- request translation
+
+
+class _Resposta(Exception):
+    """Answer the provider at once with this mensagemErro (the operator is not asked)."""
+
+    def __init__(self, codigo: str, texto: str):
+        super().__init__(texto)
+        self.codigo, self.texto = codigo, texto
+
+
+class _Invalida(Exception):
+    """The operator's answer does not fit the provider's version once converted."""
+
+
+class _Tradutor:
+    """Gateway protocol numbers in a request -> the operator's."""
+
+    def __init__(self, session: Session, operadora: Operadora, prestador_id: int, versao: str):
+        self.session = session
+        self.operadora = operadora
+        self.prestador_id = prestador_id
+        self.versao = versao
+
+    def _protocolo(self, *, numero: str | None = None,
+                   numero_lote: str | None = None) -> inbound.ProtocoloEncaminhado | None:
+        """The gateway protocol, if the number is one, checked to be at the operator."""
+        found = inbound.protocolo_encaminhado(self.session, prestador_id=self.prestador_id,
+                                              registro_ans=self.operadora.registro_ans, numero=numero,
+                                              numero_lote=numero_lote)
+        if found is None or not found.partes:
+            return None  # not the gateway's, or kept by the gateway only: the operator decides
+        recusada = found.recusada
+        if recusada is not None:
+            codigo, texto = inbound.critica_de(self.session, recusada.resposta_id or recusada.envio_id) \
+                or (None, "recusado")
+            if codigo not in responses.codigos_glosa(self.versao):
+                codigo = CRITICA_PADRAO
+            raise _Resposta(codigo, f"O protocolo {found.numero} foi recusado pela operadora "
+                                    f"{self.operadora.nome}: {texto}")
+        if not found.entregue:
+            raise _Resposta(EM_PROCESSAMENTO, f"O protocolo {found.numero} ainda não foi entregue à "
+                                              f"operadora {self.operadora.nome}: aguarde e consulte "
+                                              "novamente.")
+        return found
+
+    def um_protocolo(self, element: etree._Element | None) -> None:
+        if element is None:
+            return
+        found = self._protocolo(numero=(element.text or "").strip())
+        if found is not None:
+            element.text = found.partes[0].numero_protocolo
+
+    def demonstrativo(self, root: etree._Element) -> None:
+        """demonstrativoAnalise/protocolos: every part of a gateway protocol is asked for."""
+        protocolos = root.find(f"{_A}solicitacaoDemonstrativoRetorno/{_A}demonstrativoAnalise/{_A}protocolos")
+        if protocolos is None:
+            return  # pagamento / odontologia: by date or competência, nothing to translate
+        for element in list(protocolos.iterchildren(f"{_A}numeroProtocolo")):
+            found = self._protocolo(numero=(element.text or "").strip())
+            if found is None:
+                continue
+            element.text = found.partes[0].numero_protocolo
+            anterior = element
+            for parte in found.partes[1:]:
+                extra = etree.Element(f"{_A}numeroProtocolo")
+                extra.text = parte.numero_protocolo
+                anterior.addnext(extra)
+                anterior = extra
+        quantos = len(protocolos.findall(f"{_A}numeroProtocolo"))
+        if quantos > MAX_PROTOCOLOS:
+            raise _Resposta(ACIMA_DO_MAXIMO, f"Os protocolos pedidos são {quantos} lotes na operadora "
+                                             f"{self.operadora.nome}; peça no máximo {MAX_PROTOCOLOS} "
+                                             "por demonstrativo.")
+
+    def cancelamento(self, root: etree._Element) -> list[etree._Element] | None:
+        """Guides: each protocol becomes the operator's protocol of the part holding the guide.
+        A lote: one copy of the request per part (None when there is nothing to split)."""
+        tipo = root.find(f"{_A}cancelaGuia/{_A}tipoCancelamento")
+        if tipo is None:
+            return None
+        for guia in tipo.iterchildren(f"{_A}tipoCancelamentoGuia"):
+            element = guia.find(f"{_A}numeroProtocolo")
+            if element is None:
+                continue
+            found = self._protocolo(numero=(element.text or "").strip())
+            if found is not None:
+                numero = (guia.findtext(f"{_A}numeroGuiaPrestador") or "").strip()
+                parte = next((p for p in found.partes if numero in p.guias), found.partes[0])
+                element.text = parte.numero_protocolo
+        lote = tipo.find(f"{_A}tipoCancelamentoLote")
+        if lote is None:
+            return None
+        numero_lote = lote.find(f"{_A}numeroLote")
+        protocolo = lote.find(f"{_A}numeroProtocolo")
+        found = None
+        if protocolo is not None:
+            found = self._protocolo(numero=(protocolo.text or "").strip())
+        if found is None and protocolo is None and numero_lote is not None:
+            found = self._protocolo(numero_lote=(numero_lote.text or "").strip())
+        if found is None:
+            return None
+        copias = []
+        for parte in found.partes:
+            numero_lote.text = parte.numero_lote or numero_lote.text
+            if protocolo is not None:
+                protocolo.text = parte.numero_protocolo
+            copias.append(copy.deepcopy(root))
+        return copias
+
+
+def _message(root: etree._Element, original: TissMessage) -> TissMessage:
+    return TissMessage(b"", etree.ElementTree(root), root, original.kind, original.version, original.encoding,
+                       False)
+
+
+def _sequencial(sequencial: str, indice: int, total: int) -> str:
+    """The provider's sequencialTransacao; ``-2``, ``-3``... for the further calls of one request
+    (st_texto12: a long one keeps its rightmost characters, as lote parts do)."""
+    if indice == 0 or total == 1:
+        return sequencial
+    sufixo = f"-{indice + 1}"
+    return sequencial[-(12 - len(sufixo)):] + sufixo
+
+
+# --------------------------------------------------------------------------- answer translation
+
+
+def _is_fault(reading: Reading) -> bool:
+    message = reading.message
+    return message is not None and (message.kind == "tissFaultWS"
+                                    or message.root.tag == f"{{{SOAP11_NS}}}Fault")
+
+
+def _servidor(texto: str) -> TissFault:
+    return TissFault("ErroInesperadoServidor", texto[:2000], client=False)
+
+
+def _standalone(root: etree._Element) -> etree._Element:
+    """A copy of the operator's ``*WS`` root on its own, without the operator's signature."""
+    out = copy.deepcopy(root)
+    out.tail = None
+    for child in [c for c in out.iterchildren(etree.Element) if c.tag in _SIGNATURES]:
+        out.remove(child)
+    etree.strip_tags(out, etree.Comment, etree.ProcessingInstruction)
+    return out
+
+
+def _traduzir(root: etree._Element, conhecidos: dict[str, inbound.ProtocoloDaOperadora]) -> None:
+    """The operator's protocol numbers -> the gateway's; a lote part's numeroLote -> the
+    provider's numeroLote."""
+    partes = {c.numero_lote_parte: c.numero_lote for c in conhecidos.values()
+              if c.numero_lote and c.numero_lote_parte and c.numero_lote_parte != c.numero_lote}
+    for element in root.iter(*_PROTOCOLO_TAGS):
+        found = conhecidos.get((element.text or "").strip())
+        if found is not None:
+            element.text = found.numero
+    if partes:
+        for element in root.iter(*_LOTE_TAGS):
+            numero = partes.get((element.text or "").strip())
+            if numero is not None:
+                element.text = numero
+
+
+def _combinar_cancelamentos(roots: list[etree._Element]) -> etree._Element:
+    """The answers of a lote cancelled part by part as one: the first refusal (mensagemErro) if
+    any; else one loteCancelado whose status is cancelled (1) only if every part's is."""
+    for root in roots:
+        if root.find(f".//{_A}mensagemErro") is not None:
+            return root
+    first = roots[0]
+    status = [(r.findtext(f".//{_A}loteCancelado/{_A}statusCancelamento") or "").strip() for r in roots]
+    element = first.find(f".//{_A}loteCancelado/{_A}statusCancelamento")
+    if element is not None:
+        element.text = next((s for s in status if s and s != "1"), status[0])
+    return first
+
+
+# --------------------------------------------------------------------------- demonstrativos
+
+_TIPO_DEMONSTRATIVO = {"demonstrativoAnaliseConta": "2", "demonstrativoPagamento": "1",
+                       "demonstrativoPagamentoOdonto": "3"}
+
+
+def _demonstrativos(indice: int, root: etree._Element,
+                    conhecidos: dict[str, inbound.ProtocoloDaOperadora]) -> list[DemonstrativoObtido]:
+    """One row per protocol a demonstrativo of the operator's answer covers (or one without)."""
+    body = root.find(f"{_A}demonstrativoRetorno")
+    if body is None:
+        return []
+    out = []
+    for element in body.iterchildren(etree.Element):
+        tipo = _TIPO_DEMONSTRATIVO.get(etree.QName(element).localname)
+        if tipo is None:
+            continue
+        numeros = list(dict.fromkeys((e.text or "").strip() for e in element.iter(f"{_A}numeroProtocolo")))
+        for numero in numeros or [None]:
+            found = conhecidos.get(numero or "")
+            out.append(DemonstrativoObtido(indice, tipo, numero, found.protocolo_id if found else None))
+    return out
+
+
+@dataclass(frozen=True)
+class _Fusao:
+    """How the entries of one protocol in a demonstrativo are merged (the XSD order kept)."""
+
+    guia: str  # the repeated guide element
+    depois_das_guias: str  # the element that follows the guides
+    somas: tuple[str, ...]  # values (paths) summed
+    opcionais: tuple[tuple[str, str], ...] = ()  # optional value summed -> the element it follows
+    data: str | None = None  # the earliest date is kept
+    situacao: str | None = None  # the least advanced dm_statusProtocolo is kept
+    copiados: tuple[tuple[str, str], ...] = ()  # optional element taken from a part -> what it follows
+
+
+# entry element -> how: demonstrativo de análise (ct_contaMedicaResumo), de pagamento
+# (ct_dadosResumoDemonstrativo) and de pagamento odontologia (cto_demonstrativoOdontologia protocolos).
+_FUSOES = {
+    "dadosProtocolo": _Fusao(
+        "relacaoGuias", "valorInformadoProtocolo",
+        ("valorInformadoProtocolo", "valorProcessadoProtocolo", "valorLiberadoProtocolo"),
+        (("valorGlosaProtocolo", "valorLiberadoProtocolo"),), "dataProtocolo", "situacaoProtocolo",
+        (("GlosaProtocolo", "dataProtocolo"),)),
+    "relacaoProtocolos": _Fusao(
+        "guiasDoLote", "", ("valorInformado", "valorProcessado", "valorLiberado"),
+        (("valorGlosa", "valorLiberado"),), "dataProtocolo"),
+    "protocolos": _Fusao(
+        "dadosPagamentoGuia", "totaisPorProtocolo",
+        tuple(f"totaisPorProtocolo/{n}" for n in (
+            "valorTotalInformadoPorProtocolo", "valorTotalProcessadoPorProtocolo",
+            "valorTotalGlosaPorProtocolo", "valorTotalFranquiaPorProtocolo",
+            "valorTotalLiberadoPorProtocolo"))),
+}
+_GERAIS = (("valorInformadoGeral", "valorInformadoProtocolo"),
+           ("valorProcessadoGeral", "valorProcessadoProtocolo"),
+           ("valorLiberadoGeral", "valorLiberadoProtocolo"), ("valorGlosaGeral", "valorGlosaProtocolo"))
+
+
+def _fundir_partes(root: etree._Element, gateway: set[str]) -> None:
+    """The parts of a split lote, already translated to one gateway protocol, become one entry
+    with the guides of all parts and the summed values (Decimal)."""
+    body = root.find(f"{_A}demonstrativoRetorno")
+    if body is None or not gateway:
+        return
+    _juntar_analises(body, gateway)
+    for nome, fusao in _FUSOES.items():
+        # Keyed by the parent element itself: the key keeps its lxml proxy alive, so the same
+        # parent is the same object on every getparent().
+        grupos: dict[tuple[etree._Element, str], list[etree._Element]] = {}
+        for entrada in body.iter(f"{_A}{nome}"):
+            numero = (entrada.findtext(f"{_A}numeroProtocolo") or "").strip()
+            if numero in gateway:
+                grupos.setdefault((entrada.getparent(), numero), []).append(entrada)
+        for entradas in grupos.values():
+            if len(entradas) > 1:
+                _fundir(entradas[0], entradas[1:], fusao)
+
+
+def _juntar_analises(body: etree._Element, gateway: set[str]) -> None:
+    """Parts of one protocol in different demonstrativoAnaliseConta move to the first one that
+    has it (each demonstrativo's general totals follow what moved)."""
+    primeira: dict[str, etree._Element] = {}
+    for dem in list(body.iterchildren(f"{_A}demonstrativoAnaliseConta")):
+        conta = dem.find(f"{_A}dadosConta")
+        for entrada in list(conta.iterchildren(f"{_A}dadosProtocolo")) if conta is not None else ():
+            numero = (entrada.findtext(f"{_A}numeroProtocolo") or "").strip()
+            if numero not in gateway:
+                continue
+            destino = primeira.setdefault(numero, dem)
+            if destino is dem:
+                continue
+            for geral, valor in _GERAIS:
+                _somar(dem, geral, -_valor(entrada, valor))
+                _somar(destino, geral, _valor(entrada, valor))
+            destino.find(f"{_A}dadosConta").append(entrada)
+        if conta is not None and len(conta) == 0:
+            body.remove(dem)
+
+
+def _fundir(alvo: etree._Element, outras: Sequence[etree._Element], fusao: _Fusao) -> None:
+    ultima = alvo.findall(f"{_A}{fusao.guia}")
+    ancora = ultima[-1] if ultima else None
+    for outra in outras:
+        for nome, depois in fusao.copiados:
+            if alvo.find(f"{_A}{nome}") is None and outra.find(f"{_A}{nome}") is not None:
+                alvo.find(f"{_A}{depois}").addnext(copy.deepcopy(outra.find(f"{_A}{nome}")))
+        for guia in outra.findall(f"{_A}{fusao.guia}"):
+            seguinte = alvo.find(f"{_A}{fusao.depois_das_guias}") if fusao.depois_das_guias else None
+            if ancora is not None:
+                ancora.addnext(guia)
+            elif seguinte is not None:
+                seguinte.addprevious(guia)
+            else:
+                alvo.append(guia)
+            ancora = guia
+        for caminho in fusao.somas:
+            _somar(alvo, caminho, _valor(outra, caminho))
+        for nome, depois in fusao.opcionais:
+            if outra.find(f"{_A}{nome}") is None:
+                continue
+            if alvo.find(f"{_A}{nome}") is None:
+                novo = etree.Element(f"{_A}{nome}")
+                novo.text = "0.00"
+                alvo.find(f"{_A}{depois}").addnext(novo)
+            _somar(alvo, nome, _valor(outra, nome))
+        if fusao.data:
+            _menor(alvo, outra, fusao.data)
+        if fusao.situacao:
+            _menos_avancada(alvo, outra, fusao.situacao)
+        outra.getparent().remove(outra)
+
+
+def _caminho(path: str) -> str:
+    return "/".join(f"{_A}{step}" for step in path.split("/"))
+
+
+def _valor(element: etree._Element, path: str) -> Decimal:
+    try:
+        return Decimal((element.findtext(_caminho(path)) or "0").strip() or "0")
+    except InvalidOperation:
+        raise _Invalida(f"valor inválido em {path}") from None
+
+
+def _somar(element: etree._Element, path: str, valor: Decimal) -> None:
+    found = element.find(_caminho(path))
+    if found is not None:
+        found.text = str((_valor(element, path) + valor).quantize(_CENTAVO))
+
+
+def _menor(alvo: etree._Element, outra: etree._Element, nome: str) -> None:
+    mine, other = alvo.find(f"{_A}{nome}"), outra.findtext(f"{_A}{nome}")
+    if mine is not None and other and other.strip() < (mine.text or "").strip():
+        mine.text = other.strip()
+
+
+def _menos_avancada(alvo: etree._Element, outra: etree._Element, nome: str) -> None:
+    mine, other = alvo.find(f"{_A}{nome}"), (outra.findtext(f"{_A}{nome}") or "").strip()
+    if mine is None or not other.isdigit() or not (mine.text or "").strip().isdigit():
+        return
+    if PROGRESS.get(int(other), 1) < PROGRESS.get(int(mine.text.strip()), 1):
+        mine.text = other
+
+
+def moment(message: TissMessage, fallback: datetime) -> datetime:
+    """The provider's own transaction moment (cabeçalho dataRegistro/horaRegistroTransacao)."""
+    ident = message.root.find(f"{_A}cabecalho/{_A}identificacaoTransacao")
+    if ident is None:
+        return fallback
+    data = (ident.findtext(f"{_A}dataRegistroTransacao") or "").strip()
+    hora = (ident.findtext(f"{_A}horaRegistroTransacao") or "").strip()
+    try:
+        return datetime.fromisoformat(f"{data}T{hora[:8]}").replace(tzinfo=UTC)
+    except ValueError:
+        return fallback
