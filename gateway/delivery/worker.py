@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import Adapter
 from gateway.config import Config
-from gateway.delivery import outbox, tracking
+from gateway.delivery import appeals, outbox, tracking
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import OperatorClient, OperatorClients, TransportError
 from gateway.delivery.reading import Reading, read_answer
@@ -102,6 +102,11 @@ class Worker:
         request = session.get_one(Mensagem, entrega.mensagem_id)
         message = reader.read(request.corpo)
         now = self.clock()
+        if entrega.servico == "tissRecursoGlosa":
+            waiting = appeals.translate(session, entrega, message.root)
+            if waiting:  # the appealed lote is not at the operator yet: ask again later
+                outbox.postpone(session, entrega, now, self.settings.espera_max_s / 10, waiting)
+                return False
         parts: list[Entrega] = [entrega]
 
         def sequenciais(count: int) -> list[str]:
