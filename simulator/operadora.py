@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.front import responses
-from gateway.message import hashing
+from gateway.message import hashing, reader
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
@@ -48,7 +48,6 @@ _NS = {"ans": ANS_NS}
 _CAB = "ans:cabecalho/"
 _ORIGEM = _CAB + "ans:origem/ans:identificacaoPrestador/ans:"
 _text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in {
-    "padrao": _CAB + "ans:Padrao",
     "tipo": _CAB + "ans:identificacaoTransacao/ans:tipoTransacao",
     "sequencial": _CAB + "ans:identificacaoTransacao/ans:sequencialTransacao",
     "destino": _CAB + "ans:destino/ans:registroANS",
@@ -106,10 +105,7 @@ class OperadoraSimulada:
     def handle(self, ctx: Any, service: Service, body: etree._Element) -> Reply:
         environ = ctx.transport.req_env
         ctx.udc.in_pipeline = True  # from here on this object stores what it refuses
-        tree = ctx.udc.tree
-        version = _text["padrao"](body).strip() or None
-        message = TissMessage(ctx.udc.raw, tree, body, etree.QName(body).localname, version,
-                              tree.docinfo.encoding or "UTF-8", True)
+        message = reader.message_of(ctx.udc.raw, ctx.udc.tree, body, True)
         call = Chamada(message, service, environ.get("REMOTE_ADDR"))
         try:
             return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))

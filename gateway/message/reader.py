@@ -105,6 +105,12 @@ def read(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
     """Parse and identify a TISS message. ``version_hint`` serves messages without cabeçalho."""
     tree = parse(data, max_bytes)
     root, in_envelope = find_tiss_root(tree)
+    return message_of(data, tree, root, in_envelope, version_hint)
+
+
+def message_of(data: bytes, tree: etree._ElementTree, root: etree._Element, in_envelope: bool,
+               version_hint: str | None = None) -> TissMessage:
+    """The TissMessage of a root already found in a parsed tree (the SOAP layer parses once)."""
     version = _PADRAO(root).strip() or version_hint
     encoding = tree.docinfo.encoding or "UTF-8"
     return TissMessage(data, tree, root, etree.QName(root).localname, version or None,
