@@ -231,8 +231,10 @@ class Adapter:
         """What the operator would refuse in ``message``, said now: its rules, the service, the
         version conversion and the file size. Codes are in dm_tipoGlosa of the message's version."""
         try:
-            documento = self._documento(message)
             alvo = self._versao_alvo(message)
+            if alvo == message.version and message.kind in SERVICE_BY_REQUEST and self._cabe(message):
+                return self._criticas_sem_conversao(message)
+            documento = self._documento(message)
         except _Recusa as exc:
             return [exc.finding]
         found: list[Finding] = []
@@ -248,6 +250,26 @@ class Adapter:
             found.extend(criticas_de_conversao(erros, message.version or "", alvo, self.nome,
                                                parte.root))
         return found
+
+    def _criticas_sem_conversao(self, message: TissMessage) -> list[Finding]:
+        """The common case, read from the message as it is: same version, a file that fits. The
+        parts a split makes have the structure the whole message was validated with, so there
+        is no copy to make and nothing to validate again: only the operator's own rules."""
+        servico = SERVICE_BY_REQUEST[message.kind].name
+        if servico not in self.operacoes:
+            raise _Recusa(f.error(f.MENSAGEM_FORA_DO_PADRAO,
+                                  f"A operadora {self.nome} não recebe {servico} pelo web service.",
+                                  message.kind))
+        if servico != "tissLoteGuias":
+            return []
+        return list(self.regras_lote(guias_do_lote(_lote_guias(message.root))))
+
+    def _cabe(self, message: TissMessage) -> bool:
+        """The received bytes (envelope included) already fit the operator's file limit."""
+        if self.max_bytes is None:
+            return True
+        margem = _MARGEM_BYTES + (sum(len(p) for p in self.destino.cadeia_pem) if self.assina else 0)
+        return len(message.data) + margem <= self.max_bytes
 
     def regras_lote(self, guias: Sequence[Guia]) -> Iterable[Finding]:
         """The operator's own rules on a lote's guides (none by default)."""
