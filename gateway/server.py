@@ -1,5 +1,6 @@
 """Assemble the gateway's WSGI application and run it under gunicorn."""
 
+import gc
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -72,7 +73,13 @@ class GatewayServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> TissWsgi:
-        return create_app(self.config_, self.url)
+        app = create_app(self.config_, self.url)
+        # Everything loaded so far (schemas, Spyne, SQLAlchemy, adapters) lives as long as the
+        # worker: keep it out of the cyclic GC's full collections, which otherwise show up as
+        # 50-70 ms pauses on requests.
+        gc.collect()
+        gc.freeze()
+        return app
 
 
 def serve(config: Config, *, bind: str, workers: int, timeout: int = 120) -> None:
