@@ -5,7 +5,9 @@ ERP follows it to payment by polling the gateway.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 
 import pytest
 from lxml import etree
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from gateway.storage.models import Entrega, Protocolo
 from tests.factory import build_lote
 from tests.forwarding_stack import NS, OPERADORAS, OPERATOR_TIMEOUT_S, Stack, new_number, party, wait_until
-from tests.gateway_process import WorkerProcess
+from tests.gateway_process import WorkerProcess, cli
 
 pytestmark = pytest.mark.usefixtures("clean_faults", "logs_on_failure")
 
@@ -131,3 +133,51 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(stack: St
         wait_until(lambda p=protocolo: stack.delivered(p), timeout=120, what=f"lote {numero}")
     for numero, _protocolo in sent:
         assert stack.operator_lotes("pasa", numero) == {numero: 1}
+
+
+# --- the commands of the people running the gateway -------------------------------------------
+
+
+def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess:
+    return cli(*args, "--config", str(stack.config), "--database", stack.gateway.database_url,
+               home=stack.gateway.home)
+
+
+def test_a_dead_lettered_delivery_is_listed_and_retried_by_command(stack: Stack,
+                                                                   worker: WorkerProcess) -> None:
+    stack.simulator.set_fault("capitalprev", mode="down", duration_s=600)
+    numero, protocolo = stack.send_lote("capitalprev", 1)
+
+    def dead() -> Entrega | None:
+        found = stack.entregas(protocolo)
+        return found[0] if found and found[0].estado == "morta" else None
+
+    entrega = wait_until(dead, timeout=90, what="entrega morta depois das tentativas")
+    assert entrega.tentativas == 12 and entrega.ultimo_erro
+    listed = _cli(stack, "entregas", "list", "--estado", "morta", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert entrega.id in [row["id"] for row in json.loads(listed.stdout)]
+    assert stack.operator_lotes("capitalprev", numero) == {}
+
+    stack.simulator.clear_fault("capitalprev")
+    retried = _cli(stack, "entregas", "retry", str(entrega.id))
+    assert retried.returncode == 0 and "1 entrega" in retried.stdout, retried.stdout + retried.stderr
+    wait_until(lambda: stack.delivered(protocolo), what="entrega depois do retry")
+    assert stack.operator_lotes("capitalprev", numero) == {numero: 1}
+    assert _cli(stack, "entregas", "retry", str(entrega.id)).returncode == 1  # nothing dead any more
+
+
+def test_protocolo_show_and_lote_list(stack: Stack, worker: WorkerProcess) -> None:
+    numero, protocolo = stack.send_lote("cassems", 60)
+    parts = wait_until(lambda: stack.delivered(protocolo), what="as duas partes")
+    shown = _cli(stack, "protocolo", "show", protocolo, "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["lote"] == numero and data["guias"] == 60 and data["status"].startswith("1 ")
+    assert [e["protocolo_operadora"] for e in data["entregas"]] == [p.numero_protocolo for p in parts]
+    assert [e["parte"] for e in data["entregas"]] == ["1/2", "2/2"]
+    text = _cli(stack, "protocolo", "show", protocolo).stdout
+    assert "entregas:" in text and parts[1].numero_protocolo in text
+    assert _cli(stack, "protocolo", "show", "999999999999").returncode == 1
+    listed = json.loads(_cli(stack, "lote", "list", "--operadora", OPERADORAS["cassems"][0], "--json").stdout)
+    assert any((row["lote"], row["protocolo"], row["guias"]) == (numero, protocolo, 60) for row in listed)
