@@ -188,5 +188,12 @@ class Worker:
         return dict(direcao=direcao, servico=entrega.servico, tamanho=len(data), corpo=data,
                     prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
                     sequencial_transacao=entrega.sequencial, resultado=resultado,
-                    codigo_erro=(reading.motivo[:40] if reading and reading.kind != "entregue" else None),
+                    codigo_erro=_codigo(reading),
                     resposta_de_id=resposta_de)
+
+
+def _codigo(reading: Reading | None) -> str | None:
+    """The Table 38 code of an operator's refusal (the reason of a failure is in ultimo_erro)."""
+    if reading is None or reading.kind != "recusada":
+        return None
+    return next((c.code for c in reading.criticas if c.code), "recusada")
