@@ -14,7 +14,6 @@ mensagemErro. Every message in and out is stored with its bytes, refused ones in
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.front import responses
 from gateway.message import hashing, reader
+from gateway.message.cabecalho import CabecalhoFields
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.message.services import ANS_NS, SOAP11_NS, Service
+from gateway.message.services import SOAP11_NS, Service
 from gateway.message.validation import validate_message
 from gateway.soap.protocol import Reply, TissFault, fault_reply
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
@@ -44,24 +44,11 @@ if TYPE_CHECKING:
     from gateway.security.pki import Leaf
 
 log = logging.getLogger("tiss_simulator.operadora")
-_NS = {"ans": ANS_NS}
-_CAB = "ans:cabecalho/"
-_ORIGEM = _CAB + "ans:origem/ans:identificacaoPrestador/ans:"
-_text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in {
-    "tipo": _CAB + "ans:identificacaoTransacao/ans:tipoTransacao",
-    "sequencial": _CAB + "ans:identificacaoTransacao/ans:sequencialTransacao",
-    "destino": _CAB + "ans:destino/ans:registroANS",
-    "login": _CAB + "ans:loginSenhaPrestador/ans:loginPrestador",
-    "senha": _CAB + "ans:loginSenhaPrestador/ans:senhaPrestador",
-    "cnpj": _ORIGEM + "CNPJ",
-    "cpf": _ORIGEM + "CPF",
-    "codigo": _ORIGEM + "codigoPrestadorNaOperadora",
-}.items()}
 FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
 
 
 @dataclass
-class Chamada:
+class Chamada(CabecalhoFields):
     """One request on its way through the operator."""
 
     message: TissMessage
@@ -69,13 +56,7 @@ class Chamada:
     endereco: str | None
     prestador: PrestadorSimulado | None = None  # once logged in
     hash_found: str = ""  # lower case, once the message validated
-    _fields: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
-    def field(self, name: str) -> str:
-        value = self._fields.get(name)
-        if value is None:
-            value = self._fields[name] = _text[name](self.message.root).strip()
-        return value
 
     @property
     def documento(self) -> str | None:

@@ -38,6 +38,7 @@ from gateway.delivery.reading import read_answer
 from gateway.front import proxy, responses
 from gateway.front.lote import GuiaLida, read_lote
 from gateway.message import hashing, reader
+from gateway.message.cabecalho import CabecalhoFields
 from gateway.message.findings import Finding, describe
 from gateway.message.findings import error as critica
 from gateway.message.reader import TissMessage
@@ -53,19 +54,6 @@ if TYPE_CHECKING:
     from adapters.base import Adapter
 
 log = logging.getLogger("tiss_gateway.front")
-_NS = {"ans": ANS_NS}
-_CAB = "ans:cabecalho/"
-_text = {name: etree.XPath(f"string({path})", namespaces=_NS) for name, path in {
-    "tipo": _CAB + "ans:identificacaoTransacao/ans:tipoTransacao",
-    "sequencial": _CAB + "ans:identificacaoTransacao/ans:sequencialTransacao",
-    "destino": _CAB + "ans:destino/ans:registroANS",
-    "login": _CAB + "ans:loginSenhaPrestador/ans:loginPrestador",
-    "senha": _CAB + "ans:loginSenhaPrestador/ans:senhaPrestador",
-    "cnpj": _CAB + "ans:origem/ans:identificacaoPrestador/ans:CNPJ",
-    "cpf": _CAB + "ans:origem/ans:identificacaoPrestador/ans:CPF",
-    "codigo": _CAB + "ans:origem/ans:identificacaoPrestador/ans:codigoPrestadorNaOperadora",
-    "protocolo": "ans:solicitacaoStatusProtocolo/ans:numeroProtocolo",
-}.items()}
 
 # Services answered from the gateway's own data (store-and-forward); the synchronous ones,
 # cancelamento included, are relayed to the operator (gateway.front.proxy.SERVICOS).
@@ -112,7 +100,7 @@ class LoginCache:
 
 
 @dataclass
-class Call:
+class Call(CabecalhoFields):
     """One request on its way through the pipeline."""
 
     message: TissMessage
@@ -121,14 +109,7 @@ class Call:
     operadora: Operadora | None = None
     prestador_id: int | None = None
     hash_found: str = ""  # as written in the message; set once the message validated
-    _fields: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
-    def field(self, name: str) -> str:
-        """A cabeçalho value, read from the tree once per request."""
-        value = self._fields.get(name)
-        if value is None:
-            value = self._fields[name] = _text[name](self.message.root).strip()
-        return value
 
 
 class Pipeline:
