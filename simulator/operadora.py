@@ -42,6 +42,7 @@ from simulator.profile import PrestadorSimulado, Profile
 
 if TYPE_CHECKING:
     from gateway.security.pki import Leaf
+    from gateway.security.xmldsig import Signer
 
 log = logging.getLogger("tiss_simulator.operadora")
 FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
@@ -120,10 +121,14 @@ class OperadoraSimulada:
         if not report.valid:
             raise _fault_for(report.findings)
         call.hash_found = (report.hash.found or "").lower() if report.hash else ""
-        if self.profile.assinatura_exigida:
-            self._check_signature(message)
+        signer = self._check_signature(message) if self.profile.assinatura_exigida else None
         call.prestador = self._login(call)
         self._check_origem(call)
+        if signer is not None and signer.documento != call.prestador.documento:
+            # The chain is trusted, but the certificate is someone else's: not the sender's signature.
+            dono = signer.documento or "sem CPF/CNPJ"
+            raise TissFault("RemetenteInvalido", f"[5018] O certificado da assinatura ({dono}) não é do "
+                            f"prestador {call.prestador.documento}.", code="5018")
         destino = call.field("destino")
         if destino != self.profile.registro_ans:
             raise TissFault("DestinatarioInvalido", f"Registro ANS {destino or '(não informado)'} não é "
@@ -140,7 +145,7 @@ class OperadoraSimulada:
             raise TissFault("VersaoInvalida", f"A operadora {self.profile.nome} não aceita a versão "
                             f"{version} (aceitas: {', '.join(self.profile.versoes)}).", code="5028")
 
-    def _check_signature(self, message: TissMessage) -> None:
+    def _check_signature(self, message: TissMessage) -> Signer:
         from gateway.security import xmldsig  # loaded only by operators that check signatures
 
         if self.credentials is None:
@@ -149,7 +154,7 @@ class OperadoraSimulada:
         try:
             # Validity is judged at the real time: the certificates were issued at the real time,
             # and a simulated clock started in the past would find them not yet valid.
-            xmldsig.verify(message.root, self.credentials.chain_pem[1:])
+            return xmldsig.verify(message.root, self.credentials.chain_pem[1:])
         except xmldsig.SignatureError as exc:
             # st_tissFault has no signature value: a certificate that does not identify the sender
             # (5018-5021) is a RemetenteInvalido, a signature that does not match (5022) a message
