@@ -405,6 +405,22 @@ DEMO_OPERADORAS = (
 
 
 DEMO_SIMULADOR = "127.0.0.1:9000"
+# The demo provider's certificate, issued by `serve --demo` from the simulated operators' sandbox
+# AC (IPASGO takes only messages signed by the sender).
+DEMO_CERTIFICADO = ("demo", "prestador-demo")
+
+
+def demo_certificado() -> tuple[Path, Path]:
+    directory = gateway_home() / DEMO_CERTIFICADO[0]
+    stem = DEMO_CERTIFICADO[1]
+    return directory / f"{stem}-key.pem", directory / f"{stem}-cert.pem"
+
+
+def _demo_assinatura(adapter: str) -> dict[str, Path]:
+    chave, certificados = demo_certificado()
+    if adapter != "ipasgo" or not (chave.is_file() and certificados.is_file()):
+        return {}
+    return {"assinatura_chave": chave, "assinatura_certificados": certificados}
 
 
 @cache
@@ -418,7 +434,8 @@ def demo_config(simulador: str | None = DEMO_SIMULADOR) -> Config:
     operadoras = {registro: Operadora(
         registro_ans=registro, nome=nome, adapter=adapter,
         endpoint=f"http://{host}:{int(port) + index}/tiss" if simulador else None,
-        timeout_s=15.0) for index, (registro, nome, adapter, _codigo) in enumerate(DEMO_OPERADORAS, 1)}
+        timeout_s=15.0, **_demo_assinatura(adapter))
+        for index, (registro, nome, adapter, _codigo) in enumerate(DEMO_OPERADORAS, 1)}
     prestador = PrestadorConfig(
         documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
         senha_hash=hash_senha(md5_hex(DEMO_SENHA)),

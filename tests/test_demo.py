@@ -3,6 +3,7 @@ worker; a lote sent to it is delivered and its status moves with the simulated c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,10 +17,11 @@ from lxml import etree
 
 from gateway.message.services import ANS_NS
 from tests.factory import Party, build_lote, build_request
-from tests.gateway_process import REPO, free_port, free_port_block
+from tests.gateway_process import REPO, cli, free_port, free_port_block
 
 NS = {"ans": ANS_NS}
 PASA = Party(registro_ans="331988", codigo_na_operadora="1004567")
+IPASGO = Party(registro_ans="424188", codigo_na_operadora="5012377")
 
 
 def _post(url: str, body: bytes) -> requests.Response:
@@ -63,6 +65,19 @@ def test_serve_demo_delivers_a_lote_and_its_status_moves(tmp_path: Path) -> None
             status = etree.fromstring(answer.content).findtext(".//ans:statusProtocolo", namespaces=NS)
             seen.add(status)
         assert status not in (None, "1"), ((tmp_path / "demo.log").read_text()[-5000:], seen)
+
+        # IPASGO takes only signed messages: the demo signs with the demo provider's certificate.
+        sent = _post(f"{gateway}/tissLoteGuias", build_lote("consulta", 1, envelope=True, party=IPASGO,
+                                                             numero_lote="502", sequencial="502"))
+        assert sent.status_code == 200, sent.text
+        deadline = time.monotonic() + 60
+        while True:
+            listed = cli("entregas", "list", "--operadora", "424188", "--json", home=tmp_path)
+            rows = json.loads(listed.stdout) if listed.returncode == 0 else []
+            if rows and rows[0]["estado"] == "entregue":
+                break
+            assert time.monotonic() < deadline, (rows, (tmp_path / "demo.log").read_text()[-5000:])
+            time.sleep(1)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -38,19 +38,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gateway import server  # gunicorn and the app load only for this command
 
-    try:
-        config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
-    except ConfigError as exc:
-        print(f"configuração inválida: {exc}")
-        return 2
     companions: list[subprocess.Popen] = []
     try:
+        if args.demo and not args.no_simulator:
+            companions.append(_start_simulator(args))
+            _demo_certificate()
+        config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
         if args.demo:
             print("modo demo: prestador CNPJ 11222333000181, login demo, senha demo; operadoras "
                   + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()), flush=True)
             if not args.no_simulator:
-                companions = _demo_companions(args, server.prepare(config))
+                companions.append(_start_worker(args, server.prepare(config)))
         server.serve(config, bind=args.bind, workers=args.workers)
+    except ConfigError as exc:
+        print(f"configuração inválida: {exc}")
+        return 2
     except CompanionError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -69,10 +71,12 @@ class CompanionError(RuntimeError):
     pass
 
 
-def _demo_companions(args: argparse.Namespace, database_url: str) -> list[subprocess.Popen]:
-    """The simulated operators, then a worker delivering to them."""
-    cli = [sys.executable, "-m", "gateway.cli"]
-    simulator = subprocess.Popen([*cli, "simulate", "--all", "--bind", args.simulator,
+_CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def _start_simulator(args: argparse.Namespace) -> subprocess.Popen:
+    """``simulate --all``, once its admin answers."""
+    simulator = subprocess.Popen([*_CLI, "simulate", "--all", "--bind", args.simulator,
                                   "--time-scale", str(args.time_scale)])
     deadline = time.monotonic() + 60
     while True:
@@ -81,13 +85,30 @@ def _demo_companions(args: argparse.Namespace, database_url: str) -> list[subpro
                                  "(porta ocupada? use --simulator HOST:PORT ou --no-simulator)")
         try:
             if requests.get(f"http://{args.simulator}/admin/state", timeout=2).ok:
-                break
+                return simulator
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
             simulator.terminate()
             raise CompanionError(f"as operadoras simuladas não responderam em {args.simulator}")
         time.sleep(0.3)
-    worker = subprocess.Popen([*cli, "worker", "--demo", "--simulator", args.simulator,
-                               "--database", database_url, "--threads", "2"])
-    return [simulator, worker]
+
+
+def _demo_certificate() -> None:
+    """The demo provider's e-CNPJ from the simulator's sandbox AC (made once, reused)."""
+    from gateway.config import DEMO_CERTIFICADO, DEMO_CNPJ, demo_certificado
+    from gateway.home import gateway_home
+    from gateway.security import pki
+
+    authority = pki.load_authority(gateway_home() / "simulator" / "runtime")
+    chave, certificados = demo_certificado()
+    if chave.is_file() and certificados.is_file() and \
+            pki.load_leaf(chave.parent, DEMO_CERTIFICADO[1]).chain_pem[1:] == authority.chain_pem:
+        return
+    chave.parent.mkdir(parents=True, exist_ok=True)
+    authority.issue("Clínica Demonstração", cnpj=DEMO_CNPJ).save(chave.parent, DEMO_CERTIFICADO[1])
+
+
+def _start_worker(args: argparse.Namespace, database_url: str) -> subprocess.Popen:
+    return subprocess.Popen([*_CLI, "worker", "--demo", "--simulator", args.simulator,
+                             "--database", database_url, "--threads", "2"])
