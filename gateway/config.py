@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -159,12 +159,9 @@ class _Invalid(Exception):
 class _Reader:
     @staticmethod
     def keys(table: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-        for key in table:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                suggestion = f" (quis dizer {hint[0]!r}?)" if hint else ""
-                raise _Invalid(f"chave desconhecida {_join(path, key)!r}{suggestion}; "
-                               f"permitidas em [{path or 'raiz'}]: {', '.join(allowed)}")
+        problem = unknown_key(table, allowed, path)
+        if problem:
+            raise _Invalid(problem)
 
     @staticmethod
     def table(value: Any, path: str) -> Mapping[str, Any]:
@@ -226,6 +223,18 @@ class _Reader:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def unknown_key(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> str | None:
+    """The message for the first key of a TOML table not in ``allowed`` (with the nearest allowed
+    one as a hint), or None: shared by every TOML file the project reads."""
+    for key in table:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f" (quis dizer {hint[0]!r}?)" if hint else ""
+            return (f"chave desconhecida {_join(path, key)!r}{suggestion}; "
+                    f"permitidas em [{path or 'raiz'}]: {', '.join(allowed)}")
+    return None
 
 
 def _parse(r: _Reader, data: Mapping[str, Any], source: Path | None) -> Config:

@@ -33,7 +33,7 @@ from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SOAP11_NS, Service
 from gateway.message.validation import validate_message
-from gateway.soap.protocol import Reply, TissFault, fault_reply
+from gateway.soap.protocol import Reply, TissFault, check_padrao, fault_for, fault_reply
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
 from simulator import servicos
 from simulator.clock import SimClock, horario_local
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from gateway.security.xmldsig import Signer
 
 log = logging.getLogger("tiss_simulator.operadora")
-FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
 
 
 @dataclass
@@ -119,7 +118,7 @@ class OperadoraSimulada:
         self._check_version(message.version, endpoint_version)
         report = validate_message(message, registry=self.registry, policy=self.hash_policy)
         if not report.valid:
-            raise _fault_for(report.findings)
+            raise fault_for(report.findings)
         call.hash_found = (report.hash.found or "").lower() if report.hash else ""
         signer = self._check_signature(message) if self.profile.assinatura_exigida else None
         call.prestador = self._login(call)
@@ -136,11 +135,7 @@ class OperadoraSimulada:
         return self._transact(call)
 
     def _check_version(self, version: str | None, endpoint_version: str | None) -> None:
-        if not version:
-            raise TissFault("VersaoInvalida", "cabecalho/Padrao não informado.", code="5028")
-        if endpoint_version and version != endpoint_version:
-            raise TissFault("VersaoInvalida", f"Mensagem da versão {version} enviada ao endereço da "
-                            f"versão {endpoint_version}.", code="5028")
+        check_padrao(version, endpoint_version)
         if version not in self.profile.versoes or self.registry.get(version) is None:
             raise TissFault("VersaoInvalida", f"A operadora {self.profile.nome} não aceita a versão "
                             f"{version} (aceitas: {', '.join(self.profile.versoes)}).", code="5028")
@@ -303,11 +298,3 @@ class OperadoraSimulada:
 
 _ENVELOPE_OPEN = f'<soap:Envelope xmlns:soap="{SOAP11_NS}"><soap:Body>'
 _ENVELOPE_CLOSE = "</soap:Body></soap:Envelope>"
-
-
-def _fault_for(findings: list[Finding]) -> TissFault:
-    first = findings[0]
-    fault = FAULT_FOR_CODE.get(first.code or "", "SchemaInvalido")
-    text = "; ".join(f"[{f.code}] {f.message}" + (f" (linha {f.line})" if f.line else "")
-                     for f in findings[:5])
-    return TissFault(fault, text[:2000], code=first.code, findings=findings)

@@ -9,7 +9,6 @@ load with a :class:`ProfileError` naming the file and the key).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import string
@@ -21,6 +20,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from gateway.config import unknown_key
 from gateway.front.lote import GUIDE_KINDS
 from gateway.front.responses import SUPPORTED_VERSIONS, codigos_glosa
 from gateway.message import hashing
@@ -254,12 +254,9 @@ def _build(cls: type, table: Any, path: str, extra: Mapping[str, Any] | None = N
         raise _Invalid(f"{path or 'raiz'} deve ser uma tabela TOML")
     hints = get_type_hints(cls)
     allowed = [f.name for f in fields(cls) if f.metadata.get("toml", True)]
-    for key in table:
-        if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            suggestion = f" (quis dizer {hint[0]!r}?)" if hint else ""
-            raise _Invalid(f"chave desconhecida {_join(path, key)!r}{suggestion}; "
-                           f"permitidas em [{path or 'raiz'}]: {', '.join(allowed)}")
+    problem = unknown_key(table, allowed, path)
+    if problem:
+        raise _Invalid(problem)
     values = dict(extra or {})
     for f in fields(cls):
         if f.name in values:

@@ -45,7 +45,7 @@ from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, Service
 from gateway.message.validation import validate_message
-from gateway.soap.protocol import Reply, TissFault
+from gateway.soap.protocol import Reply, TissFault, check_padrao, fault_for
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
 from gateway.storage import inbound
 from gateway.storage.protocolos import insert_protocolo
@@ -60,7 +60,6 @@ log = logging.getLogger("tiss_gateway.front")
 RECEIPT_SERVICES = {"tissLoteAnexo": "anexo", "tissRecursoGlosa": "recurso",
                     "tissEnvioDocumentos": "documento", "tissComunicacaoBeneficiario": "comunicacao"}
 LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ APRESENTADA is nearest
-FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
 
 
 @dataclass(frozen=True)
@@ -171,7 +170,7 @@ class Pipeline:
         policy = call.operadora.hash_policy() if call.operadora else hashing.STRICT
         report = validate_message(message, registry=self.registry, policy=policy)
         if not report.valid:
-            raise _fault_for(report.findings)
+            raise fault_for(report.findings)
         call.hash_found = report.hash.found or ""
         call.prestador_id = self._authenticate(call)
         if call.operadora is None:
@@ -186,11 +185,7 @@ class Pipeline:
         return self._transact(call)
 
     def _check_version(self, version: str | None, endpoint_version: str | None) -> None:
-        if not version:
-            raise TissFault("VersaoInvalida", "cabecalho/Padrao não informado.", code="5028")
-        if endpoint_version and version != endpoint_version:
-            raise TissFault("VersaoInvalida", f"Mensagem da versão {version} enviada ao endereço da "
-                            f"versão {endpoint_version}.", code="5028")
+        check_padrao(version, endpoint_version)
         if self.registry.get(version) is None:
             raise TissFault("VersaoInvalida", f"Versão {version} não disponível no gateway.", code="5028")
 
@@ -523,14 +518,6 @@ _LOGIN_TEXT = {
     "bloqueado": "Login bloqueado temporariamente após tentativas inválidas.",
     "inativo": "Prestador inativo.",
 }
-
-
-def _fault_for(findings: list[Finding]) -> TissFault:
-    first = findings[0]
-    fault = FAULT_FOR_CODE.get(first.code or "", "SchemaInvalido")
-    text = "; ".join(f"[{f.code}] {f.message}" + (f" (linha {f.line})" if f.line else "")
-                     for f in findings[:5])
-    return TissFault(fault, text[:2000], code=first.code, findings=findings)
 
 
 def _finding_of_code(code: str) -> Finding:

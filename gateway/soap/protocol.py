@@ -32,6 +32,28 @@ class TissFault(Fault):
         self.findings = tuple(findings)  # every finding behind it (stored as críticas)
 
 
+# Findings whose Table 38 code has a tissFault value of its own; any other is SchemaInvalido.
+FAULT_FOR_CODE = {"5014": "HashInvalido", "5028": "VersaoInvalida"}
+
+
+def fault_for(findings: Sequence[Finding]) -> TissFault:
+    """The tissFault answering a message that failed validation (the first findings in its text)."""
+    first = findings[0]
+    fault = FAULT_FOR_CODE.get(first.code or "", "SchemaInvalido")
+    text = "; ".join(f"[{f.code}] {f.message}" + (f" (linha {f.line})" if f.line else "")
+                     for f in findings[:5])
+    return TissFault(fault, text[:2000], code=first.code, findings=findings)
+
+
+def check_padrao(version: str | None, endpoint_version: str | None) -> None:
+    """cabecalho/Padrao present, and the one of the endpoint's URL when it names a version."""
+    if not version:
+        raise TissFault("VersaoInvalida", "cabecalho/Padrao não informado.", code="5028")
+    if endpoint_version and version != endpoint_version:
+        raise TissFault("VersaoInvalida", f"Mensagem da versão {version} enviada ao endereço da "
+                        f"versão {endpoint_version}.", code="5028")
+
+
 @dataclass
 class Reply:
     """What a service method returns: the finished bytes and their encoding."""
