@@ -82,8 +82,9 @@ class GatewayServer(BaseApplication):
         return app
 
 
-def serve(config: Config, *, bind: str, workers: int, timeout: int = 120) -> None:
-    url = prepare(config)
+def serve(config: Config, *, bind: str, workers: int, timeout: int = 120, url: str | None = None) -> None:
+    """Run gunicorn; ``url``: a database :func:`prepare` already migrated and seeded."""
+    url = url or prepare(config)
     # Spyne logs a full traceback for every client fault; the pipeline logs refusals itself.
     logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
     # gunicorn's control socket defaults to one path per user, shared by every instance.

@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
         if args.demo:
             print("modo demo: prestador CNPJ 11222333000181, login demo, senha demo; operadoras "
                   + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()), flush=True)
-            if not args.no_simulator:
-                companions.append(_start_worker(args, server.prepare(config)))
-        server.serve(config, bind=args.bind, workers=args.workers)
+        url = server.prepare(config)  # before the worker starts on the same database
+        if args.demo and not args.no_simulator:
+            companions.append(_start_worker(args, url))
+        server.serve(config, bind=args.bind, workers=args.workers, url=url)
     except ConfigError as exc:
         print(f"configuração inválida: {exc}")
         return 2
