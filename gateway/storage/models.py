@@ -164,6 +164,8 @@ class Mensagem(Base):
     resultado: Mapped[str | None] = mapped_column(String(10))  # RESULTADOS
     codigo_erro: Mapped[str | None] = mapped_column(String(40))  # Table 38 code or tissFault name
     endereco: Mapped[str | None] = mapped_column(String(45))  # client IP (IPv6 fits)
+    request_id: Mapped[str | None] = mapped_column(String(32))  # follows the message into the logs
+    corpo_removido_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # `prune` emptied corpo
     resposta_de_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"), index=True)
     criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
 
@@ -246,7 +248,7 @@ class Lote(Base):
     hash: Mapped[str | None] = mapped_column(String(32))
     mensagem_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))
     protocolo_id: Mapped[int | None] = mapped_column(ForeignKey("protocolo.id"), index=True)
-    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
 
     guias: Mapped[list[Guia]] = relationship(
         back_populates="lote", cascade="all, delete-orphan", order_by="Guia.id")
@@ -348,6 +350,7 @@ class Entrega(Base):
     situacao_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # last situação answer
     consultas: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     proxima_consulta_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # poller schedule
+    request_id: Mapped[str | None] = mapped_column(String(32))  # the accepting request's id
     criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     entregue_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -366,3 +369,49 @@ class Demonstrativo(Base):
     numero_protocolo: Mapped[str | None] = mapped_column(String(40))  # the operator's
     mensagem_id: Mapped[int] = mapped_column(ForeignKey("mensagem.id"))  # the operator's answer
     obtido_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+PAPEIS_USUARIO = ("admin", "operador", "prestador")
+
+
+class Usuario(Base):
+    """A person who signs in to the web console (``tiss-gateway usuario add``).
+
+    ``admin`` manages everything, ``operador`` sees and retries everything, ``prestador`` sees only
+    the data of its ``prestador_id``.
+    """
+
+    __tablename__ = "usuario"
+    __table_args__ = (
+        CheckConstraint("papel IN ('admin', 'operador', 'prestador')", name="papel"),
+        CheckConstraint("papel <> 'prestador' OR prestador_id IS NOT NULL", name="prestador"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(60), unique=True)
+    nome: Mapped[str] = mapped_column(String(150))
+    senha_hash: Mapped[str] = mapped_column(String(200))  # scrypt$n$r$p$salt$hash
+    papel: Mapped[str] = mapped_column(String(10))
+    prestador_id: Mapped[int | None] = mapped_column(ForeignKey("prestador.id"))
+    ativo: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    falhas_login: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    bloqueado_ate: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ultimo_acesso_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    prestador: Mapped[Prestador | None] = relationship()
+
+
+class SessaoConsole(Base):
+    """A signed-in console session. The cookie carries a random token; only its SHA-256 is kept."""
+
+    __tablename__ = "sessao_console"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie token
+    usuario_id: Mapped[int] = mapped_column(ForeignKey("usuario.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expira_em: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    endereco: Mapped[str | None] = mapped_column(String(45))
+
+    usuario: Mapped[Usuario] = relationship()
