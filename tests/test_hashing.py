@@ -139,6 +139,18 @@ def test_fast_path_agrees_with_exact_rule_on_compact_and_indented_documents() ->
     assert hashing.check(again.root, again.encoding, data=indented).accepted
 
 
+def test_compact_document_with_a_character_the_encoding_lacks() -> None:
+    """&#8364; in a compact ISO-8859-1 message: the fast path cannot write it, the exact rule can
+    (as a character reference); checking must not raise."""
+    leaves = "<ans:nome>Pre&#8364;o</ans:nome><ans:numero>1</ans:numero>"
+    expected = hashlib.md5("Pre&#8364;o1".encode("iso-8859-1")).hexdigest()
+    data = (f'<?xml version="1.0" encoding="ISO-8859-1"?><ans:loteGuiasWS xmlns:ans="{ANS}">'
+            f"<ans:cabecalho>{leaves}</ans:cabecalho><ans:hash>{expected}</ans:hash></ans:loteGuiasWS>").encode()
+    message = reader.read(data)
+    check = hashing.check(message.root, message.encoding, data=data)
+    assert check.accepted and check.computed == expected
+
+
 def test_hash_over_all_text_including_indentation_is_refused() -> None:
     data = ws(VALUES, "placeholder")
     message = reader.read(data)

@@ -408,6 +408,48 @@ def test_guide_lists_escape_markup_characters():
         assert found.findtext("ans:dadosBeneficiario/ans:numeroCarteira", namespaces=NS) == "C&<>"
 
 
+def _draft_and_tree(version: str, guide_list: list[GuiaRecebida]) -> tuple[r.Draft, etree._Element]:
+    ctx = ctx_for(status_request(version))
+    args = dict(numero_protocolo="000000000042", numero_lote="L-9", status=2,
+                data_envio_lote=date(2025, 12, 1), guias=guide_list,
+                valor_total=ValorTotal(Decimal("300.00"), Decimal("10.00"), Decimal("290.00")))
+    return r.situacao_protocolo_draft(ctx, **args), r.situacao_protocolo(ctx, **args)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_draft_envelope_is_the_tree_envelope(encoding):
+    """A Draft (guide lists spliced in as text, hashed from their own leaves) writes exactly the
+    bytes of the same answer built as a tree, also with markup, accents, characters the encoding
+    lacks, a carriage return and glosas in the values; and both are schema-valid and hashed."""
+    lista = guias(3)
+    lista[1] = GuiaRecebida("G&<2>\r", "OP-€", "CÁRT\r\n2", Decimal("7.5"),
+                            valores=ValorTotal(Decimal("7.50"), Decimal("2.50"), Decimal("5.00")),
+                            glosas=(("1705", "Glosa <parcial> & \"motivo\"\r"), ("1702", None)))
+    draft, tree = _draft_and_tree("4.03.00", lista)
+    data = r.envelope(draft, encoding)
+    assert data == r.envelope(tree, encoding)
+    report = validation.validate(data)
+    assert report.valid and report.hash.variant == hashing.DECLARED, [f.message for f in report.findings]
+    guia = report.message.root.findall(".//ans:guiasTISS/ans:guiasMedicas/ans:guias", NS)[1]
+    assert guia.findtext("ans:numeroGuiaPrestador", namespaces=NS) == "G&<2>\r"
+    assert guia.findtext("ans:numeroGuiaOperadora", namespaces=NS) == "OP-€"
+    assert guia.findtext("ans:glosaGuia/ans:motivoGlosa/ans:descricaoGlosa", namespaces=NS).endswith("\r")
+
+
+def test_draft_sequencial_set_later_and_other_encodings():
+    draft, tree = _draft_and_tree("4.02.00", guias(2))
+    r.set_sequencial(draft, "123")
+    r.set_sequencial(tree, "123")
+    assert r.envelope(draft, "UTF-8") == r.envelope(tree, "UTF-8")
+    with pytest.raises(ValueError):
+        r.set_sequencial(draft, "1234567890123")  # st_texto12
+    utf16 = r.envelope(r.situacao_protocolo_draft(  # not ASCII-compatible: built as a tree
+        ctx_for(status_request("4.03.00")), numero_protocolo="P-1", numero_lote="L-1", status=1,
+        data_envio_lote=date(2025, 12, 1), valor_total=Decimal("10.00"), guias=guias(2)), "UTF-16")
+    report = validation.validate(utf16)
+    assert report.valid and report.hash.variant == hashing.DECLARED, [f.message for f in report.findings]
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_protocolo_nao_localizado(version):
     ctx = ctx_for(status_request(version))

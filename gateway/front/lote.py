@@ -21,6 +21,13 @@ _NUMERO_GUIA = etree.XPath("string(descendant::ans:numeroGuiaPrestador[1])", nam
 _NUMERO_OPERADORA = etree.XPath("string(descendant::ans:numeroGuiaOperadora[1])", namespaces=_NS)
 _CARTEIRA = etree.XPath("string(descendant::ans:numeroCarteira[1])", namespaces=_NS)
 _NUMERO_LOTE = etree.XPath("string(ans:loteGuias/ans:numeroLote)", namespaces=_NS)
+# The four fields of a guide in one evaluation (a lote has up to 100 guides): joined by a private-use
+# character; a value that holds it splits into more than four parts and is read field by field.
+_SEP = "\ue000"
+_CAMPOS = {name: etree.XPath(
+    f"concat(descendant::ans:numeroGuiaPrestador[1], '{_SEP}', descendant::ans:numeroGuiaOperadora[1], "
+    f"'{_SEP}', descendant::ans:numeroCarteira[1], '{_SEP}', {path[len('string('):-1]})", namespaces=_NS)
+    for name, (_, path) in GUIDE_KINDS.items()}
 _GUIAS = etree.XPath("ans:loteGuias/ans:guiasTISS/*", namespaces=_NS)
 
 
@@ -52,10 +59,15 @@ def read_lote(root: etree._Element) -> LoteLido:
 
 
 def _guia(element: etree._Element, kind: str) -> GuiaLida:
-    valor = _VALOR[kind](element) if kind in _VALOR else ""
+    campos = _CAMPOS[kind](element).split(_SEP) if kind in _CAMPOS else ()
+    if len(campos) == 4:
+        numero, operadora, carteira, valor = campos
+    else:
+        numero, operadora, carteira = _NUMERO_GUIA(element), _NUMERO_OPERADORA(element), _CARTEIRA(element)
+        valor = _VALOR[kind](element) if kind in _VALOR else ""
     try:
         amount = Decimal(valor.strip() or "0")
     except InvalidOperation:
         amount = Decimal("0")
-    return GuiaLida(_NUMERO_GUIA(element).strip(), _NUMERO_OPERADORA(element).strip() or None,
-                    _CARTEIRA(element).strip(), amount.quantize(Decimal("0.01")))
+    return GuiaLida(numero.strip(), operadora.strip() or None, carteira.strip(),
+                    amount.quantize(Decimal("0.01")))

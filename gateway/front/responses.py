@@ -212,6 +212,16 @@ def protocolo_recebimento(ctx: ReplyContext, *, numero_lote: str, numero_protoco
                           data_envio_lote: date, valor_total: Decimal,
                           guias: list[GuiaRecebida]) -> etree._Element:
     """protocoloRecebimentoWS/recebimentoLote/protocoloRecebimento (ct_protocoloRecebimento)."""
+    return protocolo_recebimento_draft(ctx, numero_lote=numero_lote, numero_protocolo=numero_protocolo,
+                                       data_envio_lote=data_envio_lote, valor_total=valor_total,
+                                       guias=guias).element()
+
+
+def protocolo_recebimento_draft(ctx: ReplyContext, *, numero_lote: str, numero_protocolo: str,
+                                data_envio_lote: date, valor_total: Decimal,
+                                guias: list[GuiaRecebida]) -> "Draft":
+    """:func:`protocolo_recebimento` as a :class:`Draft` (for :func:`envelope`)."""
+    draft = Draft()
     root, body = _response(ctx, "protocoloRecebimentoWS", "recebimentoLote")
     protocolo = _el(body, "protocoloRecebimento")
     _el(protocolo, "registroANS", ctx.registro_ans)
@@ -223,8 +233,9 @@ def protocolo_recebimento(ctx: ReplyContext, *, numero_lote: str, numero_protoco
     _el(detalhe, "valorTotalProtocolo", _decimal(valor_total))
     dados = _el(detalhe, "dadosGuiasProtocolo")
     odonto = _guide_kind(guias)
-    _append_guias(dados, ("dadosGuiasOdonto",) if odonto else ("dadosGuias",), guias)
-    return _finish(root)
+    draft.add_guias(dados, ("dadosGuiasOdonto",) if odonto else ("dadosGuias",), guias)
+    draft.root = _finish(root)
+    return draft
 
 
 def situacao_protocolo(ctx: ReplyContext, *, numero_protocolo: str, numero_lote: str, status: int,
@@ -235,6 +246,16 @@ def situacao_protocolo(ctx: ReplyContext, *, numero_protocolo: str, numero_lote:
     ``status`` is dm_statusProtocolo (1..9; 10 Bloqueio judicial from 4.02.00). A Decimal
     ``valor_total`` means a lot not analysed yet (ValorTotal.recebido).
     """
+    return situacao_protocolo_draft(ctx, numero_protocolo=numero_protocolo, numero_lote=numero_lote,
+                                    status=status, data_envio_lote=data_envio_lote,
+                                    valor_total=valor_total, guias=guias).element()
+
+
+def situacao_protocolo_draft(ctx: ReplyContext, *, numero_protocolo: str, numero_lote: str, status: int,
+                             data_envio_lote: date, valor_total: Decimal | ValorTotal,
+                             guias: list[GuiaRecebida]) -> "Draft":
+    """:func:`situacao_protocolo` as a :class:`Draft` (for :func:`envelope`)."""
+    draft = Draft()
     codes = ("1", "2", "3", "4", "5", "6", "7", "8", "9") + (("10",) if ctx.version >= "4.02.00" else ())
     if str(status) not in codes:
         raise ValueError(f"statusProtocolo {status} não existe na versão {ctx.version}")
@@ -250,8 +271,9 @@ def situacao_protocolo(ctx: ReplyContext, *, numero_protocolo: str, numero_lote:
     _valor_total(_el(detalhe, "valorTotalLote"), valor_total)
     guias_tiss = _el(detalhe, "guiasTISS")
     odonto = _guide_kind(guias)
-    _append_guias(guias_tiss, ("guiasOdonto" if odonto else "guiasMedicas", "guias"), guias)
-    return _finish(root)
+    draft.add_guias(guias_tiss, ("guiasOdonto" if odonto else "guiasMedicas", "guias"), guias)
+    draft.root = _finish(root)
+    return draft
 
 
 def protocolo_nao_localizado(ctx: ReplyContext, *, numero_protocolo: str) -> etree._Element:
@@ -325,11 +347,93 @@ _ENVELOPE_OPEN = f'<soap:Envelope xmlns:soap="{SOAP11_NS}"><soap:Body>'
 _ENVELOPE_CLOSE = "</soap:Body></soap:Envelope>"
 
 
-def envelope(root: etree._Element, encoding: str = "ISO-8859-1") -> bytes:
+class Draft:
+    """An answer whose guide lists stay text until it is written.
+
+    Guide lists are the bulk of a protocol answer (up to 100 guides of ~11 elements): each is kept
+    as escaped text with its leaf values beside it, and an empty placeholder element marks its
+    place in ``root``. :func:`envelope` hashes the frame's leaves with the lists' own, serialises
+    the small frame and splices the text in: no tree is built for the guides and none is walked.
+    :meth:`element` builds the complete tree for callers that want one.
+    """
+
+    def __init__(self) -> None:
+        self.root: etree._Element = None  # type: ignore[assignment]  # set by the builder
+        self._lists: dict[etree._Element, tuple[str, list[str]]] = {}  # placeholder -> (text, leaves)
+
+    def add_guias(self, parent: etree._Element, wrappers: tuple[str, ...], guias: list[GuiaRecebida]) -> None:
+        """Append one ``wrappers``-nested ct_guiaDados / ct_guiaDadosOdonto per guide."""
+        self._lists[etree.SubElement(parent, _PLACEHOLDER)] = _guias_text(wrappers, guias)
+
+    def element(self) -> etree._Element:
+        """The whole answer as a tree (the lists parsed in place of their placeholders)."""
+        for placeholder, (text, _leaves) in self._lists.items():
+            parent = placeholder.getparent()
+            index = parent.index(placeholder)
+            lista = etree.fromstring(f'<ans:lista xmlns:ans="{ANS_NS}">{text}</ans:lista>',
+                                     _fragment_parser())
+            parent[index:index + 1] = list(lista)
+        self._lists = {}
+        return self.root
+
+    def envelope(self, encoding: str) -> bytes | None:
+        """:func:`envelope` by splicing (None where the encoding is not ASCII-compatible)."""
+        try:
+            if _PLACEHOLDER_TEXT.encode(encoding) != _PLACEHOLDER_BYTES:  # e.g. UTF-16
+                return None
+        except (LookupError, UnicodeError):
+            return None
+        root, values = self.root, []
+        for child in hashing.hashed_children(root):
+            for item in _LEAVES_AND_PLACEHOLDERS(child):
+                if isinstance(item, str):
+                    values.append(item)
+                else:
+                    values += self._lists[item][1]
+        element = hashing.hash_element(root)
+        if element is None:
+            raise ValueError("a mensagem não tem elemento hash")
+        element.text = hashing.compute(root, encoding, hashing.DECLARED, values)
+        frame = etree.tostring(root, encoding=encoding, xml_declaration=False, with_tail=False).split(
+            _PLACEHOLDER_BYTES)
+        texts = [self._lists[p][0] for p in root.iter(_PLACEHOLDER)]  # document order, as in frame
+        if len(frame) != len(texts) + 1:
+            raise AssertionError("marcador de lista fora do lugar")
+        body = [frame[0]]
+        for text, after in zip(texts, frame[1:], strict=True):
+            body += (text.encode(encoding, "xmlcharrefreplace"), after)
+        head = f'<?xml version="1.0" encoding="{encoding}"?>\n{_ENVELOPE_OPEN}'
+        return head.encode(encoding) + b"".join(body) + _ENVELOPE_CLOSE.encode(encoding)
+
+
+def set_sequencial(answer: etree._Element | Draft, sequencial: str) -> None:
+    """Rewrite cabecalho/identificacaoTransacao/sequencialTransacao of an answer built before its
+    sequencial was known (before :func:`envelope` stamps the hash)."""
+    _check_texto("sequencialTransacao", sequencial, 12)
+    root = answer.root if isinstance(answer, Draft) else answer
+    root.find(f"{_A}cabecalho/{_A}identificacaoTransacao/{_A}sequencialTransacao").text = sequencial
+
+
+# The placeholder's name cannot be an ANS element (none starts with "_"); empty, it serialises so.
+_PLACEHOLDER = f"{_A}_lista"
+_PLACEHOLDER_TEXT = "<ans:_lista/>"
+_PLACEHOLDER_BYTES = _PLACEHOLDER_TEXT.encode("ascii")
+# Leaf text and placeholders, in document order (the TISS hash rule of gateway.message.hashing).
+_LEAVES_AND_PLACEHOLDERS = etree.XPath(
+    "descendant-or-self::*[not(*)]/text() | descendant-or-self::ans:_lista", namespaces=NSMAP,
+    smart_strings=False)
+
+
+def envelope(root: etree._Element | Draft, encoding: str = "ISO-8859-1") -> bytes:
     """Stamp the hash of ``root`` for ``encoding`` and serialise it in a SOAP 1.1 envelope.
 
     The root is serialised on its own and framed (no re-parse, ``root`` stays where it is).
     """
+    if isinstance(root, Draft):
+        data = root.envelope(encoding)
+        if data is not None:
+            return data
+        root = root.element()
     element = hashing.hash_element(root)
     if element is None:
         raise ValueError("a mensagem não tem elemento hash")
@@ -634,22 +738,18 @@ def _guide_kind(guias: list[GuiaRecebida]) -> bool:
     return kinds.pop()
 
 
-def _append_guias(parent: etree._Element, wrappers: tuple[str, ...], guias: list[GuiaRecebida]) -> None:
-    """Append one ``wrappers``-nested ct_guiaDados per guide: ct_guiaDados / ct_guiaDadosOdonto.
-
-    Guide lists are the bulk of a protocol answer (11 elements per guide, up to 100 guides): they
-    are written as text and parsed once, which is several times faster than one SubElement call
-    per element. The text is escaped here and the parser is the safe one.
-    """
+def _guias_text(wrappers: tuple[str, ...], guias: list[GuiaRecebida]) -> tuple[str, list[str]]:
+    """One ``wrappers``-nested ct_guiaDados / ct_guiaDadosOdonto per guide, as escaped text, and
+    the leaf values of that text in document order (what the TISS hash reads)."""
     opening = "".join(f"<ans:{name}>" for name in wrappers)
     closing = "".join(f"</ans:{name}>" for name in reversed(wrappers))
-    parts = [f'<ans:lista xmlns:ans="{ANS_NS}">']
+    parts: list[str] = []
+    leaves: list[str] = []
     for guia in guias:
         parts.append(opening)
-        _guia_text(parts, guia)
+        _guia_text(parts, leaves, guia)
         parts.append(closing)
-    parts.append("</ans:lista>")
-    parent.extend(etree.fromstring("".join(parts), _fragment_parser()))
+    return "".join(parts), leaves
 
 
 def _fragment_parser() -> etree.XMLParser:
@@ -660,43 +760,65 @@ def _fragment_parser() -> etree.XMLParser:
     return parser
 
 
-def _guia_text(parts: list[str], guia: GuiaRecebida) -> None:
-    parts.append(_tag("numeroGuiaPrestador",
-                      _texto("numeroGuiaPrestador", guia.numero_guia_prestador, 20)))
-    if guia.numero_guia_operadora:
-        parts.append(_tag("numeroGuiaOperadora",
-                          _texto("numeroGuiaOperadora", guia.numero_guia_operadora, 20)))
-    if not guia.odonto:
-        parts.append("<ans:dadosBeneficiario>")
-    parts.append(_tag("numeroCarteira", _texto("numeroCarteira", guia.numero_carteira, 20)))
-    parts.append(_tag("atendimentoRN", "S" if guia.atendimento_rn else "N"))
-    if not guia.odonto:
-        parts.append("</ans:dadosBeneficiario>")
+def _guia_text(parts: list[str], leaves: list[str], guia: GuiaRecebida) -> None:
+    # Up to 100 guides per answer: written with as few calls as the checks allow.
+    numero, operadora, carteira = guia.numero_guia_prestador, guia.numero_guia_operadora, guia.numero_carteira
+    _check_texto("numeroGuiaPrestador", numero, 20)
+    _check_texto("numeroCarteira", carteira, 20)
+    rn = "S" if guia.atendimento_rn else "N"
+    text = f"<ans:numeroGuiaPrestador>{_escape(numero)}</ans:numeroGuiaPrestador>"
+    if operadora:
+        _check_texto("numeroGuiaOperadora", operadora, 20)
+        text += f"<ans:numeroGuiaOperadora>{_escape(operadora)}</ans:numeroGuiaOperadora>"
+        leaves += (numero, operadora, carteira, rn)
+    else:
+        leaves += (numero, carteira, rn)
+    beneficiario = (f"<ans:numeroCarteira>{_escape(carteira)}</ans:numeroCarteira>"
+                    f"<ans:atendimentoRN>{rn}</ans:atendimentoRN>")
+    if guia.odonto:
+        text += beneficiario
+    else:
+        text += f"<ans:dadosBeneficiario>{beneficiario}</ans:dadosBeneficiario>"
         if guia.data_realizacao is not None:
-            parts.append(_tag("dataRealizacao", _data(guia.data_realizacao)))
+            data = _data(guia.data_realizacao)
+            text += f"<ans:dataRealizacao>{data}</ans:dataRealizacao>"
+            leaves.append(data)
     if guia.valores is None:  # not analysed yet: informed value in, nothing glosado nor released
         processado, glosa, liberado = _decimal(guia.valor_informado), "0.00", "0.00"
     else:
         valor = guia.valores
         processado, glosa, liberado = (_decimal(valor.processado), _decimal(valor.glosa),
                                        _decimal(valor.liberado))
-    parts.append(f"<ans:vlInformadoGuia><ans:valorProcessado>{processado}</ans:valorProcessado>"
+    parts.append(f"{text}<ans:vlInformadoGuia><ans:valorProcessado>{processado}</ans:valorProcessado>"
                  f"<ans:valorGlosa>{glosa}</ans:valorGlosa>"
                  f"<ans:valorLiberado>{liberado}</ans:valorLiberado></ans:vlInformadoGuia>")
+    leaves += (processado, glosa, liberado)
     if guia.glosas:
         parts.append("<ans:glosaGuia>")
         for codigo, descricao in guia.glosas:
             parts.append("<ans:motivoGlosa>" + _tag("codigoGlosa", codigo))
+            leaves.append(codigo)
             if descricao:
                 parts.append(_tag("descricaoGlosa", descricao[:500]))
+                leaves.append(descricao[:500])
             parts.append("</ans:motivoGlosa>")
         parts.append("</ans:glosaGuia>")
 
 
+def _escape(text: str) -> str:
+    # By hand: markup is rare in TISS values, and escape() costs three scans. A carriage return is
+    # written as a reference so that a parser reads back the value that was hashed (a literal one
+    # would be read as a line feed).
+    if "&" in text or "<" in text or ">" in text or "\r" in text:
+        return xml_escape(text, _CR)
+    return text
+
+
 def _tag(name: str, text: str) -> str:
-    if "&" in text or "<" in text or ">" in text:  # rare in TISS values; escape() costs 3 scans
-        text = xml_escape(text)
-    return f"<ans:{name}>{text}</ans:{name}>"
+    return f"<ans:{name}>{_escape(text)}</ans:{name}>"
+
+
+_CR = {"\r": "&#13;"}
 
 
 def _valor_total(out: etree._Element, valor: ValorTotal) -> None:
@@ -707,14 +829,16 @@ def _valor_total(out: etree._Element, valor: ValorTotal) -> None:
 
 def _decimal(value: Decimal | int | str, total_digits: int = 10) -> str:
     """st_decimal10-2: two decimal places, at most ``total_digits`` digits."""
-    if type(value) is Decimal and value.as_tuple().exponent == -2 and value.is_finite():
-        text = str(value)  # already cents (database Numeric, values read from a message)
-        if len(text.lstrip("-").replace(".", "")) <= total_digits and "E" not in text:
+    if type(value) is Decimal:  # already cents (database Numeric, values read from a message)?
+        text = str(value)  # a finite Decimal with exponent -2 prints as [-]d+.dd, nothing else does
+        if text[-3:-2] == "." and len(text) - 1 - (text[0] == "-") <= total_digits:
             return text
     try:
         quantized = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     except (InvalidOperation, TypeError) as exc:
         raise ValueError(f"valor decimal inválido: {value!r}") from exc
+    if not quantized.is_finite():
+        raise ValueError(f"valor decimal inválido: {value!r}")
     text = f"{quantized:.2f}"
     if len(text.lstrip("-").replace(".", "")) > total_digits:
         raise ValueError(f"valor {value} excede {total_digits} dígitos")

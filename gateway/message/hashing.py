@@ -86,11 +86,17 @@ def hash_element(root: etree._Element) -> etree._Element | None:
     return None
 
 
+def hashed_children(root: etree._Element) -> Iterator[etree._Element]:
+    """The children of a message root whose leaves the hash covers (all but hash, epílogo and
+    signature)."""
+    for child in root.iterchildren(etree.Element):
+        if child.tag not in _SKIPPED:
+            yield child
+
+
 def leaf_values(root: etree._Element) -> Iterator[str]:
     """Leaf element text in document order, skipping the hash, epílogo and signature."""
-    for child in root.iterchildren(etree.Element):
-        if child.tag in _SKIPPED:
-            continue
+    for child in hashed_children(root):
         yield from _LEAF_TEXT(child)
 
 
@@ -119,10 +125,12 @@ def _compact_digest(root: etree._Element, declared_encoding: str, data: bytes) -
     if start < 0 or _BLANK_BETWEEN_TAGS.search(data, start):
         return None
     digest = hashlib.md5(usedforsecurity=False)
-    for child in root.iterchildren(etree.Element):
-        if child.tag not in _SKIPPED:
+    try:
+        for child in hashed_children(root):
             digest.update(etree.tostring(child, method="text", encoding=declared_encoding,
                                          with_tail=False))
+    except (UnicodeError, LookupError):  # a character reference the encoding lacks (&#8364; in
+        return None  # ISO-8859-1): the exact path writes it as the rule says (xmlcharrefreplace)
     return digest.hexdigest()
 
 

@@ -90,6 +90,15 @@ class TissSoapIn(Soap11):
                 raise TissFault("SchemaInvalido", "Envelope SOAP sem mensagem TISS no Body.", code="5001")
             while body[0] is not first:  # outside the *WS element: neither hashed nor stored apart
                 body.remove(body[0])
+            if first.tag != f"{{{self.ns_soap_env}}}Fault":
+                # What Soap11 would do, without looking Header and Body up again with two XPaths.
+                header = envelope.find(f"{{{self.ns_soap_env}}}Header")
+                ctx.in_document = envelope
+                ctx.in_header_doc = header.getchildren() if header is not None else None
+                ctx.in_body_doc = first
+                ctx.method_request_string = first.tag
+                self.validate_body(ctx, message)
+                return
         try:
             super().decompose_incoming_envelope(ctx, message)
         except TissFault:

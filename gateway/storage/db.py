@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from gateway.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger("tiss_gateway.storage")
 
 
 def default_database_url() -> str:
@@ -54,7 +56,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _postgresql_on_connect)
+    return engine
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -67,9 +72,29 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")  # persistent; a no-op for :memory:
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, much faster commits
+        # With WAL, NORMAL writes every COMMIT to the WAL before it returns (a crash of the process,
+        # e.g. a killed worker, loses nothing acknowledged: tests/test_durability.py) but syncs the
+        # WAL to disk only at checkpoints: an OS crash or power loss can lose the last commits
+        # (the database stays consistent). FULL would sync on every commit (measured +1.2 ms per
+        # status query, +3.7 ms per 470 KB lote). Production runs PostgreSQL (synchronous_commit on).
+        cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _postgresql_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Message bodies are XML of up to 15 MB, kept as bytea and compressed by TOAST: with the
+    # default pglz a 470 KB lote cost ~10 ms of the request (to 105 KB), with lz4 ~1 ms (to 41 KB).
+    # A server built without lz4 refuses the setting and keeps pglz.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET inside a transaction would go with its rollback
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET default_toast_compression = lz4")
+    except Exception:  # the server refused it (no lz4): it keeps its default
+        log.info("PostgreSQL sem lz4: mensagens comprimidas com pglz")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:

@@ -1,8 +1,10 @@
 """The reads and writes of the request path, as Core statements.
 
 Every accepted message runs these: a handful of statements per request instead of ORM units of
-work (a 100-guide lote was ~60% ORM bookkeeping). The ORM models stay the schema and serve the
-commands and tests; nothing here commits — the caller's transaction does.
+work (a 100-guide lote was ~60% ORM bookkeeping); the ones every request runs go through
+:mod:`gateway.storage.prepared` (compiled once, run on the driver's cursor). The ORM models stay
+the schema and serve the commands and tests; nothing here commits — the caller's transaction does.
+Each function takes the caller's Session or, where it has one at hand, its Connection.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.storage.models import (
     Protocolo,
     Transacao,
 )
+from gateway.storage.prepared import Db, Prepared, connection_of
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ _LOTE_DO_PROTOCOLO = (
 _GUIAS_DO_LOTE = (select(_G.c.numero_guia_prestador, _G.c.numero_guia_operadora, _G.c.numero_carteira,
                          _G.c.valor_informado).where(_G.c.lote_id == bindparam("lote_id")).order_by(_G.c.id))
 _INSERT = {table.name: table.insert().returning(table.c.id) for table in (_M, _T, _L)}
+_INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}  # (table, columns given) -> statement
+_GUIA_COLUNAS = ("lote_id", "numero_guia_prestador", "numero_guia_operadora", "tipo", "numero_carteira",
+                 "valor_informado")
 _E, _C, _D = Entrega.__table__, Critica.__table__, Demonstrativo.__table__  # type: ignore[attr-defined]
 _COLUNAS_PARTE = (select(_E.c.parte, _E.c.partes, _E.c.estado, _E.c.numero_lote, _E.c.numero_protocolo,
                          _E.c.guias, _E.c.resposta_id, _E.c.envio_id, _E.c.situacao_id)
@@ -141,26 +147,38 @@ _PROTOCOLO_POR_NUMERO = _PROTOCOLO.where(_PR.c.numero == bindparam("numero")).li
 _PROTOCOLO_POR_LOTE = _PROTOCOLO.where(_L.c.numero_lote == bindparam("numero_lote")).limit(1)
 _CRITICA = (select(_C.c.codigo, _C.c.mensagem).where(_C.c.mensagem_id == bindparam("mensagem_id"))
             .order_by(_C.c.id).limit(1))
+_CRITICA_COLUNAS = ("mensagem_id", "lote_id", "codigo", "mensagem", "localizacao", "linha")
+# The statements every request runs, on the driver's cursor (gateway.storage.prepared).
+_FAST = {name: Prepared(statement) for name, statement in (
+    ("prestador", _PRESTADOR), ("transacao", _TRANSACAO), ("resposta", _RESPOSTA),
+    ("lote_existe", _LOTE_EXISTE),
+    ("lote_do_protocolo", _LOTE_DO_PROTOCOLO), ("guias_do_lote", _GUIAS_DO_LOTE),
+    ("partes_do_lote", _PARTES_DO_LOTE), ("critica", _CRITICA))}
+_FAST_GUIAS = Prepared(_G.insert(), _GUIA_COLUNAS)
+_FAST_CRITICAS = Prepared(_C.insert(), _CRITICA_COLUNAS)
 
 
-def prestador_liberado(session: Session, prestador_id: int, now: datetime) -> bool:
+def prestador_liberado(session: Db, prestador_id: int, now: datetime) -> bool:
     """Active and not locked: one indexed read."""
-    row = session.connection().execute(_PRESTADOR, {"id": prestador_id}).one_or_none()
-    return row is not None and row.ativo and (row.bloqueado_ate is None or row.bloqueado_ate <= now)
+    row = _FAST["prestador"].first(session, {"id": prestador_id})
+    if row is None:
+        return False
+    ativo, bloqueado_ate = row
+    return bool(ativo) and (bloqueado_ate is None or bloqueado_ate <= now)
 
 
-def add_mensagem(session: Session, values: Mapping[str, Any]) -> int:
+def add_mensagem(session: Db, values: Mapping[str, Any]) -> int:
     return _insert(session, _M, values)
 
 
-def transacao_anterior(session: Session, prestador_id: int, tipo: str,
+def transacao_anterior(session: Db, prestador_id: int, tipo: str,
                        sequencial: str) -> TransacaoAnterior | None:
-    row = session.connection().execute(_TRANSACAO, {"prestador_id": prestador_id, "tipo": tipo,
-                                                    "sequencial": sequencial}).one_or_none()
-    return TransacaoAnterior(row.hash, row.corpo) if row is not None else None
+    row = _FAST["transacao"].first(session, {"prestador_id": prestador_id, "tipo": tipo,
+                                             "sequencial": sequencial})
+    return TransacaoAnterior(*row) if row is not None else None
 
 
-def add_transacao(session: Session, *, prestador_id: int, tipo: str, sequencial: str, hash_: str,
+def add_transacao(session: Db, *, prestador_id: int, tipo: str, sequencial: str, hash_: str,
                   requisicao_id: int) -> int:
     """Raises IntegrityError when a concurrent copy of the transaction committed first."""
     return _insert(session, _T, dict(
@@ -168,41 +186,42 @@ def add_transacao(session: Session, *, prestador_id: int, tipo: str, sequencial:
         requisicao_id=requisicao_id))
 
 
-def set_resposta(session: Session, transacao_id: int, resposta_id: int) -> None:
-    session.connection().execute(_RESPOSTA, {"transacao_id": transacao_id, "resposta": resposta_id})
+def set_resposta(session: Db, transacao_id: int, resposta_id: int) -> None:
+    _FAST["resposta"].execute(session, {"transacao_id": transacao_id, "resposta": resposta_id}).close()
 
 
-def lote_existe(session: Session, prestador_id: int, registro_ans: str, numero_lote: str) -> bool:
-    return session.connection().execute(_LOTE_EXISTE, {
+def lote_existe(session: Db, prestador_id: int, registro_ans: str, numero_lote: str) -> bool:
+    return _FAST["lote_existe"].first(session, {
         "prestador_id": prestador_id, "registro_ans": registro_ans, "numero_lote": numero_lote,
-    }).first() is not None
+    }) is not None
 
 
-def add_lote(session: Session, values: Mapping[str, Any], guias: Sequence[Mapping[str, Any]]) -> int:
+def add_lote(session: Db, values: Mapping[str, Any], guias: Sequence[Mapping[str, Any]]) -> int:
     """The lote and its guides (one executemany for the guides)."""
     lote_id = _insert(session, _L, values)
     if guias:
-        session.connection().execute(_G.insert(), [{**g, "lote_id": lote_id} for g in guias])
+        _FAST_GUIAS.executemany(session, [{**g, "lote_id": lote_id} for g in guias])
     return lote_id
 
 
-def lote_do_protocolo(session: Session, numero: str, prestador_id: int,
+def lote_do_protocolo(session: Db, numero: str, prestador_id: int,
                       registro_ans: str) -> LoteGravado | None:
     """The lote behind a protocol number, only if it belongs to this provider and operator."""
-    connection = session.connection()
-    row = connection.execute(_LOTE_DO_PROTOCOLO, {
-        "numero": numero, "prestador_id": prestador_id, "registro_ans": registro_ans}).first()
+    connection = connection_of(session)
+    row = _FAST["lote_do_protocolo"].first(connection, {
+        "numero": numero, "prestador_id": prestador_id, "registro_ans": registro_ans})
     if row is None:
         return None
-    guias = connection.execute(_GUIAS_DO_LOTE, {"lote_id": row.id}).all()
-    return LoteGravado(row.numero, row.status, row.numero_lote, row.tipo_guia, row.valor_informado,
-                       row.criado_em, [GuiaGravada(*g) for g in guias], row.id)
+    numero, status, lote_id, numero_lote, tipo_guia, valor_informado, criado_em = row
+    guias = _FAST["guias_do_lote"].rows(connection, {"lote_id": lote_id})
+    return LoteGravado(numero, status, numero_lote, tipo_guia, valor_informado, criado_em,
+                       [GuiaGravada(*g) for g in guias], lote_id)
 
 
-def partes_do_lote(session: Session, lote_id: int) -> list[ParteEncaminhada]:
+def partes_do_lote(session: Db, lote_id: int) -> list[ParteEncaminhada]:
     """The deliveries of a lote (one per operator part; none when the operator is not connected)."""
-    rows = session.connection().execute(_PARTES_DO_LOTE, {"lote_id": lote_id}).all()
-    return [_parte(r) for r in rows]
+    rows = _FAST["partes_do_lote"].rows(session, {"lote_id": lote_id})
+    return [_parte(*r) for r in rows]
 
 
 def protocolo_encaminhado(session: Session, *, prestador_id: int, registro_ans: str,
@@ -220,7 +239,7 @@ def protocolo_encaminhado(session: Session, *, prestador_id: int, registro_ans: 
         return None
     partes = connection.execute(_PARTES, {"protocolo_id": row.id}).all()
     return ProtocoloEncaminhado(row.id, row.numero, row.tipo, row.status, row.numero_lote,
-                                [_parte(p) for p in partes])
+                                [_parte(*p) for p in partes])
 
 
 def protocolos_da_operadora(session: Session, numeros: Sequence[str], *, prestador_id: int,
@@ -237,20 +256,20 @@ def protocolos_da_operadora(session: Session, numeros: Sequence[str], *, prestad
             for row in session.connection().execute(query)}
 
 
-def critica_de(session: Session, mensagem_id: int | None) -> tuple[str | None, str] | None:
+def critica_de(session: Db, mensagem_id: int | None) -> tuple[str | None, str] | None:
     """The first crítica stored for a message: (Table 38 code or None, text)."""
     if mensagem_id is None:
         return None
-    row = session.connection().execute(_CRITICA, {"mensagem_id": mensagem_id}).first()
-    return (row.codigo, row.mensagem) if row is not None else None
+    row = _FAST["critica"].first(session, {"mensagem_id": mensagem_id})
+    return (row[0], row[1]) if row is not None else None
 
 
-def corpos(session: Session, ids: Sequence[int]) -> dict[int, bytes]:
+def corpos(session: Db, ids: Sequence[int]) -> dict[int, bytes]:
     """Stored message bytes by id."""
     if not ids:
         return {}
     query = select(_M.c.id, _M.c.corpo).where(_M.c.id.in_(sorted(set(ids))))
-    return {row.id: row.corpo for row in session.connection().execute(query)}
+    return {row.id: row.corpo for row in connection_of(session).execute(query)}
 
 
 def add_demonstrativos(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -259,21 +278,28 @@ def add_demonstrativos(session: Session, rows: Sequence[Mapping[str, Any]]) -> N
         session.connection().execute(_D.insert(), list(rows))
 
 
-def _parte(row: Any) -> ParteEncaminhada:
-    guias = tuple(g for g in (row.guias or "").split("\n") if g)
-    return ParteEncaminhada(row.parte, row.partes, row.estado, row.numero_lote, row.numero_protocolo, guias,
-                            row.resposta_id, row.envio_id, row.situacao_id)
+def _parte(parte: int, partes: int | None, estado: str, numero_lote: str | None, numero_protocolo: str | None,
+           guias: str | None, resposta_id: int | None, envio_id: int | None,
+           situacao_id: int | None) -> ParteEncaminhada:
+    """One row of _COLUNAS_PARTE."""
+    return ParteEncaminhada(parte, partes, estado, numero_lote, numero_protocolo,
+                            tuple(g for g in (guias or "").split("\n") if g), resposta_id, envio_id,
+                            situacao_id)
 
 
-def add_criticas(session: Session, mensagem_id: int, findings: Sequence[Finding], *,
+def add_criticas(session: Db, mensagem_id: int, findings: Sequence[Finding], *,
                  lote_id: int | None = None) -> None:
     """The críticas of a message (Table 38 code, text, the element they point at)."""
     rows = [dict(mensagem_id=mensagem_id, lote_id=lote_id, codigo=f.code, mensagem=f.message[:4000],
                  localizacao=f.location, linha=f.line) for f in findings]
     if rows:
-        session.connection().execute(Critica.__table__.insert(), rows)  # type: ignore[attr-defined]
+        _FAST_CRITICAS.executemany(session, rows)
 
 
-def _insert(session: Session, table: Table, values: Mapping[str, Any]) -> int:
-    """A plain Core insert (the ORM's bulk layer costs more than the statement); returns the id."""
-    return session.connection().execute(_INSERT[table.name], values).scalar_one()
+def _insert(session: Db, table: Table, values: Mapping[str, Any]) -> int:
+    """An insert on the driver's cursor (gateway.storage.prepared); returns the new id."""
+    key = (table.name, tuple(values))
+    statement = _INSERTS.get(key)
+    if statement is None:
+        statement = _INSERTS[key] = Prepared(_INSERT[table.name], key[1])
+    return statement.scalar(session, values)

@@ -23,6 +23,7 @@ from gateway.storage.models import (
     ProtocoloStatus,
     utcnow,
 )
+from gateway.storage.prepared import Db, Prepared, connection_of
 
 NUMERO_DIGITS = 12
 NUMERO_MAX = 10**NUMERO_DIGITS - 1
@@ -38,9 +39,14 @@ _TABLE, _HISTORICO_TABLE = Protocolo.__table__, ProtocoloStatus.__table__  # typ
 _INSERT = _TABLE.insert().returning(_TABLE.c.id)
 _NUMERO = _TABLE.update().where(_TABLE.c.id == bindparam("protocolo_id")).values(numero=bindparam("numero"))
 _HISTORICO = _HISTORICO_TABLE.insert()
+# On the driver's cursor (gateway.storage.prepared): these run on every message accepted.
+_FAST_INSERT = Prepared(_INSERT, ("numero", "tipo", "prestador_id", "registro_ans", "status", "criado_em",
+                                  "atualizado_em"))
+_FAST_NUMERO = Prepared(_NUMERO)
+_FAST_HISTORICO = Prepared(_HISTORICO, ("protocolo_id", "status", "em", "origem"))
 
 
-def insert_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_ans: str,
+def insert_protocolo(session: Db, *, tipo: str, prestador_id: int, registro_ans: str,
                      origem: str = "gateway", now: datetime | None = None) -> tuple[int, str]:
     """Create a protocol (status 1 Recebido, recorded in the history); returns (id, numero).
 
@@ -51,14 +57,15 @@ def insert_protocolo(session: Session, *, tipo: str, prestador_id: int, registro
     if tipo not in TIPOS_PROTOCOLO:
         raise ValueError(f"tipo de protocolo desconhecido: {tipo!r} (esperado um de {TIPOS_PROTOCOLO})")
     now = now or utcnow()
-    connection = session.connection()
-    protocolo_id = connection.execute(_INSERT, dict(
+    connection = connection_of(session)
+    protocolo_id = _FAST_INSERT.scalar(connection, dict(
         numero="~" + secrets.token_hex(5), tipo=tipo, prestador_id=prestador_id,
         registro_ans=registro_ans, status=RECEBIDO, criado_em=now, atualizado_em=now,
-    )).scalar_one()
+    ))
     numero = numero_for(protocolo_id)
-    connection.execute(_NUMERO, {"protocolo_id": protocolo_id, "numero": numero})
-    connection.execute(_HISTORICO, dict(protocolo_id=protocolo_id, status=RECEBIDO, em=now, origem=origem))
+    _FAST_NUMERO.execute(connection, {"protocolo_id": protocolo_id, "numero": numero}).close()
+    _FAST_HISTORICO.executemany(connection, [dict(protocolo_id=protocolo_id, status=RECEBIDO, em=now,
+                                                  origem=origem)])
     return protocolo_id, numero
 
 
