@@ -186,10 +186,12 @@ def access_log(app: Callable, name: str) -> Callable:
                 close()
             query = environ.get("QUERY_STRING")
             fault = environ.get(FAULT_KEY)
-            log.info("%s %s %s %s%s %s %dB %.0fms%s", name, environ.get("REMOTE_ADDR", "-"),
+            request_id = environ.get("HTTP_X_REQUEST_ID")  # the gateway's, as a real operator would log it
+            log.info("%s %s %s %s%s %s %dB %.0fms%s%s", name, environ.get("REMOTE_ADDR", "-"),
                      environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), f"?{query}" if query else "",
                      seen.get("status", "-"), size, (time.monotonic() - started) * 1000,
-                     f" falha={fault}" if fault else "")
+                     f" falha={fault}" if fault else "",
+                     f" request_id={request_id[:64]!r}" if request_id else "")
 
     return logged
 

@@ -21,10 +21,12 @@ class _State:
 
 
 class CircuitBreaker:
-    def __init__(self, failures: int, pause: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, failures: int, pause: float, clock: Callable[[], float] = time.monotonic, *,
+                 on_change: Callable[[str, bool], None] | None = None):
         self.max_failures = failures
         self.pause = pause
         self.clock = clock
+        self.on_change = on_change  # (key, open?) when a circuit opens or closes (metrics)
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
 
@@ -48,12 +50,17 @@ class CircuitBreaker:
 
     def success(self, key: str) -> None:
         with self._lock:
-            self._states.pop(key, None)
+            state = self._states.pop(key, None)
+        if state is not None and state.failures >= self.max_failures and self.on_change:
+            self.on_change(key, False)
 
     def failure(self, key: str) -> None:
         with self._lock:
             state = self._states.setdefault(key, _State())
             state.failures += 1
             state.trial = False
-            if state.failures >= self.max_failures:
+            opened = state.failures >= self.max_failures
+            if opened:
                 state.open_until = self.clock() + self.pause
+        if opened and self.on_change:
+            self.on_change(key, True)

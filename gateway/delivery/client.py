@@ -9,6 +9,7 @@ One ``requests`` session per operator keeps connections alive between calls.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from zeep.cache import InMemoryCache
 from zeep.transports import Transport
 
 from gateway.message.services import SOAP11_NS
+from gateway.observability.logs import REQUEST_ID_HEADER, current_request_id
 
 if TYPE_CHECKING:
     from gateway.config import Config
 
+log = logging.getLogger("tiss_gateway.client")
 _DECLARATION = re.compile(rb"<\?xml[^>]*\?>\s*")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
@@ -87,16 +90,36 @@ class OperatorClient:
         return address
 
     def call(self, service: str, document: bytes) -> Answer:
-        """POST the document in a SOAP envelope; any HTTP answer is returned, transport failures raise."""
+        """POST the document in a SOAP envelope; any HTTP answer is returned, transport failures raise.
+        The request id of the logging context (the provider's request) goes along in X-Request-Id."""
         headers = {"Content-Type": f"text/xml; charset={declared_encoding(document)}", "SOAPAction": '""'}
+        request_id = current_request_id()
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        address, body = self.address(service), soap_envelope(document)
+        if log.isEnabledFor(logging.DEBUG):  # the logs' formatter masks passwords and card numbers
+            log.debug("POST %s:\n%s", address, _text(body, headers["Content-Type"]))
         try:
-            response = self.transport.post(self.address(service), soap_envelope(document), headers)
+            response = self.transport.post(address, body, headers)
         except requests.RequestException as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("resposta %s de %s:\n%s", response.status_code, address,
+                      _text(response.content, response.headers.get("Content-Type", "")))
         return Answer(response.status_code, response.content, response.headers.get("Content-Type", ""))
 
     def close(self) -> None:
         self.session.close()
+
+
+def _text(body: bytes, content_type: str, limit: int = 65536) -> str:
+    """A message for a DEBUG line, decoded by its charset (zeep's own DEBUG logging assumes UTF-8
+    and fails on ISO-8859-1: gateway.observability.logs keeps it quiet)."""
+    charset = content_type.rpartition("charset=")[2].strip(" \"'") or "utf-8"
+    try:
+        return body[:limit].decode(charset, "replace")
+    except LookupError:
+        return body[:limit].decode("utf-8", "replace")
 
 
 class OperatorClients:

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,8 @@ from gateway.delivery.reading import Reading, read_answer
 from gateway.message import reader
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
+from gateway.observability import metrics
+from gateway.observability.logs import request_context, request_id_var
 from gateway.storage import inbound
 from gateway.storage.models import Entrega, Mensagem, Protocolo
 
@@ -47,7 +50,8 @@ class Worker:
         self.name = name or worker_name()
         self.batch = batch
         self.clock = clock
-        self.breaker = CircuitBreaker(self.settings.circuito_falhas, self.settings.circuito_pausa_s)
+        self.breaker = CircuitBreaker(self.settings.circuito_falhas, self.settings.circuito_pausa_s,
+                                      on_change=metrics.circuit)
         self.clients = clients or OperatorClients(config)
         self.tracker = tracking.Tracker(self)
 
@@ -76,8 +80,14 @@ class Worker:
 
     # -- one delivery ------------------------------------------------------------------------------
     def deliver(self, entrega_id: int) -> None:
+        """Under the request id of the message delivered: in the logs and sent to the operator."""
+        with request_context(None):  # _deliver sets the id once it has read the delivery
+            self._deliver(entrega_id)
+
+    def _deliver(self, entrega_id: int) -> None:
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
+            request_id_var.set(entrega.request_id)
             if entrega.reservada_por != self.name[:100] or entrega.estado != "enviando":
                 return  # another worker took it over (our lease expired)
             if entrega.corpo is None and not self._prepare(session, entrega):
@@ -85,16 +95,19 @@ class Worker:
             registro, servico, corpo = entrega.registro_ans, entrega.servico, entrega.corpo
         if not self.breaker.allows(registro):
             self._release(entrega_id, "circuito aberto: a operadora falhou seguidamente")
+            metrics.delivery(registro, "adiada")
             return
+        started = time.perf_counter()
         try:
             answer = self.client(registro).call(servico, corpo)
         except TransportError as exc:
             self.breaker.failure(registro)
-            self._record(entrega_id, None, Reading("repetir", str(exc)))
+            metrics.delivery(registro, self._record(entrega_id, None, Reading("repetir", str(exc))))
             return
+        elapsed = time.perf_counter() - started
         reading = read_answer(answer, SERVICE_BY_NAME[servico], self.registry)
         (self.breaker.failure if reading.kind == "repetir" else self.breaker.success)(registro)
-        self._record(entrega_id, answer.body, reading)
+        metrics.delivery(registro, self._record(entrega_id, answer.body, reading), elapsed)
 
     def _prepare(self, session: Session, entrega: Entrega) -> bool:
         """Adapter: split, re-stamp, re-hash, sign. Parts beyond the first become new deliveries;
@@ -114,7 +127,8 @@ class Worker:
                 extra = Entrega(registro_ans=entrega.registro_ans, servico=entrega.servico,
                                 prestador_id=entrega.prestador_id, mensagem_id=entrega.mensagem_id,
                                 protocolo_id=entrega.protocolo_id, lote_id=entrega.lote_id,
-                                parte=len(parts) + 1, estado="pendente", proxima_em=now)
+                                parte=len(parts) + 1, estado="pendente", proxima_em=now,
+                                request_id=entrega.request_id)
                 session.add(extra)
                 parts.append(extra)
             session.flush()
@@ -123,7 +137,8 @@ class Worker:
         try:
             envios = self.adapters[entrega.registro_ans].preparar(message, sequenciais=sequenciais, agora=now)
         except Exception as exc:  # a message the adapter cannot convert: a person must look at it
-            log.exception("entrega %s: preparação falhou", entrega.id)
+            log.exception("entrega %s: preparação falhou", entrega.id, extra=_fields(entrega))
+            metrics.delivery(entrega.registro_ans, "recusada")
             entrega.estado, entrega.ultimo_erro = "recusada", f"preparação falhou: {exc}"[:4000]
             entrega.reservada_ate = entrega.reservada_por = None
             return False
@@ -138,12 +153,13 @@ class Worker:
             entrega = session.get_one(Entrega, entrega_id)
             outbox.postpone(session, entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
 
-    def _record(self, entrega_id: int, body: bytes | None, reading: Reading) -> None:
+    def _record(self, entrega_id: int, body: bytes | None, reading: Reading) -> str:
+        """Store the attempt; returns its outcome for the metrics (entregue, recusada, falha, morta)."""
         now = self.clock()
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
             if entrega.reservada_por != self.name[:100]:
-                return  # lease lost meanwhile: the other worker's answer stands
+                return "perdida"  # lease lost meanwhile: the other worker's answer stands
             if entrega.envio_id is None:
                 sent = self._mensagem(entrega, "saida", entrega.corpo)
                 entrega.envio_id = inbound.add_mensagem(session, sent)
@@ -154,16 +170,17 @@ class Worker:
             if reading.kind == "repetir":
                 outbox.failed(session, entrega, reading.motivo, self.settings, now)
                 log.warning("entrega %s (%s) falhou, tentativa %s: %s", entrega.id, entrega.registro_ans,
-                            entrega.tentativas, reading.motivo)
-                return
+                            entrega.tentativas, reading.motivo, extra=_fields(entrega))
+                return "morta" if entrega.estado == "morta" else "falha"
             entrega.reservada_ate = entrega.reservada_por = None
             entrega.tentativas += 1
             if reading.kind == "recusada":
                 entrega.estado, entrega.ultimo_erro = "recusada", reading.motivo
                 inbound.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
                                      lote_id=entrega.lote_id)
-                log.info("entrega %s recusada pela operadora: %s", entrega.id, reading.motivo)
-                return
+                log.info("entrega %s recusada pela operadora: %s", entrega.id, reading.motivo,
+                         extra=_fields(entrega))
+                return "recusada"
             entrega.estado, entrega.entregue_em = "entregue", now
             entrega.numero_protocolo = reading.numero_protocolo
             if entrega.servico == "tissLoteGuias":
@@ -171,7 +188,9 @@ class Worker:
                 entrega.proxima_consulta_em = now + timedelta(
                     seconds=outbox.next_status_query(self.settings, 0))
             self._single_part_protocol(session, entrega)
-            log.info("entrega %s entregue: protocolo da operadora %s", entrega.id, entrega.numero_protocolo)
+            log.info("entrega %s entregue: protocolo da operadora %s", entrega.id, entrega.numero_protocolo,
+                     extra=_fields(entrega))
+            return "entregue"
 
     @staticmethod
     def _single_part_protocol(session: Session, entrega: Entrega) -> None:
@@ -189,7 +208,13 @@ class Worker:
                     prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
                     sequencial_transacao=entrega.sequencial, resultado=resultado,
                     codigo_erro=_codigo(reading),
-                    resposta_de_id=resposta_de)
+                    resposta_de_id=resposta_de, request_id=entrega.request_id)
+
+
+def _fields(entrega: Entrega) -> dict:
+    """Extra fields of a delivery's log lines (the JSON logs)."""
+    return {"entrega_id": entrega.id, "operadora": entrega.registro_ans, "servico": entrega.servico,
+            "parte": entrega.parte}
 
 
 def _codigo(reading: Reading | None) -> str | None:
