@@ -9,11 +9,12 @@ variant stop the load with a :class:`ConfigError` that names the file and the ke
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from gateway.prestadores import (
 
 MiB = 1024 * 1024
 CONFIG_ENV = "TISS_GATEWAY_CONFIG"
+DATABASE_URL_ENV = "TISS_GATEWAY_DATABASE_URL"  # overrides gateway.database_url (containers)
 CONFIG_FILE = "config.toml"
 VERSOES_TISS = ("4.01.00", "4.02.00", "4.03.00")
 FAULT_HTTP_STATUSES = (200, 400, 500)
@@ -38,6 +40,12 @@ FAULT_HTTP_STATUSES = (200, 400, 500)
 _REGISTRO_ANS = re.compile(r"[0-9]{6}")
 _VERSAO = re.compile(r"[0-9]\.[0-9]{2}\.[0-9]{2}")
 _ADAPTER = re.compile(r"[a-z_][a-z0-9_]*")
+_DATABASE_URL = re.compile(r"(sqlite|postgres(ql)?)(\+\w+)?://")
+_SHA256 = re.compile(r"(?:sha256:)?((?:[0-9a-f]{2}:?){31}[0-9a-f]{2})")
+_HEADER = re.compile(r"[A-Za-z0-9-]+")
+# certificado_cliente: the certificate must carry the provider's CNPJ/CPF (ICP-Brasil otherName
+# or CN "NOME:DOCUMENTO"), its chain verified by the TLS layer (gunicorn ca_certs or the proxy).
+CERTIFICADO_DOCUMENTO = "documento"
 
 
 class ConfigError(ValueError):
@@ -52,6 +60,10 @@ class GatewaySettings:
     lockout_attempts: int = 5  # consecutive failed logins before the lock
     lockout_minutes: int = 30
     fault_http_status: int = 400  # tissFaultWS caused by the client; server errors are always 500
+    # Reverse proxies (addresses or networks) that terminate TLS: their client-certificate header
+    # is believed, and they may set X-Forwarded-Proto (gunicorn forwarded_allow_ips).
+    trusted_proxies: tuple[str, ...] = ()
+    client_cert_header: str = "X-SSL-Client-Cert"  # URL-encoded PEM (nginx $ssl_client_escaped_cert)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,44 @@ class EntregaSettings:
     circuito_pausa_s: float = 30.0  # how long it stays open before one trial call
     consulta_inicial_s: float = 300.0  # first status query of a new protocol
     consulta_max_s: float = 6 * 3600.0  # status queries back off up to this interval
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The web console under ``/console`` (gateway.console); logins lock like providers' do
+    (``gateway.lockout_attempts`` / ``lockout_minutes``)."""
+
+    habilitado: bool = True
+    sessao_horas: float = 8.0  # a session ends this long after login, whatever its use (absolute)
+
+
+LOG_FORMATOS = ("json", "texto")
+LOG_NIVEIS = ("DEBUG", "INFO", "WARNING", "ERROR")
+AUDITORIA_DIAS_MIN = 90  # ANS Componente de Segurança: access logs kept at least 90 days
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Logs of ``serve`` and ``worker`` (the CLI's other commands print plain text)."""
+
+    formato: str = "json"  # LOG_FORMATOS: one JSON object per line, or masked plain text
+    nivel: str = "INFO"
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    # gunicorn workers' metric files (PROMETHEUS_MULTIPROC_DIR); emptied at start. None: the
+    # inherited PROMETHEUS_MULTIPROC_DIR, else a temporary directory removed at exit.
+    diretorio: Path | None = None
+
+
+@dataclass(frozen=True)
+class RetencaoSettings:
+    """``tiss-gateway prune``: what is kept how long."""
+
+    corpo_dias: int = 180  # message bodies older than this are emptied (the rows stay)
+    auditoria_dias: int = 365  # access-log rows older than this are deleted (at least 90)
+    lote: int = 500  # rows per statement and transaction (short locks on big tables)
 
 
 @dataclass(frozen=True)
@@ -99,6 +149,9 @@ class PrestadorConfig:
     login: str
     senha_hash: str | None = field(default=None, repr=False)  # scrypt$... of the password's MD5 hex
     codigos: Mapping[str, str] = field(default_factory=dict)  # registro ANS -> código na operadora
+    # Client certificates accepted from this provider (none: not required): SHA-256 fingerprints
+    # (lower-case hex) and/or CERTIFICADO_DOCUMENTO.
+    certificado_cliente: tuple[str, ...] = ()
 
     @property
     def tipo_documento(self) -> str:
@@ -112,6 +165,10 @@ class Config:
     prestadores: tuple[PrestadorConfig, ...] = ()
     source: Path | None = None  # the file it was read from
     entregas: EntregaSettings = field(default_factory=EntregaSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    logs: LogSettings = field(default_factory=LogSettings)
+    metricas: MetricSettings = field(default_factory=MetricSettings)
+    retencao: RetencaoSettings = field(default_factory=RetencaoSettings)
 
     def operadora(self, registro_ans: str) -> Operadora | None:
         return self.operadoras.get(registro_ans)
@@ -131,7 +188,7 @@ def load_config(path: Path | str | None = None) -> Config:
     """Read and validate a config file (see the module docstring for the lookup without one)."""
     path = Path(path) if path is not None else default_config_path()
     if path is None:
-        return Config()
+        return _database_from_env(Config())
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -140,7 +197,18 @@ def load_config(path: Path | str | None = None) -> Config:
         raise ConfigError(f"{path}: o arquivo deve estar em UTF-8 ({exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML inválido: {exc}") from exc
-    return parse_config(data, source=path)
+    return _database_from_env(parse_config(data, source=path))
+
+
+def _database_from_env(config: Config) -> Config:
+    """``$TISS_GATEWAY_DATABASE_URL`` over the file's ``gateway.database_url`` (a ``--database``
+    option still wins over both)."""
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if not url:
+        return config
+    if not _DATABASE_URL.match(url):
+        raise ConfigError(f"{DATABASE_URL_ENV} deve começar com sqlite:// ou postgresql://")
+    return replace(config, gateway=replace(config.gateway, database_url=url))
 
 
 def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
@@ -238,8 +306,10 @@ def unknown_key(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> 
 
 
 def _parse(r: _Reader, data: Mapping[str, Any], source: Path | None) -> Config:
-    r.keys(data, ("gateway", "entregas", "operadoras", "prestadores"), "")
+    r.keys(data, ("gateway", "entregas", "operadoras", "prestadores", "console", "logs", "metricas",
+                  "retencao"), "")
     gateway = _parse_gateway(r, r.table(data.get("gateway", {}), "gateway"))
+    console = _parse_console(r, r.table(data.get("console", {}), "console"))
     entregas = _parse_entregas(r, r.table(data.get("entregas", {}), "entregas"))
     operadoras = {}
     for registro, table in r.table(data.get("operadoras", {}), "operadoras").items():
@@ -257,7 +327,59 @@ def _parse(r: _Reader, data: Mapping[str, Any], source: Path | None) -> Config:
             if other.documento == item.documento:
                 raise _Invalid(f"{path}: documento {item.documento} repetido")
         prestadores.append(item)
-    return Config(gateway, operadoras, tuple(prestadores), source, entregas)
+    return Config(gateway, operadoras, tuple(prestadores), source, entregas, console,
+                  logs=_parse_logs(r, r.table(data.get("logs", {}), "logs")),
+                  metricas=_parse_metricas(r, r.table(data.get("metricas", {}), "metricas"), source),
+                  retencao=_parse_retencao(r, r.table(data.get("retencao", {}), "retencao")))
+
+
+def _parse_logs(r: _Reader, table: Mapping[str, Any]) -> LogSettings:
+    r.keys(table, ("formato", "nivel"), "logs")
+    defaults = LogSettings()
+    formato = r.string(table.get("formato", defaults.formato), "logs.formato") or ""
+    if formato not in LOG_FORMATOS:
+        raise _Invalid(f"logs.formato deve ser um de {', '.join(LOG_FORMATOS)} (veio {formato!r})")
+    nivel = (r.string(table.get("nivel", defaults.nivel), "logs.nivel") or "").upper()
+    if nivel not in LOG_NIVEIS:
+        raise _Invalid(f"logs.nivel deve ser um de {', '.join(LOG_NIVEIS)} (veio {nivel!r})")
+    return LogSettings(formato, nivel)
+
+
+def _parse_metricas(r: _Reader, table: Mapping[str, Any], source: Path | None) -> MetricSettings:
+    r.keys(table, ("diretorio",), "metricas")
+    text = r.string(table.get("diretorio"), "metricas.diretorio", optional=True)
+    if text is None:
+        return MetricSettings()
+    found = Path(text).expanduser()
+    if not found.is_absolute() and source is not None:
+        found = source.parent / found  # relative to the config file, like the other paths
+    if found.exists() and not found.is_dir():
+        raise _Invalid(f"metricas.diretorio não é um diretório: {found}")
+    return MetricSettings(found)
+
+
+def _parse_retencao(r: _Reader, table: Mapping[str, Any]) -> RetencaoSettings:
+    r.keys(table, ("corpo_dias", "auditoria_dias", "lote"), "retencao")
+    defaults = RetencaoSettings()
+    auditoria = table.get("auditoria_dias", defaults.auditoria_dias)
+    if isinstance(auditoria, int) and not isinstance(auditoria, bool) and auditoria < AUDITORIA_DIAS_MIN:
+        raise _Invalid(f"retencao.auditoria_dias deve ser ao menos {AUDITORIA_DIAS_MIN} (veio {auditoria}): "
+                       "o registro de acessos é guardado por no mínimo 90 dias (Componente de "
+                       "Segurança da ANS)")
+    return RetencaoSettings(
+        corpo_dias=r.integer(table.get("corpo_dias", defaults.corpo_dias), "retencao.corpo_dias", 1, 36500),
+        auditoria_dias=r.integer(auditoria, "retencao.auditoria_dias", AUDITORIA_DIAS_MIN, 36500),
+        lote=r.integer(table.get("lote", defaults.lote), "retencao.lote", 1, 100_000),
+    )
+
+
+def _parse_console(r: _Reader, table: Mapping[str, Any]) -> ConsoleSettings:
+    r.keys(table, ("habilitado", "sessao_horas"), "console")
+    habilitado = table.get("habilitado", True)
+    if not isinstance(habilitado, bool):
+        raise _Invalid("console.habilitado deve ser true ou false")
+    return ConsoleSettings(habilitado, r.number(table.get("sessao_horas", ConsoleSettings.sessao_horas),
+                                                "console.sessao_horas", 0.05, 24 * 7))
 
 
 def _parse_entregas(r: _Reader, table: Mapping[str, Any]) -> EntregaSettings:
@@ -276,10 +398,11 @@ def _parse_entregas(r: _Reader, table: Mapping[str, Any]) -> EntregaSettings:
 
 def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
     r.keys(table, ("public_base_url", "database_url", "max_message_bytes", "lockout_attempts",
-                   "lockout_minutes", "fault_http_status"), "gateway")
+                   "lockout_minutes", "fault_http_status", "trusted_proxies", "client_cert_header"),
+           "gateway")
     defaults = GatewaySettings()
     database_url = r.string(table.get("database_url"), "gateway.database_url", optional=True)
-    if database_url is not None and not re.match(r"(sqlite|postgres(ql)?)(\+\w+)?://", database_url):
+    if database_url is not None and not _DATABASE_URL.match(database_url):
         raise _Invalid("gateway.database_url deve começar com sqlite:// ou postgresql://")
     status = table.get("fault_http_status", defaults.fault_http_status)
     if status not in FAULT_HTTP_STATUSES or isinstance(status, bool):
@@ -294,7 +417,29 @@ def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
         lockout_minutes=r.integer(table.get("lockout_minutes", defaults.lockout_minutes),
                                   "gateway.lockout_minutes", 1, 7 * 24 * 60),
         fault_http_status=status,
+        trusted_proxies=_proxies(r, table.get("trusted_proxies"), "gateway.trusted_proxies"),
+        client_cert_header=_header(r, table.get("client_cert_header", defaults.client_cert_header),
+                                   "gateway.client_cert_header"),
     )
+
+
+def _proxies(r: _Reader, value: Any, path: str) -> tuple[str, ...]:
+    if value is None or value == []:
+        return ()
+    proxies = r.strings(value, path)
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise _Invalid(f"{path}: endereço ou rede IP inválido: {proxy!r}") from None
+    return proxies
+
+
+def _header(r: _Reader, value: Any, path: str) -> str:
+    name = r.string(value, path) or ""
+    if not _HEADER.fullmatch(name):
+        raise _Invalid(f"{path} deve ser um nome de cabeçalho HTTP (letras, dígitos e hífens): {name!r}")
+    return name
 
 
 def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
@@ -368,7 +513,7 @@ def _versoes(r: _Reader, value: Any, path: str) -> tuple[str, ...]:
 
 def _parse_prestador(r: _Reader, path: str, table: Mapping[str, Any],
                      operadoras: Mapping[str, Operadora]) -> PrestadorConfig:
-    r.keys(table, ("documento", "nome", "login", "senha_hash", "codigos"), path)
+    r.keys(table, ("documento", "nome", "login", "senha_hash", "codigos", "certificado_cliente"), path)
     for required in ("documento", "nome", "login"):
         if required not in table:
             raise _Invalid(f"{path}.{required} é obrigatório")
@@ -397,7 +542,27 @@ def _parse_prestador(r: _Reader, path: str, table: Mapping[str, Any],
             raise _Invalid(f"{path}.codigos.{registro}: o código na operadora tem no máximo 14 caracteres")
         codigos[registro] = text
     return PrestadorConfig(documento=documento, nome=r.string(table["nome"], f"{path}.nome") or "",
-                           login=login, senha_hash=senha_hash, codigos=codigos)
+                           login=login, senha_hash=senha_hash, codigos=codigos,
+                           certificado_cliente=_certificados(r, table.get("certificado_cliente"),
+                                                             f"{path}.certificado_cliente"))
+
+
+def _certificados(r: _Reader, value: Any, path: str) -> tuple[str, ...]:
+    """SHA-256 fingerprints (hex, colons and a "sha256:" prefix allowed) or "documento"."""
+    if value is None:
+        return ()
+    accepted = []
+    for item in r.strings([value] if isinstance(value, str) else value, path):
+        text = item.lower()
+        match = _SHA256.fullmatch(text)
+        if match:
+            accepted.append(match.group(1).replace(":", ""))
+        elif text == CERTIFICADO_DOCUMENTO:
+            accepted.append(CERTIFICADO_DOCUMENTO)
+        else:
+            raise _Invalid(f"{path}: esperado a impressão digital SHA-256 do certificado (64 dígitos "
+                           f"hexadecimais) ou {CERTIFICADO_DOCUMENTO!r}: {item!r}")
+    return tuple(dict.fromkeys(accepted))
 
 
 # --- the demo ------------------------------------------------------------------------------------

@@ -4,17 +4,24 @@ import gc
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gunicorn.app.base import BaseApplication
+from sqlalchemy import Engine
 
 from adapters import load_adapter
 from adapters.base import Adapter, Destino
-from gateway import prestadores
+from gateway import deploy_settings, prestadores
 from gateway.config import DEMO_SIMULADOR, Config, demo_config, load_config
 from gateway.front.pipeline import Pipeline
 from gateway.message.schema_registry import SchemaRegistry
+from gateway.observability import gunicorn_hooks
+from gateway.observability.wsgi import ObservedApp, observe
 from gateway.soap.app import TissWsgi
 from gateway.storage import db, migrate
+
+if TYPE_CHECKING:
+    from gateway.console.app import ConsoleApp
 
 log = logging.getLogger("tiss_gateway")
 
@@ -46,7 +53,7 @@ def load_adapters(config: Config, registry: SchemaRegistry) -> dict[str, Adapter
         o, cnpj=o.cnpj, codigos_proprios=o.codigos_proprios), registry) for o in config.operadoras.values()}
 
 
-def create_app(config: Config, url: str) -> TissWsgi:
+def create_app(config: Config, url: str) -> ObservedApp:
     """The WSGI application; build it in each worker (engines must not cross a fork)."""
     registry = SchemaRegistry()
     for version in registry.versions():  # compile now: the first request must not pay for it
@@ -56,9 +63,20 @@ def create_app(config: Config, url: str) -> TissWsgi:
     pipeline = Pipeline(config, registry, db.session_factory(engine), readers=db.reader_factory(engine),
                         adapters=load_adapters(config, registry))
     settings = config.gateway
-    return TissWsgi(pipeline, registry, max_bytes=settings.max_message_bytes,
-                    fault_http_status=settings.fault_http_status,
-                    public_base_url=settings.public_base_url)
+    app = TissWsgi(pipeline, registry, max_bytes=settings.max_message_bytes,
+                   fault_http_status=settings.fault_http_status,
+                   public_base_url=settings.public_base_url,
+                   console=_console(config, engine, registry))
+    return observe(app, config, pipeline.readers, registry)  # /readyz, /metrics, request ids
+
+
+def _console(config: Config, engine: Engine, registry: SchemaRegistry) -> "ConsoleApp | None":
+    """The web console's app (/console), unless disabled; its templates compile on first use."""
+    if not config.console.habilitado:
+        return None
+    from gateway.console.app import ConsoleApp
+
+    return ConsoleApp(config, db.session_factory(engine), db.reader_factory(engine), registry)
 
 
 class GatewayServer(BaseApplication):
@@ -72,22 +90,30 @@ class GatewayServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> TissWsgi:
-        app = create_app(self.config_, self.url)
-        # Everything loaded so far (schemas, Spyne, SQLAlchemy, adapters) lives as long as the
-        # worker: keep it out of the cyclic GC's full collections, which otherwise show up as
-        # 50-70 ms pauses on requests.
-        gc.collect()
-        gc.freeze()
-        return app
+    def load(self) -> ObservedApp:
+        return load_app(self.config_, self.url)
 
 
-def serve(config: Config, *, bind: str, workers: int, timeout: int = 120, url: str | None = None) -> None:
-    """Run gunicorn; ``url``: a database :func:`prepare` already migrated and seeded."""
-    url = url or prepare(config)
+def load_app(config: Config, url: str) -> ObservedApp:
+    """:func:`create_app` as a worker process loads it (here and in ``gateway.wsgi``)."""
     # Spyne logs a full traceback for every client fault; the pipeline logs refusals itself.
     logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
-    # gunicorn's control socket defaults to one path per user, shared by every instance.
-    GatewayServer(config, url, {"bind": bind, "workers": workers, "timeout": timeout,
-                                "graceful_timeout": 30, "accesslog": "-", "worker_class": "sync",
-                                "control_socket_disable": True}).run()
+    app = create_app(config, url)
+    # Everything loaded so far (schemas, Spyne, SQLAlchemy, adapters) lives as long as the
+    # worker: keep it out of the cyclic GC's full collections, which otherwise show up as
+    # 50-70 ms pauses on requests.
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def serve(config: Config, *, bind: str, workers: int, url: str | None = None,
+          tls: deploy_settings.Tls | None = None) -> None:
+    """Run gunicorn with :func:`gateway.deploy_settings.gunicorn_options` (what gunicorn.conf.py
+    sets too); ``url``: a database :func:`prepare` already migrated and seeded."""
+    options = deploy_settings.gunicorn_options(config, bind=bind, workers=workers, tls=tls)
+    # JSON logs, the metrics directory the workers share, dead workers' gauges dropped (the
+    # caller removes a temporary metrics directory: gateway.observability.metrics).
+    options.update(gunicorn_hooks.setup(config))
+    url = url or prepare(config)
+    GatewayServer(config, url, options).run()

@@ -127,6 +127,19 @@ class Stack:
         return found if found and found[0].partes and len(found) == found[0].partes and all(
             e.estado == "entregue" for e in found) else None
 
+    def send_lote_until_dead(self, key: str) -> tuple[str, str, Entrega]:
+        """(numeroLote, gateway protocol, delivery) of a one-guide lote sent while operator ``key``
+        is down, once its delivery is dead-lettered; the operator stays down until the test clears
+        the fault."""
+        self.simulator.set_fault(key, mode="down", duration_s=600)
+        numero, protocolo = self.send_lote(key, 1)
+
+        def dead() -> Entrega | None:
+            found = self.entregas(protocolo)
+            return found[0] if found and found[0].estado == "morta" else None
+
+        return numero, protocolo, wait_until(dead, timeout=90, what="entrega morta")
+
     def operator_lotes(self, key: str, numero: str) -> dict[str, int]:
         """numeroLote -> how many times the operator took it (the lote or its parts)."""
         registro = OPERADORAS[key][0]

@@ -69,9 +69,12 @@ def cli(*args: str, home: Path, stdin: str | None = None, timeout: float = 60) -
 class GatewayProcess:
     def __init__(self, database_url: str, home: Path, *, workers: int = 2, demo: bool = True,
                  extra_args: tuple[str, ...] = (), log_dir: Path | None = None,
-                 app_args: tuple[str, ...] | None = None, env: dict[str, str] | None = None):
+                 app_args: tuple[str, ...] | None = None, env: dict[str, str] | None = None,
+                 tls_ca: Path | None = None):
         """``app_args``: run ``gunicorn <app_args>`` instead of the gateway (e.g. a benchmark's
-        baseline app); ``env``: extra environment variables for the server."""
+        baseline app); ``env``: extra environment variables for the server; ``tls_ca``: the server
+        speaks HTTPS (``extra_args`` name its certificate) with a certificate from this AC."""
+        self.tls_ca = tls_ca
         self.database_url = database_url
         self.home = Path(home)
         self.workers = workers
@@ -86,7 +89,7 @@ class GatewayProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -130,7 +133,8 @@ class GatewayProcess:
             if self.process.poll() is not None:
                 raise GatewayError(f"o servidor terminou com status {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url("/healthz"), timeout=2).status_code == 200:
+                if requests.get(self.url("/healthz"), timeout=2,
+                                verify=str(self.tls_ca) if self.tls_ca else True).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -169,8 +173,9 @@ class WorkerProcess:
     """A real ``tiss-gateway worker`` process (``kill()`` is SIGKILL: the crash tests)."""
 
     def __init__(self, database_url: str, home: Path, config: Path, *, threads: int = 4,
-                 log_dir: Path | None = None):
+                 log_dir: Path | None = None, extra_args: tuple[str, ...] = ()):
         self.database_url = database_url
+        self.extra_args = extra_args
         self.home = Path(home)
         self.config = config
         self.threads = threads
@@ -181,7 +186,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {**os.environ, "TISS_GATEWAY_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", "gateway.cli", "worker", "--config", str(self.config),
-                   "--database", self.database_url, "--threads", str(self.threads)]
+                   "--database", self.database_url, "--threads", str(self.threads), *self.extra_args]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

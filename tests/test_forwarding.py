@@ -145,14 +145,7 @@ def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess:
 
 def test_a_dead_lettered_delivery_is_listed_and_retried_by_command(stack: Stack,
                                                                    worker: WorkerProcess) -> None:
-    stack.simulator.set_fault("capitalprev", mode="down", duration_s=600)
-    numero, protocolo = stack.send_lote("capitalprev", 1)
-
-    def dead() -> Entrega | None:
-        found = stack.entregas(protocolo)
-        return found[0] if found and found[0].estado == "morta" else None
-
-    entrega = wait_until(dead, timeout=90, what="entrega morta depois das tentativas")
+    numero, protocolo, entrega = stack.send_lote_until_dead("capitalprev")
     assert entrega.tentativas == 12 and entrega.ultimo_erro
     listed = _cli(stack, "entregas", "list", "--estado", "morta", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -9,9 +9,11 @@ from gateway.cli import (
     entregas_cmd,
     hash_cmd,
     prestador_cmd,
+    prune_cmd,
     schemas_cmd,
     serve_cmd,
     simulate_cmd,
+    usuario_cmd,
     validate_cmd,
     worker_cmd,
 )
@@ -20,7 +22,7 @@ USAGE_ERROR = 2
 
 # Modules that add sub-commands: each has register(subparsers) -> None and sets a `run` default.
 COMMAND_MODULES = [validate_cmd, hash_cmd, schemas_cmd, db_cmd, prestador_cmd, serve_cmd, worker_cmd,
-                   entregas_cmd, simulate_cmd]
+                   entregas_cmd, simulate_cmd, prune_cmd, usuario_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

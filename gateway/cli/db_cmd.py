@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 # SQLAlchemy and Alembic are imported inside the functions: registering these commands must not
 # slow down every other `tiss-gateway` command.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 OK, NOT_CURRENT, FAILED = 0, 1, 2
+REFUSED = 1  # a command that opens the database refused the request (see with_database)
+
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -63,6 +70,53 @@ def upgraded_url(args: argparse.Namespace) -> str:
     except SQLAlchemyError as exc:
         raise CommandError(f"não foi possível migrar {display_url(url)}: {short_error(exc)}") from None
     return url
+
+
+def print_ok(output: object) -> int:
+    """The usual ending of a command: print what it produced, exit 0."""
+    print(output)
+    return OK
+
+
+def with_database(args: argparse.Namespace, action: Callable[[sessionmaker[Session]], T],
+                  show: Callable[[T], int] = print_ok,
+                  refused: type[Exception] | tuple[type[Exception], ...] = ()) -> int:
+    """Migrate the database, run ``action`` with a session factory, then return ``show(result)``
+    (called once the engine is closed). A ``refused`` exception prints ``recusado: …`` and exits 1;
+    a configuration or database problem exits 2."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.storage.db import make_engine, session_factory
+
+    try:
+        url = upgraded_url(args)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return FAILED
+    engine = make_engine(url)
+    try:
+        output = action(session_factory(engine))
+    except refused as exc:
+        print(f"recusado: {exc}", file=sys.stderr)
+        return REFUSED
+    except SQLAlchemyError as exc:
+        print(f"erro no banco {display_url(url)}: {short_error(exc)}", file=sys.stderr)
+        return FAILED
+    finally:
+        engine.dispose()
+    return show(output)
+
+
+def with_session(args: argparse.Namespace, action: Callable[[Session], T],
+                 show: Callable[[T], int] = print_ok,
+                 refused: type[Exception] | tuple[type[Exception], ...] = ()) -> int:
+    """:func:`with_database` with ``action`` run in one transaction: committed when it returns,
+    rolled back when it raises (a refusal included)."""
+    def in_transaction(sessions: sessionmaker[Session]) -> T:
+        with sessions.begin() as session:
+            return action(session)
+
+    return with_database(args, in_transaction, show, refused)
 
 
 def short_error(exc: Exception) -> str:

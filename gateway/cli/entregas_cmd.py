@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.db_cmd import CommandError, database_options, display_url, short_error, upgraded_url
+from gateway.cli.db_cmd import FAILED, OK, database_options, with_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-OK, NOT_FOUND, FAILED = 0, 1, 2
+NOT_FOUND = 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,29 +50,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _with_session(args: argparse.Namespace, action: Callable[[Session], tuple[int, Any]]) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+    """Run ``action`` in a transaction; it returns the exit status and a text, or rows shown as a
+    table (JSON with ``--json``)."""
+    def show(result: tuple[int, Any]) -> int:
+        code, output = result
+        if getattr(args, "json", False) and not isinstance(output, str):
+            print(json.dumps(output, ensure_ascii=False, indent=2, default=str))
+        else:
+            print(output if isinstance(output, str) else _table(output))
+        return code
 
-    from gateway.storage.db import make_engine, session_factory
-
-    try:
-        url = upgraded_url(args)
-    except CommandError as exc:
-        print(exc, file=sys.stderr)
-        return FAILED
-    engine = make_engine(url)
-    try:
-        with session_factory(engine).begin() as session:
-            code, output = action(session)
-    except SQLAlchemyError as exc:
-        print(f"erro no banco {display_url(url)}: {short_error(exc)}", file=sys.stderr)
-        return FAILED
-    finally:
-        engine.dispose()
-    if getattr(args, "json", False) and not isinstance(output, str):
-        print(json.dumps(output, ensure_ascii=False, indent=2, default=str))
-    else:
-        print(output if isinstance(output, str) else _table(output))
-    return code
+    return with_session(args, action, show)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -12,14 +12,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.cli.db_cmd import CommandError, database_options, display_url, short_error, upgraded_url
+from gateway.cli.db_cmd import REFUSED, database_options, with_session
 
 if TYPE_CHECKING:  # imported when a command runs, not when the parser is built
     from sqlalchemy.orm import Session
 
     from gateway.storage.models import Prestador
 
-OK, REFUSED, FAILED = 0, 1, 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,33 +68,9 @@ def _codigos(values: list[str]) -> dict[str, str]:
 
 def _with_session(args: argparse.Namespace, action: Callable[[Session], str]) -> int:
     """Migrate, run ``action`` in a transaction, commit, then print what it returned."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from gateway.prestadores import PrestadorError
-    from gateway.storage.db import make_engine, session_factory
 
-    try:
-        url = upgraded_url(args)
-    except CommandError as exc:
-        print(exc, file=sys.stderr)
-        return FAILED
-    engine = make_engine(url)
-    try:
-        with session_factory(engine)() as session:
-            try:
-                output = action(session)
-            except PrestadorError as exc:
-                session.rollback()
-                print(f"recusado: {exc}", file=sys.stderr)
-                return REFUSED
-            session.commit()
-    except SQLAlchemyError as exc:
-        print(f"erro no banco {display_url(url)}: {short_error(exc)}", file=sys.stderr)
-        return FAILED
-    finally:
-        engine.dispose()
-    print(output)
-    return OK
+    return with_session(args, action, refused=PrestadorError)
 
 
 def run_add(args: argparse.Namespace) -> int:

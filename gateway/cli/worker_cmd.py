@@ -2,12 +2,18 @@
 
 Run as many as you like, on as many hosts as share the database; each claims its own deliveries.
 SIGTERM/SIGINT finish the delivery in hand and stop.
+
+Metrics: ``--metrics-bind HOST:PORT`` serves this process's ``/metrics`` (deliveries, operator
+answer times, status polls and their lag, circuits). A worker started by ``serve --demo`` inherits
+the gateway's ``PROMETHEUS_MULTIPROC_DIR`` instead, and its metrics are in the gateway's
+``/metrics``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,6 +21,7 @@ import threading
 from gateway.cli.db_cmd import CommandError, database_options, display_url, upgraded_url
 
 FAILED = 2
+log = logging.getLogger("tiss_gateway.worker")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a configuração demo (operadoras simuladas de `simulate --all` na porta 9000)")
     parser.add_argument("--simulator", default="127.0.0.1:9000", metavar="HOST:PORT",
                         help="com --demo: onde está o admin do simulador (operadoras nas portas seguintes)")
+    parser.add_argument("--metrics-bind", metavar="HOST:PORT",
+                        help="serve as métricas deste worker em http://HOST:PORT/metrics (Prometheus)")
+    parser.add_argument("--log-format", choices=("json", "texto"),
+                        help="logs em JSON, um objeto por linha, ou texto (padrão: [logs] formato, json)")
     parser.set_defaults(run=run)
 
 
@@ -35,16 +46,22 @@ def run(args: argparse.Namespace) -> int:
     from gateway.delivery.client import OperatorClients
     from gateway.delivery.worker import Worker, worker_name
     from gateway.message.schema_registry import SchemaRegistry
+    from gateway.observability import logs, metrics
     from gateway.storage import db
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
+        logs.configure_logging((args.log_format or config.logs.formato) == "json", config.logs.nivel)
         url = args.database or (db.database_url(config) if args.demo else upgraded_url(args))
         if args.demo:
             server.prepare(config)
+        if args.metrics_bind:
+            _serve_metrics(args.metrics_bind)
     except (ConfigError, CommandError) as exc:
         print(exc, file=sys.stderr)
+        return FAILED
+    except OSError as exc:  # --metrics-bind: address in use
+        print(f"--metrics-bind {args.metrics_bind}: {exc.strerror or exc}", file=sys.stderr)
         return FAILED
     registry = SchemaRegistry()
     sessions = db.session_factory(db.make_engine(url))
@@ -57,11 +74,25 @@ def run(args: argparse.Namespace) -> int:
     threads = [threading.Thread(target=Worker(config, registry, sessions, adapters, name=f"{name}/{i}",
                                               clients=clients).run,
                                 args=(stop,), name=f"worker-{i}") for i in range(max(1, args.threads))]
-    print(f"worker {name}: {len(threads)} linha(s), banco {display_url(url)}", flush=True)
+    log.info("worker %s: %s linha(s), banco %s", name, len(threads), display_url(url))
     threading.Thread(target=clients.warm_up, name="wsdl-warm-up", daemon=True).start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     clients.close()
+    metrics.mark_process_dead(os.getpid())  # a shared metrics directory: this process's gauges go
     return 0
+
+
+def _serve_metrics(bind: str) -> None:
+    """``/metrics`` of this process on a daemon thread (the shared directory's sum if inherited)."""
+    from prometheus_client import start_http_server
+
+    from gateway.observability import metrics
+
+    host, _sep, port = bind.rpartition(":")
+    if not port.isdigit():
+        raise CommandError(f"--metrics-bind deve ser HOST:PORTA: {bind!r}")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.base_registry())
+    log.info("métricas do worker em http://%s/metrics", bind)

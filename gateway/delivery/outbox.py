@@ -19,19 +19,27 @@ from sqlalchemy.orm import Session
 
 from gateway.config import EntregaSettings
 from gateway.storage.models import Entrega, utcnow
+from gateway.storage.prepared import Prepared
 
 FINAL_STATUS = frozenset({4, 6, 7, 9})  # dm_statusProtocolo the operator will not change any more
 
 
 def schedule(session: Session, *, registro_ans: str, servico: str, prestador_id: int, mensagem_id: int,
              protocolo_id: int | None = None, lote_id: int | None = None,
-             now: datetime | None = None) -> int:
-    """Schedule the delivery of an accepted message (call inside the accepting transaction)."""
-    table = Entrega.__table__  # type: ignore[attr-defined]
-    return session.connection().execute(table.insert().values(
+             now: datetime | None = None, request_id: str | None = None) -> int:
+    """Schedule the delivery of an accepted message (call inside the accepting transaction);
+    ``request_id``: the accepting request's, logged and sent along with the delivery."""
+    return _SCHEDULE.scalar(session, dict(
         registro_ans=registro_ans, servico=servico, prestador_id=prestador_id, mensagem_id=mensagem_id,
         protocolo_id=protocolo_id, lote_id=lote_id, estado="pendente", proxima_em=now or utcnow(),
-    ).returning(table.c.id)).scalar_one()
+        request_id=request_id,
+    ))
+
+
+# Built once and run on the driver's cursor (gateway.storage.prepared): every accepted lote runs it.
+_SCHEDULE = Prepared(Entrega.__table__.insert().returning(Entrega.__table__.c.id),  # type: ignore[attr-defined]
+                     ("registro_ans", "servico", "prestador_id", "mensagem_id", "protocolo_id", "lote_id",
+                      "estado", "proxima_em", "request_id"))
 
 
 def claim(session: Session, worker: str, *, limit: int, lease: float, now: datetime,

@@ -18,6 +18,8 @@ from gateway.delivery.client import TransportError
 from gateway.delivery.reading import read_answer
 from gateway.message import reader
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
+from gateway.observability import metrics
+from gateway.observability.logs import request_context, request_id_var
 from gateway.storage import inbound
 from gateway.storage.models import Entrega, Protocolo
 from gateway.storage.protocolos import set_status
@@ -30,6 +32,7 @@ _A = f"{{{ANS_NS}}}"
 STATUS_SERVICE = SERVICE_BY_NAME["tissSolicitacaoStatusProtocolo"]
 # How far along a lote is, for "the least advanced part wins" (dm_statusProtocolo).
 PROGRESS = {1: 1, 2: 2, 8: 3, 5: 4, 3: 5, 10: 5, 6: 6, 4: 6, 9: 6, 7: 0}
+_POLL_OUTCOME = {"entregue": "respondida", "repetir": "falha"}  # metrics; "recusada" stays
 _CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
                "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
 
@@ -49,36 +52,52 @@ class Tracker:
         return len(ids)
 
     def _claim(self, session: Session, now: datetime, lease: timedelta) -> list[int]:
-        """Due protocols; pushing ``proxima_consulta_em`` ahead by the lease is the claim."""
-        query = (select(Entrega.id).where(and_(
+        """Due protocols; pushing ``proxima_consulta_em`` ahead by the lease is the claim. How late
+        each is against its schedule goes to the poll-lag metric."""
+        query = (select(Entrega.id, Entrega.registro_ans, Entrega.proxima_consulta_em).where(and_(
             Entrega.estado == "entregue", Entrega.proxima_consulta_em <= now,
             Entrega.registro_ans.not_in(self.worker.breaker.blocked() or {""})))
             .order_by(Entrega.proxima_consulta_em).limit(self.batch))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
+        rows = session.execute(query).all()
+        ids = [row.id for row in rows]
         if ids:
             session.execute(update(Entrega).where(Entrega.id.in_(ids))
                             .values(proxima_consulta_em=now + lease))
+        for row in rows:
+            metrics.poll_lag(row.registro_ans, (now - row.proxima_consulta_em).total_seconds())
         return ids
 
     def poll(self, entrega_id: int) -> None:
+        """Under the request id of the message whose protocol it asks about (logs, operator)."""
+        with request_context(None):  # _poll sets the id once it has read the delivery
+            self._poll(entrega_id)
+
+    def _poll(self, entrega_id: int) -> None:
         worker = self.worker
         with worker.sessions() as session:
             entrega = session.get_one(Entrega, entrega_id)
+            request_id_var.set(entrega.request_id)
             registro = entrega.registro_ans
             request = self._request(entrega)
         if not worker.breaker.allows(registro):
+            metrics.status_poll(registro, "adiada")
             return self._schedule(entrega_id, None, None)
         try:
             answer = worker.client(registro).call(STATUS_SERVICE.name, request)
         except TransportError as exc:
             worker.breaker.failure(registro)
-            log.warning("consulta de situação da entrega %s falhou: %s", entrega_id, exc)
+            metrics.status_poll(registro, "falha")
+            log.warning("consulta de situação da entrega %s falhou: %s", entrega_id, exc,
+                        extra={"entrega_id": entrega_id, "operadora": registro})
             return self._schedule(entrega_id, None, None)
         reading = read_answer(answer, STATUS_SERVICE, worker.registry)
         (worker.breaker.failure if reading.kind == "repetir" else worker.breaker.success)(registro)
+        metrics.status_poll(registro, _POLL_OUTCOME.get(reading.kind, reading.kind))
         status = _status_of(reading.message.root) if reading.kind == "entregue" and reading.message else None
+        log.debug("consulta de situação da entrega %s: %s", entrega_id, reading.kind,
+                  extra={"entrega_id": entrega_id, "operadora": registro, "status": status})
         self._schedule(entrega_id, status, (request, answer.body))
 
     def _request(self, entrega: Entrega) -> bytes:
@@ -111,6 +130,10 @@ class Tracker:
                 answer = _row(entrega, "entrada", exchange[1], sent)
                 entrega.situacao_id = inbound.add_mensagem(session, answer)
             if status is not None:
+                if status != entrega.status:
+                    log.info("entrega %s: situação %s -> %s", entrega.id, entrega.status, status,
+                             extra={"entrega_id": entrega.id, "operadora": entrega.registro_ans,
+                                    "status": status})
                 entrega.status, entrega.status_em = status, now
                 self._aggregate(session, entrega, now)
             if entrega.status in outbox.FINAL_STATUS:
@@ -123,7 +146,13 @@ class Tracker:
     def _aggregate(session: Session, entrega: Entrega, now: datetime) -> None:
         if entrega.protocolo_id is None:
             return
-        parts = session.scalars(select(Entrega).where(Entrega.protocolo_id == entrega.protocolo_id)).all()
+        # Parts of a split lote are polled by different threads: lock the protocol before reading
+        # the parts, so that the later of two concurrent updates sees the earlier one (PostgreSQL,
+        # READ COMMITTED; SQLite transactions are serial anyway).
+        session.flush()
+        session.execute(select(Protocolo.id).where(Protocolo.id == entrega.protocolo_id).with_for_update())
+        parts = session.scalars(select(Entrega).where(Entrega.protocolo_id == entrega.protocolo_id)
+                                .execution_options(populate_existing=True)).all()
         if any(p.status is None for p in parts):
             return  # a part not delivered yet: the lote as a whole is still "Recebido"
         least = min((p.status for p in parts), key=lambda s: PROGRESS.get(s or 1, 1))
@@ -149,4 +178,4 @@ def _prestador(cabecalho: etree._Element) -> tuple[str, str]:
 def _row(entrega: Entrega, direcao: str, data: bytes, resposta_de: int | None = None) -> dict:
     return dict(direcao=direcao, servico=STATUS_SERVICE.name, tamanho=len(data), corpo=data,
                 prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
-                resultado="aceita", resposta_de_id=resposta_de)
+                resultado="aceita", resposta_de_id=resposta_de, request_id=entrega.request_id)

@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from lxml import etree
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,7 +37,7 @@ from gateway.delivery import outbox
 from gateway.delivery.client import Answer
 from gateway.delivery.reading import read_answer
 from gateway.front import proxy, responses
-from gateway.front.lote import GuiaLida, read_lote
+from gateway.front.lote import GuiaLida, LoteLido, read_lote
 from gateway.message import hashing, reader
 from gateway.message.cabecalho import CabecalhoFields
 from gateway.message.findings import Finding, describe
@@ -45,6 +46,9 @@ from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, Service
 from gateway.message.validation import validate_message
+from gateway.observability.logs import REQUEST_ID_KEY
+from gateway.observability.metrics import OUTCOME_KEY
+from gateway.security.client_cert import ClientCertificates
 from gateway.soap.protocol import Reply, TissFault, check_padrao, fault_for
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
 from gateway.storage import inbound
@@ -108,6 +112,10 @@ class Call(CabecalhoFields):
     operadora: Operadora | None = None
     prestador_id: int | None = None
     hash_found: str = ""  # as written in the message; set once the message validated
+    lido: "LoteLido | None" = None  # a loteGuias read before its write transaction
+    criticas_operadora: list[Finding] | None = None  # the operator's rules, likewise
+    reading: Connection | None = None  # the request's read-only transaction (Pipeline._reading)
+    environ: Mapping = dataclasses.field(default_factory=dict)  # the WSGI request (client certificate)
 
 
 
@@ -121,8 +129,11 @@ class Pipeline:
         self.registry = registry
         self.sessions = sessions  # read-write: one transaction per request
         self.readers = readers or sessions  # read-only checks (SQLite: no write lock taken)
+        self._read_engine: Engine = self.readers.kw["bind"]
+        self._write_engine: Engine = sessions.kw["bind"]
         self.clock = clock
         self.logins = LoginCache()
+        self.client_certs = ClientCertificates(config.gateway, config.prestadores)
         self.proxy = proxy.Proxy(config, registry, self.adapters, self.readers)
 
     # -- entry points (called by the SOAP layer) ------------------------------------------------
@@ -130,31 +141,40 @@ class Pipeline:
         environ = ctx.transport.req_env
         ctx.udc.in_pipeline = True  # from here on the pipeline stores what it refuses
         message = reader.message_of(ctx.udc.raw, ctx.udc.tree, body, True)
-        call = Call(message, service, environ.get("REMOTE_ADDR"))
+        call = Call(message, service, environ.get("REMOTE_ADDR"), environ=environ)
         try:
-            return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
+            reply = self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
         except TissFault as fault:
+            _outcome(call, "fault" if fault.client else "error", fault.code or fault.tiss_fault)
+            self._stop_reading(call)
             if not getattr(fault, "stored", False):
                 self._store_refused(call, fault)
             raise
+        finally:
+            self._stop_reading(call)
+        environ.setdefault(OUTCOME_KEY, ("accepted", None, message.version))
+        return reply
 
     def refused_oversize(self, environ: dict, length: int) -> None:
         with self.sessions.begin() as session:
             inbound.add_mensagem(session, dict(
                 direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=length, corpo=b"",
-                resultado="recusada", codigo_erro="5002", endereco=environ.get("REMOTE_ADDR")))
+                resultado="recusada", codigo_erro="5002", endereco=environ.get("REMOTE_ADDR"),
+                request_id=environ.get(REQUEST_ID_KEY)))
+        environ[OUTCOME_KEY] = ("fault", "5002", None)
         log.warning("mensagem de %s bytes recusada (limite)", length)
 
     def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True,
                        findings: Sequence[Finding] = ()) -> None:
         """Store a request the SOAP layer refused before the pipeline could read it (malformed
         XML, DOCTYPE, no SOAP 1.1 envelope, unknown body element...), with its críticas."""
+        environ[OUTCOME_KEY] = ("fault" if client else "error", code, None)
         try:
             with self.sessions.begin() as session:
                 mensagem_id = inbound.add_mensagem(session, dict(
                     direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=len(data), corpo=data,
                     resultado="recusada" if client else "erro", codigo_erro=code,
-                    endereco=environ.get("REMOTE_ADDR")))
+                    endereco=environ.get("REMOTE_ADDR"), request_id=environ.get(REQUEST_ID_KEY)))
                 inbound.add_criticas(session, mensagem_id, findings or [_finding_of_code(code)])
         except Exception:  # never let audit storage turn a client's error into a server error
             log.exception("falha ao gravar mensagem recusada")
@@ -181,6 +201,7 @@ class Pipeline:
                             f"{message.version} (aceitas: {', '.join(call.operadora.versoes)}).",
                             code="5028")
         if service.name in proxy.SERVICOS:
+            self._stop_reading(call)  # no read snapshot held while the operator answers
             return self._proxy(call)
         return self._transact(call)
 
@@ -194,7 +215,7 @@ class Pipeline:
         if not login or not senha:
             raise TissFault("LoginInvalido", "loginSenhaPrestador não informado.", code="5005")
         identity = self.logins.get(login, senha)
-        if identity is None or not self._still_allowed(identity):
+        if identity is None or not self._still_allowed(identity, call):
             self.logins.forget(login)
             identity = self._check_login(call, login, senha)
         codigo = call.field("codigo")
@@ -203,13 +224,41 @@ class Pipeline:
         if not same:
             raise TissFault("RemetenteInvalido", "A origem da mensagem não é o prestador "
                             "autenticado.", code="5005")
+        refusal = self.client_certs.refusal(identity.documento, call.environ)
+        if refusal is not None:  # every request: the certificate belongs to the connection
+            self._refuse_certificate(call, login, refusal)
         return identity.prestador_id
 
-    def _still_allowed(self, identity: "Identity") -> bool:
+    def _refuse_certificate(self, call: Call, login: str, why: str) -> None:
+        """A provider that requires a client certificate came without the right one: a failed login
+        (audited like one; the password counter is left alone, the password was right)."""
+        try:
+            with self.sessions.begin() as session:
+                prestadores.auditar(session, login, "certificado_recusado", why, call.endereco, self.clock())
+        except Exception:  # the refusal must still reach the client
+            log.exception("falha ao gravar a auditoria do certificado recusado")
+        log.warning("certificado de cliente recusado: login %s de %s: %s", login, call.endereco, why)
+        raise TissFault("LoginInvalido", "Certificado digital do cliente ausente ou não autorizado para "
+                        "este prestador.", code="5005")
+
+    def _still_allowed(self, identity: "Identity", call: Call) -> bool:
         """A cached login is honoured only while the provider is active and not locked (one
         indexed read, so a lock or a disable made by any worker applies at once)."""
-        with self.readers() as session:
-            return inbound.prestador_liberado(session, identity.prestador_id, self.clock())
+        return inbound.prestador_liberado(self._reading(call), identity.prestador_id, self.clock())
+
+    def _reading(self, call: Call) -> Connection:
+        """One read-only transaction for the request's checks and reads (a status query reads its
+        lote in the same one), on a plain connection: no Session machinery on every request.
+        Closed before the request writes (:meth:`_stop_reading`) and in any case at its end."""
+        if call.reading is None:
+            call.reading = self._read_engine.connect()
+        return call.reading
+
+    @staticmethod
+    def _stop_reading(call: Call) -> None:
+        if call.reading is not None:
+            reading, call.reading = call.reading, None
+            reading.close()
 
     def _check_login(self, call: Call, login: str, senha: str) -> "Identity":
         """The slow path: scrypt, failure counter, lockout and audit (gateway.prestadores)."""
@@ -230,44 +279,63 @@ class Pipeline:
     # -- storage and answer, one transaction -------------------------------------------------------
     def _transact(self, call: Call) -> Reply:
         found_hash = call.hash_found.lower()
+        # A status answer only reads: it is built before the write transaction, which then holds
+        # the database's write lock (SQLite has one for all workers) only to store the messages.
+        ready = self._status_ready(call) if call.service.name == "tissSolicitacaoStatusProtocolo" else None
+        if call.service.name == "tissLoteGuias":  # likewise: reading the guides needs no lock
+            call.lido = read_lote(call.message.root)
+            adapter = self.adapters.get(call.operadora.registro_ans)
+            call.criticas_operadora = adapter.criticas(call.message) if adapter is not None else []
+        self._stop_reading(call)
         for _ in range(3):
             try:
-                with self.sessions.begin() as session:
-                    earlier = inbound.transacao_anterior(session, call.prestador_id, call.field("tipo"),
+                # A plain connection: the Session machinery cost more than this transaction's inserts.
+                with self._write_engine.begin() as connection:
+                    earlier = inbound.transacao_anterior(connection, call.prestador_id, call.field("tipo"),
                                                          call.field("sequencial"))
                     if earlier is not None:
                         return self._repeat(call, earlier, found_hash)
-                    return self._store_and_answer(session, call, found_hash)
+                    return self._store_and_answer(connection, call, found_hash, ready)
             except IntegrityError:
                 continue  # a concurrent copy of this transaction won; answer as it did
         raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
 
     def _repeat(self, call: Call, earlier: inbound.TransacaoAnterior, found_hash: str) -> Reply:
         if (earlier.hash or "").lower() == found_hash and earlier.resposta is not None:
+            if not earlier.resposta:  # emptied by `prune` (gateway.storage.retention)
+                raise TissFault("SchemaInvalido", f"sequencialTransacao {call.field('sequencial')} já "
+                                "respondido; a resposta não é mais guardada (retenção): use um novo "
+                                "sequencialTransacao.", code="5001")
             log.info("transação repetida, mesma resposta: %s", call.field("sequencial"))
+            _outcome(call, "replayed")
             return Reply(earlier.resposta, call.message.encoding)
         raise TissFault("SchemaInvalido", f"sequencialTransacao {call.field('sequencial')} já usado "
                         "por outra mensagem deste prestador.", code="5001")
 
-    def _store_and_answer(self, session: Session, call: Call, found_hash: str) -> Reply:
+    def _store_and_answer(self, connection: Connection, call: Call, found_hash: str,
+                          ready: "etree._Element | responses.Draft | None" = None) -> Reply:
         message, now = call.message, self.clock()
-        request_id = inbound.add_mensagem(session, self._mensagem(call, "entrada", message.data, "aceita",
+        request_id = inbound.add_mensagem(connection, self._mensagem(call, "entrada", message.data, "aceita",
                                                                   found_hash))
         # The unique key decides which concurrent copy proceeds (IntegrityError for the others).
-        transacao_id = inbound.add_transacao(session, prestador_id=call.prestador_id,
+        transacao_id = inbound.add_transacao(connection, prestador_id=call.prestador_id,
                                              tipo=call.field("tipo"), sequencial=call.field("sequencial"),
                                              hash_=found_hash, requisicao_id=request_id)
-        reply_ctx = responses.reply_context(message.root, registro_ans=call.operadora.registro_ans,
-                                            sequencial=str(request_id), now=now)
-        root = self._answer(session, call, reply_ctx, request_id)
+        if ready is None:
+            reply_ctx = responses.reply_context(message.root, registro_ans=call.operadora.registro_ans,
+                                                sequencial=str(request_id), now=now)
+            root = self._answer(connection, call, reply_ctx, request_id)
+        else:  # built beforehand: only its sequencialTransacao was still to come
+            root = ready
+            responses.set_sequencial(root, str(request_id))
         data = responses.envelope(root, message.encoding)
         response = self._mensagem(call, "saida", data, "resposta", None)
         response["resposta_de_id"] = request_id
-        inbound.set_resposta(session, transacao_id, inbound.add_mensagem(session, response))
+        inbound.set_resposta(connection, transacao_id, inbound.add_mensagem(connection, response))
         return Reply(data, message.encoding)
 
-    def _answer(self, session: Session, call: Call, ctx: responses.ReplyContext,
-                request_id: int) -> etree._Element:
+    def _answer(self, session: Connection, call: Call, ctx: responses.ReplyContext,
+                request_id: int) -> "etree._Element | responses.Draft":
         name = call.service.name
         if name == "tissLoteGuias":
             return self._lote(session, call, ctx, request_id)
@@ -281,19 +349,23 @@ class Pipeline:
             return responses.recibo(ctx, call.service, call.message.root, numero_protocolo=numero)
         raise _nao_conectada(call)
 
-    def _lote(self, session: Session, call: Call, ctx: responses.ReplyContext,
-              request_id: int) -> etree._Element:
-        lido = read_lote(call.message.root)
+    def _lote(self, session: Connection, call: Call, ctx: responses.ReplyContext,
+              request_id: int) -> "etree._Element | responses.Draft":
+        lido = call.lido or read_lote(call.message.root)
         registro = call.operadora.registro_ans
         if inbound.lote_existe(session, call.prestador_id, registro, lido.numero_lote):
             code = LOTE_JA_INFORMADO.get(call.message.version, "1308")
             text = f"Número de lote {lido.numero_lote} já informado anteriormente."
             inbound.add_criticas(session, request_id, [critica(code, text, "loteGuias/numeroLote")])
+            _outcome(call, "refused", code)
             return responses.mensagem_erro(ctx, call.service, code, text)
-        adapter = self.adapters.get(registro)
-        found = adapter.criticas(call.message) if adapter is not None else []
+        found = call.criticas_operadora
+        if found is None:
+            adapter = self.adapters.get(registro)
+            found = adapter.criticas(call.message) if adapter is not None else []
         if found:  # the operator would refuse it: the provider hears it now, with the same codes
             inbound.add_criticas(session, request_id, found)
+            _outcome(call, "refused", found[0].code)
             return responses.mensagem_erro(ctx, call.service, found[0].code or "5001", found[0].message[:500])
         protocolo_id, numero = insert_protocolo(session, tipo="lote", prestador_id=call.prestador_id,
                                                 registro_ans=registro, now=ctx.now)
@@ -306,12 +378,23 @@ class Pipeline:
                  tipo=lido.tipo_guia, numero_carteira=g.numero_carteira, valor_informado=g.valor_informado)
             for g in lido.guias])
         self._schedule(session, call, request_id, protocolo_id, lote_id, ctx.now)
-        return responses.protocolo_recebimento(
+        return responses.protocolo_recebimento_draft(
             ctx, numero_lote=lido.numero_lote, numero_protocolo=numero,
             data_envio_lote=ctx.now.date(), valor_total=lido.valor_informado,
             guias=[_recebida(g, lido.tipo_guia) for g in lido.guias])
 
-    def _status(self, session: Session, call: Call, ctx: responses.ReplyContext) -> etree._Element:
+    def _status_ready(self, call: Call) -> "etree._Element | responses.Draft":
+        """The status answer from the request's read-only transaction (its sequencialTransacao set
+        later)."""
+        try:
+            ctx = responses.reply_context(call.message.root, registro_ans=call.operadora.registro_ans,
+                                          sequencial="0", now=self.clock())
+            return self._status(self._reading(call), call, ctx)
+        finally:
+            self._stop_reading(call)
+
+    def _status(self, session: Session | Connection, call: Call,
+                ctx: responses.ReplyContext) -> "etree._Element | responses.Draft":
         """situacaoProtocoloWS from the gateway's data, at once, also for a forwarded lote.
 
         The status is the gateway protocol's: the worker's tracker keeps it at the least advanced
@@ -328,6 +411,8 @@ class Pipeline:
         numero = call.field("protocolo")
         lote = inbound.lote_do_protocolo(session, numero, call.prestador_id, call.operadora.registro_ans)
         if lote is None:  # unknown, another provider's, or not a lote: the same answer
+            _outcome(call, "refused", responses.PROTOCOLO_NAO_LOCALIZADO if ctx.version >= "4.03.00"
+                     else responses.CODIGO_PROTOCOLO_NAO_ENCONTRADO)
             return responses.protocolo_nao_localizado(ctx, numero_protocolo=numero)
         partes = inbound.partes_do_lote(session, lote.lote_id) if lote.lote_id is not None else []
         recusada = next((p for p in partes if p.estado == "recusada"), None)
@@ -349,12 +434,12 @@ class Pipeline:
                 sum((t.processado for t in analise.totais), nao_analisadas),
                 sum((t.glosa for t in analise.totais), Decimal("0.00")),
                 sum((t.liberado for t in analise.totais), Decimal("0.00")))
-        return responses.situacao_protocolo(
+        return responses.situacao_protocolo_draft(
             ctx, numero_protocolo=lote.numero_protocolo, numero_lote=lote.numero_lote,
             status=lote.status, data_envio_lote=lote.criado_em.date(),
             valor_total=valor_total, guias=guias)
 
-    def _situacoes(self, session: Session, partes: Sequence[inbound.ParteEncaminhada],
+    def _situacoes(self, session: Session | Connection, partes: Sequence[inbound.ParteEncaminhada],
                    version: str) -> "_Analise":
         """What the operator answered of each part's situação (only answers that are valid
         situacaoProtocoloWS with a detalheLote count; a broken or refused one is as none)."""
@@ -427,6 +512,12 @@ class Pipeline:
             ctx = responses.reply_context(message.root, registro_ans=call.operadora.registro_ans,
                                           sequencial=str(request_id), now=self.clock())
             data = responses.envelope(_erro(ctx, call.service, found[0]), message.encoding)
+            _outcome(call, "refused", found[0].code)
+        else:
+            refusal = next((t.reading for t in result.trocas
+                            if t.reading is not None and t.reading.kind == "recusada"), None)
+            if refusal is not None:  # the operator's own refusal, relayed
+                _outcome(call, "refused", refusal.criticas[0].code if refusal.criticas else None)
         response = self._mensagem(call, "saida", data, "resposta", None)
         response["resposta_de_id"] = request_id
         inbound.set_resposta(session, transacao_id, inbound.add_mensagem(session, response))
@@ -479,13 +570,14 @@ class Pipeline:
             answers.append(answer_id)
         return answers
 
-    def _schedule(self, session: Session, call: Call, request_id: int, protocolo_id: int | None,
+    def _schedule(self, session: Session | Connection, call: Call, request_id: int, protocolo_id: int | None,
                   lote_id: int | None, now: datetime) -> None:
         """Deliver to the operator later, committed with the acceptance (the outbox)."""
         if call.operadora.endpoint and call.operadora.registro_ans in self.adapters:
             outbox.schedule(session, registro_ans=call.operadora.registro_ans, servico=call.service.name,
                             prestador_id=call.prestador_id, mensagem_id=request_id,
-                            protocolo_id=protocolo_id, lote_id=lote_id, now=now)
+                            protocolo_id=protocolo_id, lote_id=lote_id, now=now,
+                            request_id=call.environ.get(REQUEST_ID_KEY))
 
     # -- audit -------------------------------------------------------------------------------------
     def _mensagem(self, call: Call, direcao: str, data: bytes, resultado: str,
@@ -496,7 +588,8 @@ class Pipeline:
                     sequencial_transacao=call.field("sequencial")[:20] or None, hash=found_hash,
                     tamanho=len(data), corpo=data, remetente=_remetente(call)[:20] or None,
                     destinatario=call.field("destino")[:20] or None,
-                    prestador_id=call.prestador_id, resultado=resultado, endereco=call.endereco)
+                    prestador_id=call.prestador_id, resultado=resultado, endereco=call.endereco,
+                    request_id=call.environ.get(REQUEST_ID_KEY))
 
     def _store_refused(self, call: Call, fault: TissFault) -> None:
         try:
@@ -518,6 +611,11 @@ _LOGIN_TEXT = {
     "bloqueado": "Login bloqueado temporariamente após tentativas inválidas.",
     "inativo": "Prestador inativo.",
 }
+
+
+def _outcome(call: Call, outcome: str, code: str | None = None) -> None:
+    """What the call came to, for the metrics and the access log (gateway.observability)."""
+    call.environ[OUTCOME_KEY] = (outcome, code, call.message.version)  # type: ignore[index]
 
 
 def _finding_of_code(code: str) -> Finding:

@@ -11,6 +11,7 @@ in a runtime directory with mode 0600.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -135,6 +136,35 @@ class Authority:
                            critical=False)
         )
         cert = builder.sign(self.key, hashes.SHA256())
+        return Leaf(_key_pem(key), _pem(cert), [_pem(cert), *self.chain_pem])
+
+    def issue_server(self, *hosts: str, days: int = 365, key_size: int = 2048) -> Leaf:
+        """A TLS server certificate for ``hosts`` (DNS names or IP addresses; the first is the CN):
+        HTTPS with client certificates in tests and sandboxes."""
+        if not hosts:
+            raise ValueError("informe ao menos um nome ou endereço do servidor")
+        key = _new_key(key_size)
+        start = datetime.now(UTC) - _SKEW
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                              crl_sign=False, encipher_only=False, decipher_only=False)
+        cert = (
+            _builder(_icp_name(hosts[0], SEM_VALOR_LEGAL), self.certificate.subject, key, start,
+                     start + timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                           critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
         return Leaf(_key_pem(key), _pem(cert), [_pem(cert), *self.chain_pem])
 
     def save(self, directory: str | os.PathLike[str]) -> None:

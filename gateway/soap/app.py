@@ -2,7 +2,7 @@
 
 URLs: ``POST /tiss/v4_03_00/tissLoteGuias`` (version fixed by the path) or ``/tiss/tissLoteGuias``
 (version taken from ``Padrao``); ``GET`` of either with ``?wsdl``; the XSDs a WSDL imports at
-``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``.
+``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``; the web console under ``/console``.
 """
 
 import io
@@ -25,13 +25,18 @@ log = logging.getLogger("tiss_gateway.soap")
 
 class TissWsgi:
     def __init__(self, pipeline: object, registry: SchemaRegistry, *, max_bytes: int,
-                 fault_http_status: int = 400, public_base_url: str | None = None):
+                 fault_http_status: int = 400, public_base_url: str | None = None,
+                 console: Callable[[dict, StartResponse], Iterable[bytes]] | None = None):
         self.pipeline = pipeline
+        self.console = console  # the web console's WSGI app, served under /console
         self.registry = registry
         self.max_bytes = max_bytes
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        # block_length: Spyne reads the body in blocks of this size; one read of the whole body
+        # (bounded by max_bytes above) instead of 8 KiB blocks, each a trip through gunicorn's
+        # body reader (58 of them for a 470 KB lote), then a join that copies it again.
         self.spyne = WsgiApplication(spyne_application(max_bytes, fault_http_status),
-                                     chunked=True, max_content_length=max_bytes)
+                                     chunked=True, max_content_length=max_bytes, block_length=max_bytes)
         self.spyne.event_manager.add_listener("wsgi_exception", self._store_unread)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -39,6 +44,8 @@ class TissWsgi:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz":
             return _plain(start_response, "200 OK", "ok")
+        if self.console is not None and (path == "/console" or path.startswith("/console/")):
+            return self.console(environ, start_response)
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0] != "tiss" or len(parts) > 4:
             return _plain(start_response, "404 Not Found", "não encontrado")

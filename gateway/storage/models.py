@@ -210,7 +210,7 @@ class Protocolo(Base):
     prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
     registro_ans: Mapped[str] = mapped_column(String(6))
     status: Mapped[int] = mapped_column(Integer, default=RECEBIDO, server_default=text("1"))
-    numero_operadora: Mapped[str | None] = mapped_column(String(40))  # the operator's own protocol
+    numero_operadora: Mapped[str | None] = mapped_column(String(40), index=True)  # the operator's own
     criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     atualizado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -241,7 +241,7 @@ class Lote(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
     registro_ans: Mapped[str] = mapped_column(String(6))
-    numero_lote: Mapped[str] = mapped_column(String(20))  # st_texto12
+    numero_lote: Mapped[str] = mapped_column(String(20), index=True)  # st_texto12; console search
     tipo_guia: Mapped[str] = mapped_column(String(40))
     quantidade_guias: Mapped[int] = mapped_column(Integer)
     valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -262,8 +262,8 @@ class Guia(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lote_id: Mapped[int] = mapped_column(ForeignKey("lote.id", ondelete="CASCADE"), index=True)
-    numero_guia_prestador: Mapped[str] = mapped_column(String(20))
-    numero_guia_operadora: Mapped[str | None] = mapped_column(String(20))
+    numero_guia_prestador: Mapped[str] = mapped_column(String(20), index=True)  # console search
+    numero_guia_operadora: Mapped[str | None] = mapped_column(String(20), index=True)
     tipo: Mapped[str] = mapped_column(String(40))
     numero_carteira: Mapped[str | None] = mapped_column(String(20))
     valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -333,7 +333,7 @@ class Entrega(Base):
     parte: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     partes: Mapped[int | None] = mapped_column(Integer)  # None until prepared
     sequencial: Mapped[str | None] = mapped_column(String(12))  # sequencialTransacao sent
-    numero_lote: Mapped[str | None] = mapped_column(String(12))  # numeroLote of this part
+    numero_lote: Mapped[str | None] = mapped_column(String(12), index=True)  # numeroLote of this part
     guias: Mapped[str | None] = mapped_column(Text)  # numeroGuiaPrestador of this part, one per line
     corpo: Mapped[bytes | None] = mapped_column(LargeBinary)  # prepared *WS document
     estado: Mapped[str] = mapped_column(String(10), default="pendente", server_default=text("'pendente'"))
@@ -344,10 +344,10 @@ class Entrega(Base):
     ultimo_erro: Mapped[str | None] = mapped_column(Text)
     envio_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # last bytes sent
     resposta_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # operator's answer
-    numero_protocolo: Mapped[str | None] = mapped_column(String(40))  # the operator's protocol
+    numero_protocolo: Mapped[str | None] = mapped_column(String(40), index=True)  # the operator's protocol
     status: Mapped[int | None] = mapped_column(Integer)  # dm_statusProtocolo the operator reports
     status_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    situacao_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"))  # last situação answer
+    situacao_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"), index=True)  # last situação
     consultas: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     proxima_consulta_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # poller schedule
     request_id: Mapped[str | None] = mapped_column(String(32))  # the accepting request's id

@@ -1,4 +1,4 @@
-"""Console users and sessions; request ids on messages and deliveries; pruned bodies.
+"""Console users, sessions and search indexes; request ids on messages and deliveries; pruned bodies.
 
 Revision ID: 0003
 Revises: 0002
@@ -58,6 +58,14 @@ def upgrade() -> None:
     op.create_index(op.f("ix_sessao_console_expira_em"), "sessao_console", ["expira_em"], unique=False)
     op.create_index(op.f("ix_sessao_console_usuario_id"), "sessao_console", ["usuario_id"], unique=False)
     op.create_index(op.f("ix_lote_criado_em"), "lote", ["criado_em"], unique=False)
+    op.create_index(op.f("ix_entrega_situacao_id"), "entrega", ["situacao_id"], unique=False)  # prune
+    # The console's search by number (equality on each).
+    op.create_index(op.f("ix_guia_numero_guia_prestador"), "guia", ["numero_guia_prestador"], unique=False)
+    op.create_index(op.f("ix_guia_numero_guia_operadora"), "guia", ["numero_guia_operadora"], unique=False)
+    op.create_index(op.f("ix_lote_numero_lote"), "lote", ["numero_lote"], unique=False)
+    op.create_index(op.f("ix_protocolo_numero_operadora"), "protocolo", ["numero_operadora"], unique=False)
+    op.create_index(op.f("ix_entrega_numero_protocolo"), "entrega", ["numero_protocolo"], unique=False)
+    op.create_index(op.f("ix_entrega_numero_lote"), "entrega", ["numero_lote"], unique=False)
     op.add_column("entrega", sa.Column("request_id", sa.String(length=32), nullable=True))
     op.add_column("mensagem", sa.Column("request_id", sa.String(length=32), nullable=True))
     op.add_column("mensagem", sa.Column("corpo_removido_em", sa.DateTime(timezone=True), nullable=True))
@@ -69,6 +77,13 @@ def downgrade() -> None:
         batch_op.drop_column("request_id")
     with op.batch_alter_table("entrega", schema=None) as batch_op:
         batch_op.drop_column("request_id")
+    op.drop_index(op.f("ix_entrega_numero_lote"), table_name="entrega")
+    op.drop_index(op.f("ix_entrega_numero_protocolo"), table_name="entrega")
+    op.drop_index(op.f("ix_protocolo_numero_operadora"), table_name="protocolo")
+    op.drop_index(op.f("ix_lote_numero_lote"), table_name="lote")
+    op.drop_index(op.f("ix_guia_numero_guia_operadora"), table_name="guia")
+    op.drop_index(op.f("ix_guia_numero_guia_prestador"), table_name="guia")
+    op.drop_index(op.f("ix_entrega_situacao_id"), table_name="entrega")
     op.drop_index(op.f("ix_lote_criado_em"), table_name="lote")
     op.drop_index(op.f("ix_sessao_console_usuario_id"), table_name="sessao_console")
     op.drop_index(op.f("ix_sessao_console_expira_em"), table_name="sessao_console")
