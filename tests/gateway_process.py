@@ -142,21 +142,11 @@ class GatewayProcess:
         raise GatewayError(f"o servidor não respondeu /healthz em {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self, timeout: float = 30) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)  # gunicorn: graceful shutdown of the workers
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the group this process leads (its own workers)
-            process.wait(10)
+        stop_process(process, timeout)
 
     def close(self) -> None:
         self.stop()
@@ -193,10 +183,7 @@ class WorkerProcess:
         return self
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -206,15 +193,31 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 30) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
+        stop_process(process, timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+
+def read_log(path: Path) -> str:
+    """A process's log file so far ("" before it exists)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 30) -> int | None:
+    """SIGTERM (gunicorn: graceful shutdown of the workers), then SIGKILL to the process group it
+    leads if it does not exit in ``timeout``; returns the exit status."""
+    if process is None:
+        return None
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-
-    def close(self) -> None:
-        self.stop()
-        self._tmp.cleanup()
+    return process.returncode

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.gateway_process import read_log, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 _READY = re.compile(r"^pronto: (http://\S+)$", re.MULTILINE)
@@ -91,24 +92,12 @@ class SimulatorProcess:
         raise SimulatorError(f"o simulador não ficou pronto em {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, then SIGKILL to the process group if it does not exit; returns the exit status."""
         process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        return process.returncode
+        return stop_process(process, timeout)
 
     def close(self) -> None:
         self.stop()
