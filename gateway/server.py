@@ -18,7 +18,7 @@ from gateway.message.schema_registry import SchemaRegistry
 from gateway.observability import gunicorn_hooks
 from gateway.observability.wsgi import ObservedApp, observe
 from gateway.soap.app import TissWsgi
-from gateway.storage import db, migrate
+from gateway.storage import checkpoint, db, migrate
 
 if TYPE_CHECKING:
     from gateway.console.app import ConsoleApp
@@ -60,6 +60,7 @@ def create_app(config: Config, url: str) -> ObservedApp:
         for kind in ("mensagemTISS", "loteGuiasWS"):
             registry.schema(version, kind)
     engine = db.make_engine(url)
+    checkpoint.start_for(url)  # SQLite: WAL checkpoints in a thread, not inside a request's COMMIT
     pipeline = Pipeline(config, registry, db.session_factory(engine), readers=db.reader_factory(engine),
                         adapters=load_adapters(config, registry))
     settings = config.gateway

@@ -126,12 +126,10 @@ def short_error(exc: Exception) -> str:
 
 
 def _missing_sqlite_file(url: str) -> bool:
-    from sqlalchemy.engine import make_url
+    from gateway.storage.db import sqlite_file
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return False
-    return not Path(parsed.database).exists()
+    path = sqlite_file(url)
+    return path is not None and not Path(path).exists()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
