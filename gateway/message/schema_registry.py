@@ -17,9 +17,11 @@ from lxml import etree
 
 import schemas as shipped
 from gateway.home import gateway_home
+from gateway.message import schema_types
 from gateway.message.services import MENSAGEM_TISS
 
 IMPORT_RECORD = "import.json"
+schema_types.prepare()  # before any thread compiles: libxml2 is not thread-safe there
 
 
 class SchemaSetError(Exception):
@@ -43,6 +45,7 @@ class SchemaSet:
     official: bool  # expected hashes come from the ANS manifest
     _compiled: dict[str, etree.XMLSchema] = field(default_factory=dict, repr=False)
     _verified: bool = field(default=False, repr=False)
+    _compiling: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def tag(self) -> str:
@@ -78,9 +81,11 @@ class SchemaSet:
         name = self.root_file(kind)
         compiled = self._compiled.get(name)
         if compiled is None:
-            self.verify()
-            compiled = compile_offline(self.directory, name)
-            self._compiled[name] = compiled
+            with self._compiling:  # threads that ask at once wait for one compile (~0.1-0.3 s)
+                compiled = self._compiled.get(name)
+                if compiled is None:
+                    self.verify()
+                    compiled = self._compiled[name] = compile_offline(self.directory, name)
         return compiled
 
 

@@ -55,7 +55,7 @@ from signxml import (
 from signxml.exceptions import SignXMLException
 
 from gateway.message import findings as f
-from gateway.message import hashing
+from gateway.message import hashing, schema_types
 from gateway.message.services import ANS_NS, DSIG_NS, MENSAGEM_TISS
 from gateway.security.pki import documento_do_certificado
 
@@ -64,6 +64,7 @@ CERTIFICADO_VENCIDO = "5019"
 CERTIFICADO_REVOGADO = "5020"
 CADEIA_INVALIDA = "5021"
 ASSINATURA_NAO_CONFERE = "5022"
+schema_types.prepare()  # signxml compiles its xmldsig schema in whichever thread verifies first
 
 DS_SIGNATURE = f"{{{DSIG_NS}}}Signature"
 ANS_SIGNATURE = f"{{{ANS_NS}}}Signature"
