@@ -24,11 +24,14 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from lxml import etree
 
 from gateway.message import hashing
 from gateway.message.services import ANS_NS, SERVICES, SOAP11_NS
+from simulator import lifecycle
+from simulator.profile import Profile
 
 GUIDE_TYPES = ("consulta", "sp-sadt", "odonto", "honorarios", "resumo-internacao")
 VERSIONS = ("4.01.00", "4.02.00", "4.03.00")
@@ -146,6 +149,15 @@ def numero_carteira(registro_ans: str, rng: random.Random) -> str:
 def numero_guia_prestador(numero_lote: str, index: int) -> str:
     """The provider's guide number of the ``index``-th guide (1-based) of a lote."""
     return f"{numero_lote}{index:0{MAX_GUIDE_DIGITS}d}"
+
+
+def glosas_drawn(profile: Profile, numero_lote: str, n: int, seed: int) -> list[str]:
+    """How the simulated operator glosa each of the ``n`` guides of lote ``numero_lote``
+    (lifecycle.GLOSA_*): its own seeded draw, so the same numbers give the same glosas."""
+    return [lifecycle.decidir_glosa(
+        profile.glosa, seed=seed, registro_ans=profile.registro_ans, numero_lote=numero_lote,
+        numero_guia=numero_guia_prestador(numero_lote, g), valores_itens=[Decimal(100)]).tipo
+        for g in range(1, n + 1)]
 
 
 # --------------------------------------------------------------------------------------------

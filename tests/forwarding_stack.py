@@ -25,7 +25,8 @@ from gateway.prestadores import hash_senha, md5_hex
 from gateway.security import pki
 from gateway.storage.db import make_engine
 from gateway.storage.models import Entrega, Protocolo
-from simulator.models import SimLote
+from simulator.lifecycle import GLOSA_TOTAL
+from simulator.models import SimGuia, SimLote
 from tests.db_fixtures import BACKENDS
 from tests.factory import Party, build_lote, build_request
 from tests.gateway_process import GatewayProcess, WorkerProcess
@@ -149,6 +150,16 @@ class Stack:
                 (SimLote.numero_lote == numero) | SimLote.numero_lote.like(f"{numero}-%"),
             ).group_by(SimLote.numero_lote))
             return dict(rows.all())
+
+    def glosado_in_full(self, key: str, numero: str) -> bool:
+        """The operator glosou every guide of lote ``numero`` (its flow then ends at 4 Encerrado
+        sem pagamento instead of 6 Pagamento efetuado)."""
+        with self.sim_db.connect() as connection:
+            kinds = connection.scalars(
+                select(SimGuia.glosa).join(SimLote, SimGuia.lote_id == SimLote.id).where(
+                    SimLote.registro_ans == OPERADORAS[key][0], SimLote.numero_lote == numero)).all()
+        assert kinds, f"a operadora não tem o lote {numero}"
+        return all(kind == GLOSA_TOTAL for kind in kinds)
 
     def status(self, key: str, protocolo: str) -> etree._Element:
         body = build_request("solicitacaoStatusProtocoloWS", envelope=True, sequencial=new_number(),

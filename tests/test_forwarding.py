@@ -14,7 +14,9 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from gateway.storage.models import Entrega, Protocolo
-from tests.factory import build_lote
+from simulator.lifecycle import GLOSA_TOTAL
+from simulator.profile import load_profile
+from tests.factory import build_lote, glosas_drawn
 from tests.forwarding_stack import NS, OPERADORAS, OPERATOR_TIMEOUT_S, Stack, new_number, party, wait_until
 from tests.gateway_process import WorkerProcess, cli
 
@@ -70,22 +72,34 @@ def _restamp(envelope_bytes: bytes) -> bytes:
 # --- tracking ---------------------------------------------------------------------------------
 
 
-def test_the_status_walk_to_payment_is_seen_through_the_gateway(stack: Stack, worker: WorkerProcess) -> None:
-    _numero, protocolo = stack.send_lote("pasa", 2)
+def _lote_number(glosado_in_full: bool) -> str:
+    """A fresh number of a 2-guide lote that PASA glosa in full, or not (the stack's seed is 0)."""
+    pasa = load_profile("pasa")
+    while True:
+        numero = new_number()
+        if all(kind == GLOSA_TOTAL for kind in glosas_drawn(pasa, numero, 2, seed=0)) == glosado_in_full:
+            return numero
+
+
+@pytest.mark.parametrize(("glosado_in_full", "final"), [(False, 6), (True, 4)], ids=["paid", "glosado"])
+def test_the_status_walk_to_the_end_is_seen_through_the_gateway(
+        stack: Stack, worker: WorkerProcess, glosado_in_full: bool, final: int) -> None:
+    numero, protocolo = stack.send_lote("pasa", 2, numero=_lote_number(glosado_in_full))
     wait_until(lambda: stack.delivered(protocolo), what="entrega")
-    stack.simulator.advance(days=30)  # PASA pays 7 days after receipt (manual)
+    assert stack.glosado_in_full("pasa", numero) is glosado_in_full  # the operator's own verdict
+    # PASA pays 7 days after receipt (manual); a lote glosado in full ends at 4 instead
+    stack.simulator.advance(days=30)
 
     def final_status() -> int | None:
         parts = stack.entregas(protocolo)
         return parts[0].status if parts and parts[0].status in (4, 6) else None
 
-    status = wait_until(final_status, what="status final na operadora")
+    assert wait_until(final_status, what="status final na operadora") == final
     answer = stack.status("pasa", protocolo)
-    assert answer.findtext(".//ans:detalheLote/ans:statusProtocolo", namespaces=NS) == str(status)
-    assert status == 6
+    assert answer.findtext(".//ans:detalheLote/ans:statusProtocolo", namespaces=NS) == str(final)
     with stack.db.connect() as connection:
         history = connection.execute(select(Protocolo).where(Protocolo.numero == protocolo)).one()
-    assert history.status == 6
+    assert history.status == final
 
 
 # --- the operator misbehaves ------------------------------------------------------------------

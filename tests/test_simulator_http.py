@@ -43,7 +43,7 @@ from gateway.message.services import ANS_NS, SERVICE_BY_REQUEST, SOAP11_NS
 from gateway.security import pki, xmldsig
 from simulator import lifecycle
 from simulator.profile import PROFILE_KEYS, Profile, load_profile
-from tests.factory import Party, build_lote, build_request, numero_guia_prestador
+from tests.factory import Party, build_lote, build_request, glosas_drawn, numero_guia_prestador
 from tests.simulator_process import SimulatorProcess
 
 NS = {"ans": ANS_NS}
@@ -307,10 +307,7 @@ def lote_com_glosas(profile: Profile, n: int, prefixo: str, tipos: frozenset[str
     seeded draw, simulator.lifecycle.decidir_glosa: the same numbers give the same glosas)."""
     for i in itertools.count(1):
         numero = f"{prefixo}{i}"
-        found = {lifecycle.decidir_glosa(profile.glosa, seed=SEED, registro_ans=profile.registro_ans,
-                                         numero_lote=numero, numero_guia=numero_guia_prestador(numero, g),
-                                         valores_itens=[Decimal(100)]).tipo for g in range(1, n + 1)}
-        if found == tipos:
+        if set(glosas_drawn(profile, numero, n, SEED)) == tipos:
             return numero
     raise AssertionError("unreachable")
 
