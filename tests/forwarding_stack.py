@@ -196,11 +196,19 @@ def stack(request: pytest.FixtureRequest, tiss_home: Path,
 
 
 @pytest.fixture
-def worker(stack: Stack) -> Iterator[WorkerProcess]:
+def worker(request: pytest.FixtureRequest, stack: Stack) -> Iterator[WorkerProcess]:
+    failed = request.session.testsfailed
     found = stack.worker()
     yield found
+    if request.session.testsfailed > failed:  # torn down before logs_on_failure: its log goes now
+        _print_worker(found)
     found.close()
     stack.workers.remove(found)
+
+
+def _print_worker(worker: WorkerProcess) -> None:
+    worker.dump_stacks()
+    print("--- worker ---\n" + worker.log()[-15_000:])
 
 
 @pytest.fixture
@@ -216,6 +224,7 @@ def logs_on_failure(request: pytest.FixtureRequest, stack: Stack) -> Iterator[No
     yield
     if request.session.testsfailed > failed:
         for worker in stack.workers:
-            print("--- worker ---\n" + worker.log()[-15_000:])
+            _print_worker(worker)
+        stack.simulator.dump_stacks()
         print("--- gateway ---\n" + stack.gateway.log()[-10_000:])
-        print("--- simulador ---\n" + stack.simulator.log()[-10_000:])
+        print("--- simulador ---\n" + stack.simulator.log()[-20_000:])

@@ -185,6 +185,9 @@ class WorkerProcess:
     def log(self) -> str:
         return read_log(self.log_path)
 
+    def dump_stacks(self) -> None:
+        dump_stacks(self.process, self.log_path)
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -206,6 +209,19 @@ def read_log(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def dump_stacks(process: subprocess.Popen | None, log_path: Path, wait: float = 2) -> None:
+    """Have a running worker or simulator print every thread's stack into its log (SIGUSR1,
+    ``gateway.observability.stack_dump``): what a stuck process was doing, for a failure."""
+    if process is None or process.poll() is not None:
+        return
+    size = log_path.stat().st_size if log_path.exists() else 0
+    process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and (not log_path.exists() or log_path.stat().st_size == size):
+        time.sleep(0.05)
+    time.sleep(0.2)  # the rest of the dump
 
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 30) -> int | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from tests.gateway_process import read_log, stop_process
+from tests.gateway_process import dump_stacks, read_log, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 _READY = re.compile(r"^pronto: (http://\S+)$", re.MULTILINE)
@@ -93,6 +93,9 @@ class SimulatorProcess:
 
     def log(self) -> str:
         return read_log(self.log_path)
+
+    def dump_stacks(self) -> None:
+        dump_stacks(self.process, self.log_path)
 
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, then SIGKILL to the process group if it does not exit; returns the exit status."""

@@ -188,3 +188,18 @@ def test_protocolo_show_and_lote_list(stack: Stack, worker: WorkerProcess) -> No
     assert _cli(stack, "protocolo", "show", "999999999999").returncode == 1
     listed = json.loads(_cli(stack, "lote", "list", "--operadora", OPERADORAS["cassems"][0], "--json").stdout)
     assert any((row["lote"], row["protocolo"], row["guias"]) == (numero, protocolo, 60) for row in listed)
+
+
+def test_sigusr1_prints_every_thread_of_the_worker_and_the_simulator(stack: Stack,
+                                                                     worker: WorkerProcess) -> None:
+    """What a stuck process is doing, without stopping it: the delivery threads and the WSDL
+    warm-up of the worker, the request server of the simulator."""
+    wait_until(lambda: "iniciado" in worker.log() or None, what="worker iniciado")
+    worker.dump_stacks()
+    assert re.search(r"Thread 0x[0-9a-f]+.*\n(?:  File .*\n)+", worker.log()), worker.log()[-3000:]
+    assert "gateway/delivery/worker.py" in worker.log()
+    stack.simulator.dump_stacks()
+    assert "socketserver.py" in stack.simulator.log()
+    assert worker.process is not None and worker.process.poll() is None  # still running
+    _numero, protocolo = stack.send_lote("pasa", 1)
+    wait_until(lambda: stack.delivered(protocolo), what="entrega depois do SIGUSR1")

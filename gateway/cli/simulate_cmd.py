@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gateway.observability import stack_dump
     from simulator import server
     from simulator.profile import PROFILE_KEYS
 
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        stack_dump.install()  # kill -USR1: every thread's stack to stderr
         server.run(simulator, stop)
     except server.StartupError as exc:
         print(f"simulador: {exc}", file=sys.stderr)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from gateway.delivery.client import OperatorClients
     from gateway.delivery.worker import Worker, worker_name
     from gateway.message.schema_registry import SchemaRegistry
-    from gateway.observability import logs, metrics
+    from gateway.observability import logs, metrics, stack_dump
     from gateway.storage import db
 
     try:
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    stack_dump.install()  # kill -USR1: every thread's stack to stderr
     name = worker_name()
     clients = OperatorClients(config)
     threads = [threading.Thread(target=Worker(config, registry, sessions, adapters, name=f"{name}/{i}",
