@@ -23,6 +23,8 @@ from pathlib import Path
 
 import requests
 
+from gateway.observability import stack_dump
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -185,8 +187,8 @@ class WorkerProcess:
     def log(self) -> str:
         return read_log(self.log_path)
 
-    def dump_stacks(self) -> None:
-        dump_stacks(self.process, self.log_path)
+    def dump_stacks(self) -> str | None:
+        return dump_stacks(self.process, self.log_path)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -211,17 +213,24 @@ def read_log(path: Path) -> str:
         return ""
 
 
-def dump_stacks(process: subprocess.Popen | None, log_path: Path, wait: float = 2) -> None:
+def dump_stacks(process: subprocess.Popen | None, log_path: Path, wait: float = 10) -> str | None:
     """Have a running worker or simulator print every thread's stack into its log (SIGUSR1,
-    ``gateway.observability.stack_dump``): what a stuck process was doing, for a failure."""
+    ``gateway.observability.stack_dump``): what a stuck process was doing, for a failure. Returns
+    that dump once it is whole in the log (None: no dump), found by its first and last lines, since
+    the process's own lines keep growing the log around it."""
     if process is None or process.poll() is not None:
-        return
-    size = log_path.stat().st_size if log_path.exists() else 0
+        return None
+    start, end = stack_dump.start_line(process.pid), stack_dump.end_line(process.pid)
+    before = read_log(log_path).count(end)
     process.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and (not log_path.exists() or log_path.stat().st_size == size):
+    while time.monotonic() < deadline:
+        log = read_log(log_path)
+        if log.count(end) > before:
+            last = log.rindex(end)
+            return log[log.rindex(start, 0, last):last + len(end)]
         time.sleep(0.05)
-    time.sleep(0.2)  # the rest of the dump
+    return None
 
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 30) -> int | None:

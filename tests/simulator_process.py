@@ -94,8 +94,8 @@ class SimulatorProcess:
     def log(self) -> str:
         return read_log(self.log_path)
 
-    def dump_stacks(self) -> None:
-        dump_stacks(self.process, self.log_path)
+    def dump_stacks(self) -> str | None:
+        return dump_stacks(self.process, self.log_path)
 
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, then SIGKILL to the process group if it does not exit; returns the exit status."""

@@ -195,11 +195,14 @@ def test_sigusr1_prints_every_thread_of_the_worker_and_the_simulator(stack: Stac
     """What a stuck process is doing, without stopping it: the delivery threads and the WSDL
     warm-up of the worker, the request server of the simulator."""
     wait_until(lambda: "iniciado" in worker.log() or None, what="worker iniciado")
-    worker.dump_stacks()
-    assert re.search(r"Thread 0x[0-9a-f]+.*\n(?:  File .*\n)+", worker.log()), worker.log()[-3000:]
-    assert "gateway/delivery/worker.py" in worker.log()
-    stack.simulator.dump_stacks()
-    assert "socketserver.py" in stack.simulator.log()
+    dump = worker.dump_stacks()
+    assert dump, worker.log()[-3000:]
+    assert re.search(r"Thread 0x[0-9a-f]+ \(worker-0\).*\n(?:  File .*\n)+", dump), dump
+    assert "gateway/delivery/worker.py" in dump and "(MainThread)" in dump
+    dump = stack.simulator.dump_stacks()
+    assert dump, stack.simulator.log()[-3000:]
+    server = r"\(listener-pasa\).*\n(?:  File .*\n)*  File .*socketserver\.py.* in serve_forever"
+    assert re.search(server, dump), dump
     assert worker.process is not None and worker.process.poll() is None  # still running
     _numero, protocolo = stack.send_lote("pasa", 1)
     wait_until(lambda: stack.delivered(protocolo), what="entrega depois do SIGUSR1")

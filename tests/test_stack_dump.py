@@ -3,6 +3,7 @@ and go. The worker and simulator processes are covered in tests/test_forwarding.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -56,7 +57,10 @@ def test_every_thread_is_listed_with_its_name_and_calls() -> None:
     finally:
         parked.set()
         helper.join()
-    blocks = {block.splitlines()[0]: block for block in text.split("\n\n") if block.strip()}
+    pid = os.getpid()  # the first and last lines: a reader finds the whole dump in a busy log
+    assert text.startswith(f"{stack_dump.start_line(pid)}\n")
+    assert text.endswith(f"\n{stack_dump.end_line(pid)}\n")
+    blocks = {block.splitlines()[0]: block for block in text.split("\n", 1)[1].split("\n\n")[:-1]}
     helper_block = next(block for head, block in blocks.items() if "(linha-de-entrega)" in head)
     assert f"Thread 0x{helper.ident:016x} (linha-de-entrega) (most recent call first):" in helper_block
     calls = helper_block.splitlines()[1:]

@@ -30,11 +30,21 @@ def install(fd: int = 2) -> None:
 
 
 def format_stacks() -> str:
-    """Each thread, most recent call first, in faulthandler's layout plus the thread's name."""
+    """Each thread, most recent call first, in faulthandler's layout plus the thread's name,
+    between a first and a last line that let a reader find the whole dump in a busy log."""
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     blocks = [_format_thread(ident, names.get(ident, "?"), frame)
               for ident, frame in sys._current_frames().items()]
-    return "\n".join(blocks) + "\n"
+    pid = os.getpid()
+    return f"{start_line(pid)}\n" + "\n".join(blocks) + f"\n{end_line(pid)}\n"
+
+
+def start_line(pid: int) -> str:
+    return f"Stacks of process {pid}, most recent call first:"
+
+
+def end_line(pid: int) -> str:
+    return f"(end of the stacks of process {pid})"
 
 
 def _format_thread(ident: int, name: str, frame: FrameType) -> str:
