@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,6 +244,42 @@ def test_queue_depth_rises_while_the_operator_is_down_and_falls_after(stack: Sta
     assert sample(worker, "tiss_gateway_delivery_duration_seconds_count", operadora=PASA) >= 3
 
 
+@on_stack
+def test_a_worker_whose_database_fails_counts_the_failed_cycles_backs_off_and_recovers(stack: Stack) -> None:
+    """A database outage as the worker sees it: its delivery table renamed away, so that every
+    cycle of both threads fails. The failures are counted in /metrics, logged at a falling rate
+    (the backoff doubles from 0.4 s), and the worker delivers again once the table is back."""
+    name = "tiss_gateway_worker_cycle_failures_total"
+    worker = stack.workers[0]
+    before = sample(worker_metrics(stack), name)
+    logged_before = _cycle_failures(worker.log())
+    with stack.db.begin() as connection:
+        connection.execute(text("ALTER TABLE entrega RENAME TO entrega_fora"))
+    try:
+        wait_until(lambda: sample(worker_metrics(stack), name) - before >= 6 or None, 30,
+                   "ciclos falhos contados")
+        time.sleep(3)
+        failed = sample(worker_metrics(stack), name) - before
+    finally:
+        with stack.db.begin() as connection:
+            connection.execute(text("ALTER TABLE entrega_fora RENAME TO entrega"))
+    # 2 threads for ~6 s: at most 5 failures each with the backoff (0, 0.4, 1.2, 2.8, 6 s), ~60
+    # at the 0.2 s idle pace without it
+    assert 6 <= failed <= 12, failed
+    protocolo = protocolo_of(post_lote(stack))
+    wait_until(lambda: stack.delivered(protocolo), 60, "entrega depois da volta do banco")
+    # logged after the cycle that delivered: the other thread may still be in its backoff
+    wait_until(lambda: "ciclo do worker voltou a funcionar" in worker.log() or None, 30, "a volta no log")
+    failures = _cycle_failures(worker.log())[len(logged_before):]
+    assert len(failures) == sample(worker_metrics(stack), name) - before  # each one logged, with its cause
+    assert all(re.search(r'no such table: entrega|relation "entrega" does not exist', line.get("exc", ""))
+               for line in failures), failures[0]
+
+
+def _cycle_failures(log: str) -> list[dict]:
+    return [line for line in json_lines(log) if line["message"].startswith("falha no ciclo do worker")]
+
+
 def _polled(samples: dict) -> dict | None:
     answered = sample(samples, "tiss_gateway_status_polls_total", operadora=PASA, outcome="respondida")
     return samples if answered >= 1 else None
@@ -303,7 +340,10 @@ def test_every_log_line_of_gateway_and_worker_is_a_json_object(stack: Stack) -> 
     worker_lines = [line for line in stack.workers[0].log().splitlines() if line]
     assert len(gateway_lines) > 20 and len(worker_lines) > 5
     for line in gateway_lines + worker_lines:
-        entry = json.loads(line)
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise AssertionError(line[:500]) from None
         assert entry.keys() >= JSON_KEYS, line
         assert entry["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["ts"])

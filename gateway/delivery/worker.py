@@ -31,10 +31,18 @@ from gateway.storage import inbound
 from gateway.storage.models import Entrega, Mensagem, Protocolo
 
 log = logging.getLogger("tiss_gateway.delivery")
+CYCLE_BACKOFF_MAX_S = 30.0
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def cycle_backoff(idle: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failed cycles in a row: doubling from ``idle`` up to
+    CYCLE_BACKOFF_MAX_S, so that a database outage logs one traceback per thread every 30 s instead
+    of five a second, and the worker is back within 30 s of the database."""
+    return min(CYCLE_BACKOFF_MAX_S, idle * 2 ** min(failures, 16))
 
 
 class Worker:
@@ -58,12 +66,19 @@ class Worker:
     # -- loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         log.info("worker %s iniciado", self.name)
+        failures = 0  # cycles in a row
         while not stop.is_set():
             try:
                 busy = self.run_once() + self.tracker.run_once()
             except Exception:  # a bug or a database outage must not kill the worker
-                log.exception("falha no ciclo do worker")
-                busy = 0
+                failures += 1
+                metrics.worker_cycle_failed()
+                log.exception("falha no ciclo do worker (%s seguida(s))", failures)
+                stop.wait(cycle_backoff(idle, failures))
+                continue
+            if failures:
+                log.info("ciclo do worker voltou a funcionar depois de %s falha(s)", failures)
+                failures = 0
             if not busy:
                 stop.wait(idle)
 

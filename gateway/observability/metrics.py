@@ -91,6 +91,9 @@ STATUS_POLLS = Counter("tiss_gateway_status_polls", "Consultas de situação de 
 POLL_LAG = Histogram("tiss_gateway_status_poll_lag_seconds",
                      "Atraso de cada consulta de situação em relação a proxima_consulta_em",
                      ["operadora"], buckets=LAG_BUCKETS)
+WORKER_CYCLE_FAILURES = Counter("tiss_gateway_worker_cycle_failures",
+                                "Ciclos do worker que falharam por inteiro (banco fora do ar, defeito): "
+                                "enquanto sobem, nada é entregue nem consultado")
 CIRCUIT_OPEN = Gauge("tiss_gateway_circuit_open", "1 enquanto o circuito de um worker para a operadora "
                      "está aberto", ["operadora"], multiprocess_mode="livemax")
 
@@ -125,6 +128,10 @@ def status_poll(operadora: str, outcome: str) -> None:
 
 def poll_lag(operadora: str, seconds: float) -> None:
     POLL_LAG.labels(operadora).observe(max(0.0, seconds))
+
+
+def worker_cycle_failed() -> None:
+    WORKER_CYCLE_FAILURES.inc()
 
 
 def circuit(operadora: str, is_open: bool) -> None:
