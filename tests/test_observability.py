@@ -249,29 +249,31 @@ def test_a_worker_whose_database_fails_counts_the_failed_cycles_backs_off_and_re
     """A database outage as the worker sees it: its delivery table renamed away, so that every
     cycle of both threads fails. The failures are counted in /metrics, logged at a falling rate
     (the backoff doubles from 0.4 s), and the worker delivers again once the table is back."""
-    name = "tiss_gateway_worker_cycle_failures_total"
     worker = stack.workers[0]
-    before = sample(worker_metrics(stack), name)
+
+    def failed_cycles() -> float:
+        return sample(worker_metrics(stack), "tiss_gateway_worker_cycle_failures_total", causa="banco")
+
+    before = failed_cycles()
     logged_before = _cycle_failures(worker.log())
     with stack.db.begin() as connection:
         connection.execute(text("ALTER TABLE entrega RENAME TO entrega_fora"))
     try:
-        wait_until(lambda: sample(worker_metrics(stack), name) - before >= 6 or None, 30,
-                   "ciclos falhos contados")
+        wait_until(lambda: failed_cycles() - before >= 6 or None, 30, "ciclos falhos contados")
         time.sleep(3)
-        failed = sample(worker_metrics(stack), name) - before
+        failed = failed_cycles() - before
     finally:
         with stack.db.begin() as connection:
             connection.execute(text("ALTER TABLE entrega_fora RENAME TO entrega"))
-    # 2 threads for ~6 s: at most 5 failures each with the backoff (0, 0.4, 1.2, 2.8, 6 s), ~60
-    # at the 0.2 s idle pace without it
+    # About 1.2 s to the 6th failure, then 3 s: with the backoff each thread fails at 0, 0.4, 1.2,
+    # 2.8, 6 s (at most 5 each); at the 0.2 s idle pace without it, ~20 each (36 seen)
     assert 6 <= failed <= 12, failed
     protocolo = protocolo_of(post_lote(stack))
     wait_until(lambda: stack.delivered(protocolo), 60, "entrega depois da volta do banco")
     # logged after the cycle that delivered: the other thread may still be in its backoff
     wait_until(lambda: "ciclo do worker voltou a funcionar" in worker.log() or None, 30, "a volta no log")
     failures = _cycle_failures(worker.log())[len(logged_before):]
-    assert len(failures) == sample(worker_metrics(stack), name) - before  # each one logged, with its cause
+    assert len(failures) == failed_cycles() - before  # each one logged, with its cause
     assert all(re.search(r'no such table: entrega|relation "entrega" does not exist', line.get("exc", ""))
                for line in failures), failures[0]
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import Adapter
@@ -70,9 +71,9 @@ class Worker:
         while not stop.is_set():
             try:
                 busy = self.run_once() + self.tracker.run_once()
-            except Exception:  # a bug or a database outage must not kill the worker
+            except Exception as exc:  # a bug or a database outage must not kill the worker
                 failures += 1
-                metrics.worker_cycle_failed()
+                metrics.worker_cycle_failed(database=isinstance(exc, DBAPIError))
                 log.exception("falha no ciclo do worker (%s seguida(s))", failures)
                 stop.wait(cycle_backoff(idle, failures))
                 continue

@@ -92,8 +92,8 @@ POLL_LAG = Histogram("tiss_gateway_status_poll_lag_seconds",
                      "Atraso de cada consulta de situação em relação a proxima_consulta_em",
                      ["operadora"], buckets=LAG_BUCKETS)
 WORKER_CYCLE_FAILURES = Counter("tiss_gateway_worker_cycle_failures",
-                                "Ciclos do worker que falharam por inteiro (banco fora do ar, defeito): "
-                                "enquanto sobem, nada é entregue nem consultado")
+                                "Ciclos do worker que falharam por inteiro: enquanto sobem, nada é "
+                                "entregue nem consultado", ["causa"])  # banco, outro
 CIRCUIT_OPEN = Gauge("tiss_gateway_circuit_open", "1 enquanto o circuito de um worker para a operadora "
                      "está aberto", ["operadora"], multiprocess_mode="livemax")
 
@@ -130,8 +130,9 @@ def poll_lag(operadora: str, seconds: float) -> None:
     POLL_LAG.labels(operadora).observe(max(0.0, seconds))
 
 
-def worker_cycle_failed() -> None:
-    WORKER_CYCLE_FAILURES.inc()
+def worker_cycle_failed(database: bool) -> None:
+    """``database``: the database failed (an error from it, or unreachable); else a defect."""
+    WORKER_CYCLE_FAILURES.labels("banco" if database else "outro").inc()
 
 
 def circuit(operadora: str, is_open: bool) -> None:
