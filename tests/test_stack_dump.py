@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from gateway.observability import stack_dump
@@ -53,6 +54,7 @@ def test_every_thread_is_listed_with_its_name_and_calls() -> None:
     helper = threading.Thread(target=waiting_for_work, name="linha-de-entrega")
     helper.start()
     try:
+        _until_parked(helper)
         text = stack_dump.format_stacks()
     finally:
         parked.set()
@@ -69,6 +71,14 @@ def test_every_thread_is_listed_with_its_name_and_calls() -> None:
     main = f"0x{threading.main_thread().ident:016x}"
     main_block = next(block for head, block in blocks.items() if main in head)
     assert "test_every_thread_is_listed_with_its_name_and_calls" in main_block
+
+
+def _until_parked(thread: threading.Thread, timeout: float = 10) -> None:
+    """Until ``thread`` is inside Event.wait: just started, it may still be on its way there."""
+    deadline = time.monotonic() + timeout
+    while (frame := sys._current_frames().get(thread.ident)) is None or frame.f_code.co_name != "wait":
+        assert time.monotonic() < deadline, "a linha não chegou ao wait"
+        time.sleep(0.01)
 
 
 def test_signals_while_threads_start_and_end_never_crash_the_process(tmp_path: Path) -> None:
