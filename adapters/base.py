@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from lxml import etree
 
-from gateway.front.lote import GUIDE_KINDS
 from gateway.message import findings as f
 from gateway.message import hashing
 from gateway.message.findings import Finding, tabela38
+from gateway.message.lote import GUIDE_KINDS
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS, MENSAGEM_TISS, SERVICE_BY_REQUEST, SERVICES

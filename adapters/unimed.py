@@ -24,7 +24,7 @@ from lxml import etree
 
 from adapters.base import PRESTADOR_EXECUTANTE_NAO_INFORMADO, STATUS_TISS, Adapter, Guia, ans_path
 from gateway.message.findings import Finding
-from gateway.prestadores import normaliza_documento
+from gateway.message.identificacao import normaliza_documento
 
 _EXECUTANTE = "dadosExecutante/contratadoExecutante"
 

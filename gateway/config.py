@@ -21,20 +21,14 @@ from typing import Any
 
 from gateway.home import gateway_home
 from gateway.message import hashing
-from gateway.prestadores import (
-    PrestadorError,
-    hash_senha,
-    md5_hex,
-    normaliza_documento,
-    parse_senha_hash,
-    tipo_documento,
-)
+from gateway.message.identificacao import PrestadorError, md5_hex, normaliza_documento, tipo_documento
+from gateway.message.tables import VERSIONS
+from gateway.security.senhas import hash_senha, parse_senha_hash
 
 MiB = 1024 * 1024
 CONFIG_ENV = "TISS_GATEWAY_CONFIG"
 DATABASE_URL_ENV = "TISS_GATEWAY_DATABASE_URL"  # overrides gateway.database_url (containers)
 CONFIG_FILE = "config.toml"
-VERSOES_TISS = ("4.01.00", "4.02.00", "4.03.00")
 FAULT_HTTP_STATUSES = (200, 400, 500)
 
 _REGISTRO_ANS = re.compile(r"[0-9]{6}")
@@ -124,7 +118,7 @@ class Operadora:
     nome: str
     adapter: str  # module name in adapters/
     endpoint: str | None = None  # the operator's web-service base URL
-    versoes: tuple[str, ...] = VERSOES_TISS  # accepted Padrao versions
+    versoes: tuple[str, ...] = VERSIONS  # accepted Padrao versions
     hash_aceito: tuple[str, ...] = (hashing.DECLARED,)  # gateway.message.hashing.VARIANTS names
     hash_emitido: str = hashing.DECLARED
     versoes_operadora: tuple[str, ...] = ()  # versions its web service takes (default: versoes)
@@ -459,7 +453,7 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
     if not _ADAPTER.fullmatch(adapter or ""):
         raise _Invalid(f"{path}.adapter deve ser o nome de um módulo em adapters/ (ex.: 'unimed'): "
                        f"{adapter!r}")
-    versoes = _versoes(r, table.get("versoes", list(VERSOES_TISS)), f"{path}.versoes")
+    versoes = _versoes(r, table.get("versoes", list(VERSIONS)), f"{path}.versoes")
     versoes_operadora = _versoes(r, table.get("versoes_operadora", list(versoes)),
                                  f"{path}.versoes_operadora")
     chave = r.path(table.get("assinatura_chave"), f"{path}.assinatura_chave", source)

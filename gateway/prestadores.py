@@ -11,141 +11,27 @@ written to ``auditoria``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from gateway.storage.models import Auditoria, Prestador, PrestadorCodigo
+from gateway.message.identificacao import (
+    PrestadorError,
+    md5_hex,
+    normaliza_documento,
+    tipo_documento,
+    valida_registro_ans,
+)
+from gateway.security.senhas import confere_senha, hash_senha
+from gateway.storage.auditoria import ANONIMO, auditar
+from gateway.storage.models import Prestador, PrestadorCodigo
 
 if TYPE_CHECKING:
     from gateway.config import Config
-
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SCRYPT_SALT_BYTES, SCRYPT_DKLEN = 16, 32
-ANONIMO = "anonimo"
-
-_MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
-_REGISTRO_ANS = re.compile(r"[0-9]{6}")
-_CNPJ = re.compile(r"[0-9A-Z]{12}[0-9]{2}")  # 4.03.00 st_CNPJ admits the alphanumeric CNPJ
-_CPF = re.compile(r"[0-9]{11}")
-
-
-class PrestadorError(ValueError):
-    """A provider operation that cannot be done (bad document, duplicate login, unknown login)."""
-
-
-# --- documents -----------------------------------------------------------------------------------
-
-def _mod11_digit(values: list[int], weights: list[int]) -> int:
-    remainder = sum(v * w for v, w in zip(values, weights, strict=True)) % 11
-    return 0 if remainder < 2 else 11 - remainder
-
-
-def cnpj_valido(cnpj: str) -> bool:
-    """14 characters, check digits right; numeric or alphanumeric (value = ord(c) - 48) CNPJ."""
-    if not _CNPJ.fullmatch(cnpj) or len(set(cnpj)) == 1:
-        return False
-    values = [ord(c) - 48 for c in cnpj]
-    first = _mod11_digit(values[:12], [5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2])
-    second = _mod11_digit([*values[:12], first], [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2])
-    return values[12:] == [first, second]
-
-
-def cpf_valido(cpf: str) -> bool:
-    if not _CPF.fullmatch(cpf) or len(set(cpf)) == 1:
-        return False
-    values = [int(c) for c in cpf]
-    first = _mod11_digit(values[:9], list(range(10, 1, -1)))
-    second = _mod11_digit([*values[:9], first], list(range(11, 1, -1)))
-    return values[9:] == [first, second]
-
-
-def normaliza_documento(documento: str) -> str:
-    """Strip the usual punctuation (``11.222.333/0001-81`` → ``11222333000181``), upper-case."""
-    return re.sub(r"[.\-/\s]", "", documento).upper()
-
-
-def tipo_documento(documento: str) -> Literal["CNPJ", "CPF"]:
-    """'CNPJ' or 'CPF' for a valid, normalised document; PrestadorError otherwise."""
-    if len(documento) == 14:
-        if cnpj_valido(documento):
-            return "CNPJ"
-        raise PrestadorError(f"CNPJ inválido (dígitos verificadores não conferem): {documento}")
-    if len(documento) == 11:
-        if cpf_valido(documento):
-            return "CPF"
-        raise PrestadorError(f"CPF inválido (dígitos verificadores não conferem): {documento}")
-    raise PrestadorError(f"documento deve ser um CNPJ (14 caracteres) ou CPF (11 dígitos): {documento!r}")
-
-
-def valida_registro_ans(registro_ans: str) -> str:
-    if not isinstance(registro_ans, str) or not _REGISTRO_ANS.fullmatch(registro_ans):
-        raise PrestadorError(f"registro ANS deve ter 6 dígitos: {registro_ans!r}")
-    return registro_ans
-
-
-# --- passwords -----------------------------------------------------------------------------------
-
-def md5_hex(senha: str) -> str:
-    """What a TISS client sends as senhaPrestador for the password ``senha``."""
-    return hashlib.md5(senha.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def _scrypt(md5_hex_value: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
-    return hashlib.scrypt(md5_hex_value.strip().lower().encode("utf-8", "replace"), salt=salt,
-                          n=n, r=r, p=p, dklen=dklen, maxmem=256 * 1024 * 1024)
-
-
-def hash_senha(md5_hex_value: str) -> str:
-    """``scrypt$n$r$p$salt$hash`` of the (lower-cased) MD5 hex of a password."""
-    if not _MD5_HEX.fullmatch(md5_hex_value.strip()):
-        raise PrestadorError("a senha deve ser informada como MD5 em hexadecimal (32 caracteres)")
-    salt = secrets.token_bytes(SCRYPT_SALT_BYTES)
-    digest = _scrypt(md5_hex_value, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN)
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def parse_senha_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
-    """(n, r, p, salt, hash) of a stored hash; ValueError if it is not one this module wrote."""
-    parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
-        raise ValueError("hash de senha não está no formato scrypt$n$r$p$salt$hash")
-    n, r, p = (int(x) for x in parts[1:4])
-    if n < 2 or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16 or n > 2**20:
-        raise ValueError("parâmetros scrypt fora da faixa")
-    salt, digest = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
-    if len(salt) < 8 or len(digest) < 16:
-        raise ValueError("salt ou hash scrypt curto demais")
-    return n, r, p, salt, digest
-
-
-def confere_senha(stored: str | None, md5_hex_value: str) -> bool:
-    """Constant-time check of the MD5 hex a client sent (any case) against a stored hash."""
-    try:
-        n, r, p, salt, digest = parse_senha_hash(stored or "")
-    except ValueError:
-        n, r, p, salt, digest = parse_senha_hash(_dummy_hash())  # same work, then refuse
-        _scrypt(md5_hex_value, salt, n, r, p, len(digest))
-        return False
-    return hmac.compare_digest(_scrypt(md5_hex_value, salt, n, r, p, len(digest)), digest)
-
-
-@cache
-def _dummy_hash() -> str:
-    """A hash nobody's password matches, checked for unknown logins so they cost one scrypt too."""
-    return hash_senha(secrets.token_hex(16))
-
 
 # --- authentication ------------------------------------------------------------------------------
 
@@ -161,16 +47,6 @@ class AuthResult:
 
     def __bool__(self) -> bool:
         return self.ok
-
-
-def auditar(session: Session, quem: str | None, acao: str, detalhe: str | None = None,
-            endereco: str | None = None, now: datetime | None = None) -> Auditoria:
-    """Add an access-log row (flushed with the session; the caller commits)."""
-    row = Auditoria(quem=(quem or ANONIMO)[:100], acao=acao, detalhe=detalhe, endereco=endereco)
-    if now is not None:
-        row.em = now
-    session.add(row)
-    return row
 
 
 def authenticate(session: Session, login: str, senha_md5: str, *, now: datetime, attempts: int = 5,

@@ -13,7 +13,7 @@ from adapters import load_adapter
 from adapters.base import Adapter, Destino
 from gateway import deploy_settings, prestadores
 from gateway.config import DEMO_SIMULADOR, Config, demo_config, load_config
-from gateway.front.pipeline import Pipeline
+from gateway.inbound.pipeline import Pipeline
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.observability import gunicorn_hooks
 from gateway.observability.wsgi import ObservedApp, observe

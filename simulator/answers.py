@@ -1,6 +1,6 @@
 """What a simulated health-plan operator answers, for TISS 4.01.00, 4.02.00 and 4.03.00.
 
-Builders in the style of :mod:`gateway.front.responses` (whose helpers, ``ReplyContext`` and
+Builders in the style of :mod:`gateway.message.responses` (whose helpers, ``ReplyContext`` and
 ``envelope`` they reuse): each returns the ``*WS`` root with an empty ``hash``; the caller stamps
 and wraps it with ``responses.envelope``. Inputs are the frozen dataclasses below, filled by the
 simulator from its storage (``ler_solicitacao`` / ``ler_recurso`` read the stored requests).
@@ -54,31 +54,32 @@ from typing import TypeVar
 
 from lxml import etree
 
-from gateway.front import responses as r
-from gateway.front.responses import (
-    _A,
-    _CONTRATADO,
+from gateway.message import responses as r
+from gateway.message.responses import (
+    CONTRATADO,
     NOME_NAO_INFORMADO,
     ReplyContext,
     ValorTotal,
-    _child,
-    _data,
-    _decimal,
-    _el,
-    _finish,
-    _motivo_glosa,
-    _response,
-    _situacao_do_protocolo,
-    _texto,
-    _valor_total,
+    add_valor_total,
     codigos_glosa,
+    el,
+    finish,
+    motivo_glosa,
+    required_child,
+    response_root,
+    situacao_do_protocolo,
+    sized_text,
+    tiss_date,
+    tiss_decimal,
 )
+from gateway.message.services import ANS_NS
+from gateway.message.tables import STATUS_ANALISADOS
 
 T = TypeVar("T")
+_A = f"{{{ANS_NS}}}"
 ZERO = Decimal("0.00")
 CENTAVO = Decimal("0.01")
 # dm_statusProtocolo values whose analysis (glosas, liberado) is shown; 10 exists from 4.02.00.
-STATUS_ANALISADOS = frozenset({3, 4, 5, 6, 10})
 CNES_NAO_INFORMADO = "9999999"  # TISS filler for a provider without CNES
 DESCRICAO_NAO_INFORMADA = "PROCEDIMENTO SEM DESCRIÇÃO"  # ct_procedimentoDados needs one; consulta has none
 
@@ -571,77 +572,77 @@ def situacao_protocolo_detalhado(ctx: ReplyContext, protocolo: ProtocoloSituacao
     """situacaoProtocoloWS/…/detalheLote of a known protocol with each guide's values, glosaGuia
     and items (procedimentosRealizados with glosasProcedimento), glosas once analysed."""
     status = _status_protocolo(ctx, protocolo.status)
-    root, body = _response(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
-    detalhe = _el(_situacao_do_protocolo(body, ctx), "detalheLote")
-    _el(detalhe, "statusProtocolo", status)
-    _el(detalhe, "numeroProtocolo", _texto("numeroProtocolo", protocolo.numero_protocolo, 12))
-    _el(detalhe, "numeroLote", _texto("numeroLote", protocolo.numero_lote, 12))
-    _el(detalhe, "dataEnvioLote", _data(protocolo.data_envio))
-    _valor_total(_el(detalhe, "valorTotalLote"), protocolo.valores())
-    guias = _el(detalhe, "guiasTISS")
+    root, body = response_root(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
+    detalhe = el(situacao_do_protocolo(body, ctx), "detalheLote")
+    el(detalhe, "statusProtocolo", status)
+    el(detalhe, "numeroProtocolo", sized_text("numeroProtocolo", protocolo.numero_protocolo, 12))
+    el(detalhe, "numeroLote", sized_text("numeroLote", protocolo.numero_lote, 12))
+    el(detalhe, "dataEnvioLote", tiss_date(protocolo.data_envio))
+    add_valor_total(el(detalhe, "valorTotalLote"), protocolo.valores())
+    guias = el(detalhe, "guiasTISS")
     for guia in protocolo.guias:
-        wrapper = _el(guias, "guiasOdonto" if guia.odonto else "guiasMedicas")
-        _guia_status(_el(wrapper, "guias"), ctx, guia, protocolo.analisado)
-    return _finish(root)
+        wrapper = el(guias, "guiasOdonto" if guia.odonto else "guiasMedicas")
+        _guia_status(el(wrapper, "guias"), ctx, guia, protocolo.analisado)
+    return finish(root)
 
 
 def _guia_status(out: etree._Element, ctx: ReplyContext, guia: GuiaAnalisada, analisado: bool) -> None:
     """ct_guiaDados / ct_guiaDadosOdonto."""
     _numeros_guia(out, guia, senha=False)
-    beneficiario = out if guia.odonto else _el(out, "dadosBeneficiario")
-    _el(beneficiario, "numeroCarteira", _texto("numeroCarteira", guia.numero_carteira, 20))
-    _el(beneficiario, "atendimentoRN", _sim_nao(guia.atendimento_rn))
+    beneficiario = out if guia.odonto else el(out, "dadosBeneficiario")
+    el(beneficiario, "numeroCarteira", sized_text("numeroCarteira", guia.numero_carteira, 20))
+    el(beneficiario, "atendimentoRN", _sim_nao(guia.atendimento_rn))
     if not guia.odonto:
-        _el(out, "dataRealizacao", _data(guia.data_inicio))
+        el(out, "dataRealizacao", tiss_date(guia.data_inicio))
     if analisado:
-        _valor_total(_el(out, "vlInformadoGuia"),
+        add_valor_total(el(out, "vlInformadoGuia"),
                      ValorTotal(guia.valor_processado, guia.valor_glosa, guia.valor_liberado))
     else:
-        _valor_total(_el(out, "vlInformadoGuia"), ValorTotal.recebido(guia.valor_informado))
+        add_valor_total(el(out, "vlInformadoGuia"), ValorTotal.recebido(guia.valor_informado))
     if analisado and guia.glosas:
-        glosa = _el(out, "glosaGuia")
+        glosa = el(out, "glosaGuia")
         for motivo in guia.glosas:
-            _motivo(_el(glosa, "motivoGlosa"), ctx, motivo)
-    realizados = _el(out, "procedimentosRealizados")
+            _motivo(el(glosa, "motivoGlosa"), ctx, motivo)
+    realizados = el(out, "procedimentosRealizados")
     for posicao, item in enumerate(guia.itens, 1):
-        proc = _el(realizados, "procedimentoRealizado")
+        proc = el(realizados, "procedimentoRealizado")
         if guia.odonto:
             _item_executado_odonto(proc, ctx, item, posicao, guia)
         else:
             _item_executado(proc, ctx, item, posicao, guia)
         if analisado and item.glosas:
-            glosas = _el(proc, "glosasProcedimento")
+            glosas = el(proc, "glosasProcedimento")
             for motivo in item.glosas:
-                _motivo(_el(glosas, "motivoGlosa"), ctx, motivo)
-            _el(glosas, "valorGlosaProcedimento", _decimal(item.valor_glosa))
+                _motivo(el(glosas, "motivoGlosa"), ctx, motivo)
+            el(glosas, "valorGlosaProcedimento", tiss_decimal(item.valor_glosa))
 
 
 def _item_executado(out: etree._Element, ctx: ReplyContext, item: ItemAnalisado, posicao: int,
                     guia: GuiaAnalisada) -> None:
     """ct_procedimentoExecutado (valorUnitario/valorTotal st_decimal8-2 in 4.01.00)."""
-    _el(out, "sequencialItem", _sequencial(item.sequencial or posicao))
-    _el(out, "dataExecucao", _data(item.data_realizacao or guia.data_inicio))
+    el(out, "sequencialItem", _sequencial(item.sequencial or posicao))
+    el(out, "dataExecucao", tiss_date(item.data_realizacao or guia.data_inicio))
     _procedimento(out, "procedimento", item.procedimento)
-    _el(out, "quantidadeExecutada", _quantidade(item.quantidade))
+    el(out, "quantidadeExecutada", _quantidade(item.quantidade))
     unitario = item.valor_unitario
     if unitario is None:
         quantidade = _d(item.quantidade)
         unitario = _d(item.valor_informado) / quantidade if quantidade else _d(item.valor_informado)
-    _el(out, "valorUnitario", _decimal(unitario, _largura(ctx)))
-    _el(out, "valorTotal", _decimal(item.valor_informado, _largura(ctx)))
+    el(out, "valorUnitario", tiss_decimal(unitario, _largura(ctx)))
+    el(out, "valorTotal", tiss_decimal(item.valor_informado, _largura(ctx)))
 
 
 def _item_executado_odonto(out: etree._Element, ctx: ReplyContext, item: ItemAnalisado, posicao: int,
                            guia: GuiaAnalisada) -> None:
     """ct_procedimentoExecutadoOdonto (valorProc/valorFranquia st_decimal8-2 in 4.01.00)."""
-    _el(out, "sequencialItem", _sequencial(item.sequencial or posicao))
+    el(out, "sequencialItem", _sequencial(item.sequencial or posicao))
     _procedimento(out, "procedimento", item.procedimento)
     _dente(out, item.dente, item.regiao, item.face, face_pattern=True)
-    _el(out, "qtdProc", _qtd_proc(item.quantidade))
-    _el(out, "valorProc", _decimal(item.valor_informado, _largura(ctx)))
+    el(out, "qtdProc", _qtd_proc(item.quantidade))
+    el(out, "valorProc", tiss_decimal(item.valor_informado, _largura(ctx)))
     if item.valor_franquia:
-        _el(out, "valorFranquia", _decimal(item.valor_franquia, _largura(ctx)))
-    _el(out, "dataRealizacao", _data(item.data_realizacao or guia.data_inicio))
+        el(out, "valorFranquia", tiss_decimal(item.valor_franquia, _largura(ctx)))
+    el(out, "dataRealizacao", tiss_date(item.data_realizacao or guia.data_inicio))
 
 
 # --------------------------------------------------------------------------- demonstrativos
@@ -656,74 +657,74 @@ def demonstrativo_analise_conta(ctx: ReplyContext, *, numero_demonstrativo: str,
     """
     if not protocolos:
         raise ValueError("demonstrativo sem protocolos")
-    root, body = _response(ctx, "demonstrativoRetornoWS", "demonstrativoRetorno",
+    root, body = response_root(ctx, "demonstrativoRetornoWS", "demonstrativoRetorno",
                            r.TIPO_TRANSACAO_DEMONSTRATIVO["2"])
-    dem = _el(body, "demonstrativoAnaliseConta")
+    dem = el(body, "demonstrativoAnaliseConta")
     _cabecalho_demonstrativo(dem, ctx, numero_demonstrativo, operadora, data_emissao)
-    dados = _el(dem, "dadosPrestador")
+    dados = el(dem, "dadosPrestador")
     _contratado(dados, "dadosContratado", ctx)
-    _el(dados, "CNES", _texto("CNES", prestador.cnes, 7))
-    conta = _el(dem, "dadosConta")
+    el(dados, "CNES", sized_text("CNES", prestador.cnes, 7))
+    conta = el(dem, "dadosConta")
     totais = [ZERO, ZERO, ZERO, ZERO]
     for protocolo in protocolos:
-        valores = _dados_protocolo(_el(conta, "dadosProtocolo"), ctx, protocolo)
+        valores = _dados_protocolo(el(conta, "dadosProtocolo"), ctx, protocolo)
         totais = [a + b for a, b in zip(totais, valores, strict=True)]
     for name, value in zip(("valorInformadoGeral", "valorProcessadoGeral", "valorLiberadoGeral",
                             "valorGlosaGeral"), totais, strict=True):
-        _el(dem, name, _decimal(value))
-    return _finish(root)
+        el(dem, name, tiss_decimal(value))
+    return finish(root)
 
 
 def _dados_protocolo(out: etree._Element, ctx: ReplyContext, protocolo: ProtocoloSituacao) -> list[Decimal]:
     """ct_contaMedicaResumo; returns (informado, processado, liberado, glosa) as written."""
     status = _status_protocolo(ctx, protocolo.status)
-    _el(out, "numeroLotePrestador", _texto("numeroLote", protocolo.numero_lote, 12))
-    _el(out, "numeroProtocolo", _texto("numeroProtocolo", protocolo.numero_protocolo, 12))
-    _el(out, "dataProtocolo", _data(protocolo.data_envio))
+    el(out, "numeroLotePrestador", sized_text("numeroLote", protocolo.numero_lote, 12))
+    el(out, "numeroProtocolo", sized_text("numeroProtocolo", protocolo.numero_protocolo, 12))
+    el(out, "dataProtocolo", tiss_date(protocolo.data_envio))
     if protocolo.analisado and protocolo.glosa is not None:
-        _motivo(_el(out, "GlosaProtocolo"), ctx, protocolo.glosa)
-    _el(out, "situacaoProtocolo", status)
+        _motivo(el(out, "GlosaProtocolo"), ctx, protocolo.glosa)
+    el(out, "situacaoProtocolo", status)
     if protocolo.analisado:
         for guia in protocolo.guias:
-            _relacao_guia(_el(out, "relacaoGuias"), ctx, guia, guia.status or protocolo.status)
+            _relacao_guia(el(out, "relacaoGuias"), ctx, guia, guia.status or protocolo.status)
         valores = [protocolo.valor_informado, protocolo.valor_processado, protocolo.valor_liberado,
                    protocolo.valor_glosa]
     else:  # nothing processed yet
         valores = [protocolo.valor_informado, ZERO, ZERO, ZERO]
     for name, value in zip(("valorInformadoProtocolo", "valorProcessadoProtocolo",
                             "valorLiberadoProtocolo", "valorGlosaProtocolo"), valores, strict=True):
-        _el(out, name, _decimal(value))
+        el(out, name, tiss_decimal(value))
     return valores
 
 
 def _relacao_guia(out: etree._Element, ctx: ReplyContext, guia: GuiaAnalisada, status: int) -> None:
     _numeros_guia(out, guia, senha=True)
-    _el(out, "numeroCarteira", _texto("numeroCarteira", guia.numero_carteira, 20))
-    _el(out, "dataInicioFat", _data(guia.data_inicio))
+    el(out, "numeroCarteira", sized_text("numeroCarteira", guia.numero_carteira, 20))
+    el(out, "dataInicioFat", tiss_date(guia.data_inicio))
     if guia.data_fim is not None:
-        _el(out, "dataFimFat", _data(guia.data_fim))
+        el(out, "dataFimFat", tiss_date(guia.data_fim))
     for motivo in guia.glosas:
-        _motivo(_el(out, "motivoGlosaGuia"), ctx, motivo)
-    _el(out, "situacaoGuia", _status_protocolo(ctx, status))
+        _motivo(el(out, "motivoGlosaGuia"), ctx, motivo)
+    el(out, "situacaoGuia", _status_protocolo(ctx, status))
     for posicao, item in enumerate(guia.itens, 1):
-        detalhe = _el(out, "detalhesGuia")
-        _el(detalhe, "sequencialItem", _sequencial(item.sequencial or posicao))
-        _el(detalhe, "dataRealizacao", _data(item.data_realizacao or guia.data_inicio))
+        detalhe = el(out, "detalhesGuia")
+        el(detalhe, "sequencialItem", _sequencial(item.sequencial or posicao))
+        el(detalhe, "dataRealizacao", tiss_date(item.data_realizacao or guia.data_inicio))
         _procedimento(detalhe, "procedimento", item.procedimento)
         if item.grau_participacao:
-            _el(detalhe, "grauParticipacao", item.grau_participacao)
-        _el(detalhe, "valorInformado", _decimal(item.valor_informado, _largura(ctx)))
-        _el(detalhe, "qtdExecutada", _quantidade(item.quantidade))
-        _el(detalhe, "valorProcessado", _decimal(item.processado, _largura(ctx)))
-        _el(detalhe, "valorLiberado", _decimal(item.valor_liberado, _largura(ctx)))
+            el(detalhe, "grauParticipacao", item.grau_participacao)
+        el(detalhe, "valorInformado", tiss_decimal(item.valor_informado, _largura(ctx)))
+        el(detalhe, "qtdExecutada", _quantidade(item.quantidade))
+        el(detalhe, "valorProcessado", tiss_decimal(item.processado, _largura(ctx)))
+        el(detalhe, "valorLiberado", tiss_decimal(item.valor_liberado, _largura(ctx)))
         for glosa in item.glosas:
-            relacao = _el(detalhe, "relacaoGlosa")
-            _el(relacao, "valorGlosa", _decimal(glosa.valor, _largura(ctx)))
-            _el(relacao, "tipoGlosa", _codigo(ctx, glosa.codigo))
-    _el(out, "valorInformadoGuia", _decimal(guia.valor_informado))
-    _el(out, "valorProcessadoGuia", _decimal(guia.valor_processado))
-    _el(out, "valorLiberadoGuia", _decimal(guia.valor_liberado))
-    _el(out, "valorGlosaGuia", _decimal(guia.valor_glosa))
+            relacao = el(detalhe, "relacaoGlosa")
+            el(relacao, "valorGlosa", tiss_decimal(glosa.valor, _largura(ctx)))
+            el(relacao, "tipoGlosa", _codigo(ctx, glosa.codigo))
+    el(out, "valorInformadoGuia", tiss_decimal(guia.valor_informado))
+    el(out, "valorProcessadoGuia", tiss_decimal(guia.valor_processado))
+    el(out, "valorLiberadoGuia", tiss_decimal(guia.valor_liberado))
+    el(out, "valorGlosaGuia", tiss_decimal(guia.valor_glosa))
 
 
 def demonstrativo_pagamento(ctx: ReplyContext, *, numero_demonstrativo: str, operadora: Operadora,
@@ -739,65 +740,65 @@ def demonstrativo_pagamento(ctx: ReplyContext, *, numero_demonstrativo: str, ope
     """
     if not pagamentos:
         raise ValueError("demonstrativo sem pagamentos")
-    root, body = _response(ctx, "demonstrativoRetornoWS", "demonstrativoRetorno",
+    root, body = response_root(ctx, "demonstrativoRetornoWS", "demonstrativoRetorno",
                            r.TIPO_TRANSACAO_DEMONSTRATIVO["1"])
-    dem = _el(body, "demonstrativoPagamento")
+    dem = el(body, "demonstrativoPagamento")
     _cabecalho_demonstrativo(dem, ctx, numero_demonstrativo, operadora, data_emissao)
-    contratado = _el(dem, "dadosContratado")
+    contratado = el(dem, "dadosContratado")
     _contratado(contratado, "dadosPrestador", ctx)
-    _el(contratado, "CNES", _texto("CNES", prestador.cnes, 7))
-    lista = _el(dem, "pagamentos")
+    el(contratado, "CNES", sized_text("CNES", prestador.cnes, 7))
+    lista = el(dem, "pagamentos")
     for pagamento in pagamentos:
-        _pagamento_por_data(_el(lista, "pagamentosPorData"), ctx, pagamento)
-    totais = _el(dem, "totaisDemonstrativo")
-    brutos = _el(totais, "totaisBrutosDemonstrativo")
+        _pagamento_por_data(el(lista, "pagamentosPorData"), ctx, pagamento)
+    totais = el(dem, "totaisDemonstrativo")
+    brutos = el(totais, "totaisBrutosDemonstrativo")
     for name, attr in _TOTAIS_DEMONSTRATIVO:
-        _el(brutos, name, _decimal(_sum(p.total(attr) for p in pagamentos)))
+        el(brutos, name, tiss_decimal(_sum(p.total(attr) for p in pagamentos)))
     for item in debitos_creditos:
-        _desconto(_el(totais, "debitosCreditosDemonstrativo"), ctx, item)
+        _desconto(el(totais, "debitosCreditosDemonstrativo"), ctx, item)
     debitos, creditos, liquido = _liquido(pagamentos, debitos_creditos)
-    liquidos = _el(totais, "totaisLiquidosDemonstrativo")
-    _el(liquidos, "totalDebitosDemonstrativo", _decimal(debitos))
-    _el(liquidos, "totalCreditosdemonstrativo", _decimal(creditos))
-    _el(liquidos, "valorLiberadoDemonstrativo", _decimal(liquido))
-    return _finish(root)
+    liquidos = el(totais, "totaisLiquidosDemonstrativo")
+    el(liquidos, "totalDebitosDemonstrativo", tiss_decimal(debitos))
+    el(liquidos, "totalCreditosdemonstrativo", tiss_decimal(creditos))
+    el(liquidos, "valorLiberadoDemonstrativo", tiss_decimal(liquido))
+    return finish(root)
 
 
 def _pagamento_por_data(out: etree._Element, ctx: ReplyContext, pagamento: PagamentoPorData) -> None:
-    dados = _el(out, "dadosPagamento")
-    _el(dados, "dataPagamento", _data(pagamento.data_pagamento))
-    _el(dados, "formaPagamento", pagamento.forma)
+    dados = el(out, "dadosPagamento")
+    el(dados, "dataPagamento", tiss_date(pagamento.data_pagamento))
+    el(dados, "formaPagamento", pagamento.forma)
     _conta(dados, pagamento.conta, "nrContaCheque")
-    resumo = _el(out, "dadosResumo")
+    resumo = el(out, "dadosResumo")
     for protocolo in pagamento.protocolos:
-        rel = _el(resumo, "relacaoProtocolos")
-        _el(rel, "dataProtocolo", _data(protocolo.data_envio))
-        _el(rel, "numeroProtocolo", _texto("numeroProtocolo", protocolo.numero_protocolo, 12))
-        _el(rel, "numeroLote", _texto("numeroLote", protocolo.numero_lote, 12))
-        _el(rel, "valorInformado", _decimal(protocolo.valor_informado))
-        _el(rel, "valorProcessado", _decimal(protocolo.valor_processado))
-        _el(rel, "valorLiberado", _decimal(protocolo.valor_liberado))
-        _el(rel, "valorGlosa", _decimal(protocolo.valor_glosa))
+        rel = el(resumo, "relacaoProtocolos")
+        el(rel, "dataProtocolo", tiss_date(protocolo.data_envio))
+        el(rel, "numeroProtocolo", sized_text("numeroProtocolo", protocolo.numero_protocolo, 12))
+        el(rel, "numeroLote", sized_text("numeroLote", protocolo.numero_lote, 12))
+        el(rel, "valorInformado", tiss_decimal(protocolo.valor_informado))
+        el(rel, "valorProcessado", tiss_decimal(protocolo.valor_processado))
+        el(rel, "valorLiberado", tiss_decimal(protocolo.valor_liberado))
+        el(rel, "valorGlosa", tiss_decimal(protocolo.valor_glosa))
         if len(protocolo.guias) > 100:  # guiasDoLote maxOccurs=100
             raise ValueError(f"protocolo {protocolo.numero_protocolo} com mais de 100 guias")
         for guia in protocolo.guias:
-            dst = _el(rel, "guiasDoLote")
+            dst = el(rel, "guiasDoLote")
             _numeros_guia(dst, guia, senha=True)
-            _el(dst, "tipoPagamento", "2" if guia.recurso else "1")
-            _el(dst, "valorProcessadoGuia", _decimal(guia.valor_processado))
-            _el(dst, "valorLiberadoGuia", _decimal(guia.valor_liberado))
-            _el(dst, "valorGlosaGuia", _decimal(guia.valor_glosa))
-    brutos = _el(out, "totaisBrutosPorData")
+            el(dst, "tipoPagamento", "2" if guia.recurso else "1")
+            el(dst, "valorProcessadoGuia", tiss_decimal(guia.valor_processado))
+            el(dst, "valorLiberadoGuia", tiss_decimal(guia.valor_liberado))
+            el(dst, "valorGlosaGuia", tiss_decimal(guia.valor_glosa))
+    brutos = el(out, "totaisBrutosPorData")
     for name, attr in _TOTAIS_POR_DATA:
-        _el(brutos, name, _decimal(pagamento.total(attr)))
+        el(brutos, name, tiss_decimal(pagamento.total(attr)))
     if pagamento.debitos_creditos:
-        lista = _el(out, "debitosCreditosPorData")
+        lista = el(out, "debitosCreditosPorData")
         for item in pagamento.debitos_creditos:
-            _desconto(_el(lista, "debitosCreditos"), ctx, item)
-    liquidos = _el(out, "totaisLiquidosPorData")
-    _el(liquidos, "totalDebitosPorData", _decimal(pagamento.debitos))
-    _el(liquidos, "totalCreditosPorData", _decimal(pagamento.creditos))
-    _el(liquidos, "liquidoPorData", _decimal(pagamento.liquido))
+            _desconto(el(lista, "debitosCreditos"), ctx, item)
+    liquidos = el(out, "totaisLiquidosPorData")
+    el(liquidos, "totalDebitosPorData", tiss_decimal(pagamento.debitos))
+    el(liquidos, "totalCreditosPorData", tiss_decimal(pagamento.creditos))
+    el(liquidos, "liquidoPorData", tiss_decimal(pagamento.liquido))
 
 
 def demonstrativo_odontologia(ctx: ReplyContext, *, numero_demonstrativo: str, operadora: Operadora,
@@ -811,40 +812,40 @@ def demonstrativo_odontologia(ctx: ReplyContext, *, numero_demonstrativo: str, o
     """
     if not pagamentos:
         raise ValueError("demonstrativo sem pagamentos")
-    root, body = _response(ctx, "demonstrativoRetornoWS", "demonstrativoRetorno",
+    root, body = response_root(ctx, "demonstrativoRetornoWS", "demonstrativoRetorno",
                            r.TIPO_TRANSACAO_DEMONSTRATIVO["3"])
-    dem = _el(body, "demonstrativoPagamentoOdonto")
-    cab = _el(dem, "cabecalhoDemonstrativoOdonto")
-    _el(cab, "registroANS", ctx.registro_ans)
-    _el(cab, "numeroDemonstrativo", _texto("numeroDemonstrativo", numero_demonstrativo, 12))
-    _el(cab, "nomeOperadora", _cut(operadora.nome, 70))
-    _el(cab, "cnpjOper", _cnpj(operadora.cnpj))
+    dem = el(body, "demonstrativoPagamentoOdonto")
+    cab = el(dem, "cabecalhoDemonstrativoOdonto")
+    el(cab, "registroANS", ctx.registro_ans)
+    el(cab, "numeroDemonstrativo", sized_text("numeroDemonstrativo", numero_demonstrativo, 12))
+    el(cab, "nomeOperadora", _cut(operadora.nome, 70))
+    el(cab, "cnpjOper", _cnpj(operadora.cnpj))
     inicio, fim = periodo or (min(p.data_envio for pg in pagamentos for p in pg.protocolos),
                               max(pg.data_pagamento for pg in pagamentos))
-    proc = _el(cab, "periodoProc")
-    _el(proc, "datainicio", _data(inicio))
-    _el(proc, "datafim", _data(fim))
-    dados = _el(dem, "dadosPrestador")
-    _el(dados, "codigoPrestador", _texto("codigoPrestador", prestador.codigo_na_operadora, 14))
-    documento = _el(dados, "cpfCNPJContratado")
+    proc = el(cab, "periodoProc")
+    el(proc, "datainicio", tiss_date(inicio))
+    el(proc, "datafim", tiss_date(fim))
+    dados = el(dem, "dadosPrestador")
+    el(dados, "codigoPrestador", sized_text("codigoPrestador", prestador.codigo_na_operadora, 14))
+    documento = el(dados, "cpfCNPJContratado")
     if len(prestador.documento) == 11:
-        _el(documento, "cpfContratado", prestador.documento)
+        el(documento, "cpfContratado", prestador.documento)
     else:
-        _el(documento, "cnpjPrestador", _cnpj(prestador.documento))
+        el(documento, "cnpjPrestador", _cnpj(prestador.documento))
     for pagamento in pagamentos:
-        _pagamento_odonto(_el(dem, "dadosPagamentoPorData"), ctx, pagamento)
-    brutos = _el(dem, "totaisBrutoDemonstrativo")
+        _pagamento_odonto(el(dem, "dadosPagamentoPorData"), ctx, pagamento)
+    brutos = el(dem, "totaisBrutoDemonstrativo")
     for name, attr in _TOTAIS_ODONTO_DEMONSTRATIVO:
-        _el(brutos, name, _decimal(_sum(p.total(attr) for p in pagamentos)))
+        el(brutos, name, tiss_decimal(_sum(p.total(attr) for p in pagamentos)))
     if debitos_creditos:
-        lista = _el(dem, "debCredDemonstrativo")
+        lista = el(dem, "debCredDemonstrativo")
         for item in debitos_creditos:
-            _desconto(_el(lista, "descontos"), ctx, item)
+            _desconto(el(lista, "descontos"), ctx, item)
     debitos, creditos, liquido = _liquido(pagamentos, debitos_creditos)
-    _el(dem, "totalDebitosDemonstativo", _decimal(debitos))
-    _el(dem, "totalCreditosDemonstrativo", _decimal(creditos))
-    _el(dem, "valorRecebidoDemonstrativo", _decimal(liquido))
-    return _finish(root)
+    el(dem, "totalDebitosDemonstativo", tiss_decimal(debitos))
+    el(dem, "totalCreditosDemonstrativo", tiss_decimal(creditos))
+    el(dem, "valorRecebidoDemonstrativo", tiss_decimal(liquido))
+    return finish(root)
 
 
 _TOTAIS_DEMONSTRATIVO = (
@@ -873,82 +874,82 @@ _TOTAIS_ODONTO_DEMONSTRATIVO = (("valorInformadoPorDemonstrativoData", "valor_in
 
 
 def _pagamento_odonto(out: etree._Element, ctx: ReplyContext, pagamento: PagamentoPorData) -> None:
-    dados = _el(out, "dadosPagamento")
-    _el(dados, "dataPagamento", _data(pagamento.data_pagamento))
+    dados = el(out, "dadosPagamento")
+    el(dados, "dataPagamento", tiss_date(pagamento.data_pagamento))
     _conta(dados, pagamento.conta, "conta")
     for protocolo in pagamento.protocolos:
-        dst = _el(out, "protocolos")
-        _el(dst, "numeroLote", _texto("numeroLote", protocolo.numero_lote, 12))
-        _el(dst, "numeroProtocolo", _texto("numeroProtocolo", protocolo.numero_protocolo, 12))
+        dst = el(out, "protocolos")
+        el(dst, "numeroLote", sized_text("numeroLote", protocolo.numero_lote, 12))
+        el(dst, "numeroProtocolo", sized_text("numeroProtocolo", protocolo.numero_protocolo, 12))
         for guia in protocolo.guias:
-            _guia_odonto_paga(_el(dst, "dadosPagamentoGuia"), ctx, guia)
-        totais = _el(dst, "totaisPorProtocolo")
+            _guia_odonto_paga(el(dst, "dadosPagamentoGuia"), ctx, guia)
+        totais = el(dst, "totaisPorProtocolo")
         for name, attr in _TOTAIS_ODONTO_PROTOCOLO:
-            _el(totais, name, _decimal(getattr(protocolo, attr)))
-    totais = _el(out, "totaisPorData")
+            el(totais, name, tiss_decimal(getattr(protocolo, attr)))
+    totais = el(out, "totaisPorData")
     for name, attr in _TOTAIS_ODONTO_DATA:
-        _el(totais, name, _decimal(pagamento.total(attr)))
+        el(totais, name, tiss_decimal(pagamento.total(attr)))
     if pagamento.debitos_creditos:
-        lista = _el(out, "debCredPorDataPagamento")
+        lista = el(out, "debCredPorDataPagamento")
         for item in pagamento.debitos_creditos:
-            _desconto(_el(lista, "descontos"), ctx, item)
-    liquido = _el(out, "totalLiquidoPorData")
-    _el(liquido, "valorTotalDebitosPorData", _decimal(pagamento.debitos))
-    _el(liquido, "valorTotalCreditosPorData", _decimal(pagamento.creditos))
-    _el(liquido, "valorFinalAReceberPorData", _decimal(pagamento.liquido))
+            _desconto(el(lista, "descontos"), ctx, item)
+    liquido = el(out, "totalLiquidoPorData")
+    el(liquido, "valorTotalDebitosPorData", tiss_decimal(pagamento.debitos))
+    el(liquido, "valorTotalCreditosPorData", tiss_decimal(pagamento.creditos))
+    el(liquido, "valorFinalAReceberPorData", tiss_decimal(pagamento.liquido))
 
 
 def _guia_odonto_paga(out: etree._Element, ctx: ReplyContext, guia: GuiaAnalisada) -> None:
     # Item values: st_decimal7-2 in 4.01.00 (10-2 later) except valorLiberado, 7-2 in all.
     largura = 7 if ctx.version == "4.01.00" else 10
     _numeros_guia(out, guia, senha=False)
-    _el(out, "recurso", _sim_nao(guia.recurso))
-    _el(out, "nomeExecutante", _cut(guia.nome_executante, 70))
-    _el(out, "carteiraBeneficiario", _texto("numeroCarteira", guia.numero_carteira, 20))
+    el(out, "recurso", _sim_nao(guia.recurso))
+    el(out, "nomeExecutante", _cut(guia.nome_executante, 70))
+    el(out, "carteiraBeneficiario", sized_text("numeroCarteira", guia.numero_carteira, 20))
     for posicao, item in enumerate(guia.itens, 1):
-        dst = _el(out, "dadosPagamento")
-        _el(dst, "sequencialItem", _sequencial(item.sequencial or posicao))
+        dst = el(out, "dadosPagamento")
+        el(dst, "sequencialItem", _sequencial(item.sequencial or posicao))
         _procedimento(dst, "procedimento", item.procedimento)
         _dente(dst, item.dente, item.regiao, item.face, face_pattern=False)
-        _el(dst, "dataRealizacao", _data(item.data_realizacao or guia.data_inicio))
-        _el(dst, "qtdProc", _qtd_proc(item.quantidade))
-        _el(dst, "valorInformado", _decimal(item.valor_informado, largura))
-        _el(dst, "valorProcessado", _decimal(item.processado, largura))
-        _el(dst, "valorGlosaEstorno", _decimal(item.valor_glosa, largura))
-        _el(dst, "valorFranquia", _decimal(item.valor_franquia, largura))
-        _el(dst, "valorLiberado", _decimal(item.valor_liberado, 7))
+        el(dst, "dataRealizacao", tiss_date(item.data_realizacao or guia.data_inicio))
+        el(dst, "qtdProc", _qtd_proc(item.quantidade))
+        el(dst, "valorInformado", tiss_decimal(item.valor_informado, largura))
+        el(dst, "valorProcessado", tiss_decimal(item.processado, largura))
+        el(dst, "valorGlosaEstorno", tiss_decimal(item.valor_glosa, largura))
+        el(dst, "valorFranquia", tiss_decimal(item.valor_franquia, largura))
+        el(dst, "valorLiberado", tiss_decimal(item.valor_liberado, 7))
         for glosa in item.glosas:
-            _el(dst, "codigosGlosa", _codigo(ctx, glosa.codigo))
+            el(dst, "codigosGlosa", _codigo(ctx, glosa.codigo))
     largura = 8 if ctx.version == "4.01.00" else 10
     for name, attr in _TOTAIS_ODONTO_GUIA:
-        _el(out, name, _decimal(getattr(guia, attr), largura))
+        el(out, name, tiss_decimal(getattr(guia, attr), largura))
 
 
 def _cabecalho_demonstrativo(parent: etree._Element, ctx: ReplyContext, numero: str, operadora: Operadora,
                              data_emissao: date | None) -> None:
     """ct_demonstrativoCabecalho."""
-    cab = _el(parent, "cabecalhoDemonstrativo")
-    _el(cab, "registroANS", ctx.registro_ans)
-    _el(cab, "numeroDemonstrativo", _texto("numeroDemonstrativo", numero, 20))
-    _el(cab, "nomeOperadora", _cut(operadora.nome, 70))
-    _el(cab, "numeroCNPJ", _cnpj(operadora.cnpj))
-    _el(cab, "dataEmissao", _data(data_emissao or ctx.now.date()))
+    cab = el(parent, "cabecalhoDemonstrativo")
+    el(cab, "registroANS", ctx.registro_ans)
+    el(cab, "numeroDemonstrativo", sized_text("numeroDemonstrativo", numero, 20))
+    el(cab, "nomeOperadora", _cut(operadora.nome, 70))
+    el(cab, "numeroCNPJ", _cnpj(operadora.cnpj))
+    el(cab, "dataEmissao", tiss_date(data_emissao or ctx.now.date()))
 
 
 def _conta(parent: etree._Element, conta: ContaBancaria | None, conta_name: str) -> None:
     if conta is None:
         return
-    _el(parent, "banco", _texto("banco", conta.banco, 4))
-    _el(parent, "agencia", _texto("agencia", conta.agencia, 7))
-    _el(parent, conta_name, _texto("conta", conta.conta, 20))
+    el(parent, "banco", sized_text("banco", conta.banco, 4))
+    el(parent, "agencia", sized_text("agencia", conta.agencia, 7))
+    el(parent, conta_name, sized_text("conta", conta.conta, 20))
 
 
 def _desconto(out: etree._Element, ctx: ReplyContext, item: DebitoCredito) -> None:
     """ct_descontos (valorDbCr st_decimal8-2 in 4.01.00)."""
-    _el(out, "indicador", "2" if item.credito else "1")
-    _el(out, "tipoDebitoCredito", item.tipo)
-    _el(out, "descricaoDbCr", _cut(item.descricao or DEBITO_CREDITO[item.tipo], 40))
-    _el(out, "valorDbCr", _decimal(item.valor, _largura(ctx)))
+    el(out, "indicador", "2" if item.credito else "1")
+    el(out, "tipoDebitoCredito", item.tipo)
+    el(out, "descricaoDbCr", _cut(item.descricao or DEBITO_CREDITO[item.tipo], 40))
+    el(out, "valorDbCr", tiss_decimal(item.valor, _largura(ctx)))
 
 
 def _liquido(pagamentos: Sequence[PagamentoPorData],
@@ -967,25 +968,25 @@ def resposta_elegibilidade(ctx: ReplyContext, request_root: etree._Element,
                            elegibilidade: Elegibilidade) -> etree._Element:
     """respostaElegibilidadeWS/respostaElegibilidade/reciboElegibilidade answering a
     pedidoElegibilidadeWS (echoes numeroCarteira and the beneficiary identification)."""
-    pedido = _child(_check_request(request_root, "pedidoElegibilidadeWS", ctx), "pedidoElegibilidade")
-    root, body = _response(ctx, "respostaElegibilidadeWS", "respostaElegibilidade")
-    recibo = _el(body, "reciboElegibilidade")
-    _el(recibo, "registroANS", ctx.registro_ans)
+    pedido = required_child(_check_request(request_root, "pedidoElegibilidadeWS", ctx), "pedidoElegibilidade")
+    root, body = response_root(ctx, "respostaElegibilidadeWS", "respostaElegibilidade")
+    recibo = el(body, "reciboElegibilidade")
+    el(recibo, "registroANS", ctx.registro_ans)
     r._copy(recibo, pedido, "numeroCarteira")
     if elegibilidade.validade_carteira is not None:
-        _el(recibo, "validadeCarteira", _data(elegibilidade.validade_carteira))
+        el(recibo, "validadeCarteira", tiss_date(elegibilidade.validade_carteira))
     else:  # the validity the provider read on the card, if it sent one
         r._copy(recibo, pedido, "validadeCarteira")
-    _el(recibo, "nomeBeneficiario", _cut(elegibilidade.nome_beneficiario, 70))
+    el(recibo, "nomeBeneficiario", _cut(elegibilidade.nome_beneficiario, 70))
     if elegibilidade.nome_social:
-        _el(recibo, "nomeSocialBeneficiario", _cut(elegibilidade.nome_social, 70))
+        el(recibo, "nomeSocialBeneficiario", _cut(elegibilidade.nome_social, 70))
     r._copy(recibo, pedido, "tipoIdent", "identificadorBeneficiario")
-    _el(recibo, "respostaSolicitacao", _sim_nao(elegibilidade.elegivel))
+    el(recibo, "respostaSolicitacao", _sim_nao(elegibilidade.elegivel))
     if elegibilidade.motivos:
-        motivos = _el(recibo, "motivosNegativa")
+        motivos = el(recibo, "motivosNegativa")
         for motivo in elegibilidade.motivos:
-            _motivo(_el(motivos, "motivoNegativa"), ctx, motivo)
-    return _finish(root)
+            _motivo(el(motivos, "motivoNegativa"), ctx, motivo)
+    return finish(root)
 
 
 # --------------------------------------------------------------------------- autorização
@@ -993,7 +994,7 @@ def resposta_elegibilidade(ctx: ReplyContext, request_root: etree._Element,
 
 def ler_solicitacao(request_root: etree._Element) -> SolicitacaoAutorizacao:
     """The content of a schema-valid solicitacaoProcedimentoWS (any of its four kinds)."""
-    body = _child(request_root, "solicitacaoProcedimento")
+    body = required_child(request_root, "solicitacaoProcedimento")
     guia = next(body.iterchildren(etree.Element))
     tipo = etree.QName(guia).localname
     text = _text_of(guia)
@@ -1006,7 +1007,7 @@ def ler_solicitacao(request_root: etree._Element) -> SolicitacaoAutorizacao:
                   else "numeroGuiaPrestador")
     lista = "procedimentosAdicionais" if tipo == "solicitacaoProrrogacao" else "procedimentosSolicitados"
     procs = tuple(
-        ProcedimentoSolicitado(i, _procedimento_de(_child(p, "procedimento")),
+        ProcedimentoSolicitado(i, _procedimento_de(required_child(p, "procedimento")),
                                int(_text_of(p)("quantidadeSolicitada")))
         for i, p in enumerate(guia.findall(f"{_A}{lista}"), 1))
     diarias = text("dadosInternacao/qtDiariasSolicitadas") or text("dadosInternacao/qtDiariasAdicionais")
@@ -1023,9 +1024,9 @@ def autorizacao_procedimento(ctx: ReplyContext, solicitacao: SolicitacaoAutoriza
     (SP-SADT), autorizacaoInternacao, autorizacaoProrrogacao or autorizacaoServicoOdonto, with
     tipoTransacao RESPOSTA_SOLICITACAO (AUTORIZACAO_ODONTOLOGIA for the dental one)."""
     tipo = "AUTORIZACAO_ODONTOLOGIA" if solicitacao.odonto else None
-    root, body = _response(ctx, "autorizacaoProcedimentoWS", "autorizacaoProcedimento", tipo)
+    root, body = response_root(ctx, "autorizacaoProcedimentoWS", "autorizacaoProcedimento", tipo)
     _autorizacao(body, ctx, solicitacao, decisao)
-    return _finish(root)
+    return finish(root)
 
 
 def situacao_autorizacao(ctx: ReplyContext, solicitacao: SolicitacaoAutorizacao,
@@ -1033,108 +1034,108 @@ def situacao_autorizacao(ctx: ReplyContext, solicitacao: SolicitacaoAutorizacao,
     """situacaoAutorizacaoWS (tipoTransacao STATUS_AUTORIZACAO) answering a
     solicitacaoStatusAutorizacaoWS: the same ct_situacaoAutorizacao as the original answer,
     with the decision as it stands now."""
-    root, body = _response(ctx, "situacaoAutorizacaoWS", "situacaoAutorizacao")
+    root, body = response_root(ctx, "situacaoAutorizacaoWS", "situacaoAutorizacao")
     _autorizacao(body, ctx, solicitacao, decisao)
-    return _finish(root)
+    return finish(root)
 
 
 def _autorizacao(body: etree._Element, ctx: ReplyContext, solicitacao: SolicitacaoAutorizacao,
                  decisao: DecisaoAutorizacao) -> None:
     if solicitacao.odonto:
-        _autorizacao_odonto(_el(body, "autorizacaoServicoOdonto"), ctx, solicitacao, decisao)
+        _autorizacao_odonto(el(body, "autorizacaoServicoOdonto"), ctx, solicitacao, decisao)
     elif solicitacao.tipo == "solicitacaoSP-SADT":
-        _autorizacao_servico(_el(body, "autorizacaoServico"), ctx, solicitacao, decisao)
+        _autorizacao_servico(el(body, "autorizacaoServico"), ctx, solicitacao, decisao)
     elif solicitacao.tipo == "solicitacaoInternacao":
-        out = _el(body, "autorizacaoInternacao")
-        _autorizacao_servico(_el(out, "autorizacaoDosServicos"), ctx, solicitacao, decisao)
+        out = el(body, "autorizacaoInternacao")
+        _autorizacao_servico(el(out, "autorizacaoDosServicos"), ctx, solicitacao, decisao)
         if decisao.autorizada:
             admissao = decisao.data_provavel_admissao or solicitacao.data_sugerida_internacao
             if admissao is not None:
-                _el(out, "dataProvavelAdmissao", _data(admissao))
+                el(out, "dataProvavelAdmissao", tiss_date(admissao))
             diarias = decisao.diarias_autorizadas or solicitacao.diarias_solicitadas
             if diarias is not None:
-                _el(out, "qtdDiariasAutorizadas", _numero(diarias, 3))
+                el(out, "qtdDiariasAutorizadas", _numero(diarias, 3))
             if decisao.acomodacao_autorizada:
-                _el(out, "tipoAcomodacaoAutorizada", decisao.acomodacao_autorizada)
+                el(out, "tipoAcomodacaoAutorizada", decisao.acomodacao_autorizada)
     else:
-        out = _el(body, "autorizacaoProrrogacao")
-        _autorizacao_servico(_el(out, "autorizacaoDosServicos"), ctx, solicitacao, decisao)
+        out = el(body, "autorizacaoProrrogacao")
+        _autorizacao_servico(el(out, "autorizacaoDosServicos"), ctx, solicitacao, decisao)
         if decisao.autorizada:
             diarias = decisao.diarias_autorizadas or solicitacao.diarias_solicitadas
             if diarias is not None:
-                _el(out, "diariasAutorizadas", _numero(diarias, 3))
+                el(out, "diariasAutorizadas", _numero(diarias, 3))
             if decisao.acomodacao_autorizada:
-                _el(out, "acomodacaoAutorizada", decisao.acomodacao_autorizada)
+                el(out, "acomodacaoAutorizada", decisao.acomodacao_autorizada)
         if decisao.justificativa:
-            _el(out, "justificativaOperadora", _cut(decisao.justificativa, 500))
+            el(out, "justificativaOperadora", _cut(decisao.justificativa, 500))
 
 
 def _dados_autorizacao(parent: etree._Element, ctx: ReplyContext, solicitacao: SolicitacaoAutorizacao,
                        decisao: DecisaoAutorizacao) -> None:
     """ct_autorizacaoDados: senha and its validity only for an authorised request."""
-    dados = _el(parent, "dadosAutorizacao")
-    _el(dados, "numeroGuiaPrestador", _texto("numeroGuiaPrestador", solicitacao.numero_guia_prestador, 20))
+    dados = el(parent, "dadosAutorizacao")
+    el(dados, "numeroGuiaPrestador", sized_text("numeroGuiaPrestador", solicitacao.numero_guia_prestador, 20))
     if decisao.numero_guia_operadora:
-        _el(dados, "numeroGuiaOperadora", _texto("numeroGuiaOperadora", decisao.numero_guia_operadora, 20))
+        el(dados, "numeroGuiaOperadora", sized_text("numeroGuiaOperadora", decisao.numero_guia_operadora, 20))
     if decisao.autorizada:
         autorizada_em = decisao.data_autorizacao or ctx.now.date()
         validade = decisao.validade_senha or autorizada_em + timedelta(days=VALIDADE_SENHA_DIAS)
-        _el(dados, "dataAutorizacao", _data(autorizada_em))
-        _el(dados, "senha", _texto("senha", decisao.senha, 20))
-        _el(dados, "dataValidadeSenha", _data(validade))
+        el(dados, "dataAutorizacao", tiss_date(autorizada_em))
+        el(dados, "senha", sized_text("senha", decisao.senha, 20))
+        el(dados, "dataValidadeSenha", tiss_date(validade))
 
 
 def _autorizacao_servico(out: etree._Element, ctx: ReplyContext, solicitacao: SolicitacaoAutorizacao,
                          decisao: DecisaoAutorizacao) -> None:
     """ctm_autorizacaoServico."""
     _dados_autorizacao(out, ctx, solicitacao, decisao)
-    _el(out, "tipoEtapaAutorizacao", solicitacao.tipo_etapa)
-    beneficiario = _el(out, "dadosBeneficiario")
-    _el(beneficiario, "numeroCarteira", _texto("numeroCarteira", solicitacao.numero_carteira, 20))
-    _el(beneficiario, "atendimentoRN", _sim_nao(solicitacao.atendimento_rn))
-    _el(out, "nomeBeneficiario", _cut(decisao.nome_beneficiario, 70))
-    _el(out, "statusSolicitacao", decisao.status)
+    el(out, "tipoEtapaAutorizacao", solicitacao.tipo_etapa)
+    beneficiario = el(out, "dadosBeneficiario")
+    el(beneficiario, "numeroCarteira", sized_text("numeroCarteira", solicitacao.numero_carteira, 20))
+    el(beneficiario, "atendimentoRN", _sim_nao(solicitacao.atendimento_rn))
+    el(out, "nomeBeneficiario", _cut(decisao.nome_beneficiario, 70))
+    el(out, "statusSolicitacao", decisao.status)
     _motivos_codigos(out, ctx, decisao.motivos)
     itens = _decisoes_itens(solicitacao, decisao)
     if itens:
-        servicos = _el(out, "servicosAutorizados")
+        servicos = el(out, "servicosAutorizados")
         for proc, item in itens:
-            dst = _el(servicos, "servicoAutorizado")
-            _el(dst, "sequencialItem", _sequencial(proc.sequencial))
+            dst = el(servicos, "servicoAutorizado")
+            el(dst, "sequencialItem", _sequencial(proc.sequencial))
             _procedimento(dst, "procedimento", proc.procedimento)
-            _el(dst, "quantidadeSolicitada", _numero(proc.quantidade, 3))
-            _el(dst, "quantidadeAutorizada", _numero(item.quantidade_autorizada, 3))
+            el(dst, "quantidadeSolicitada", _numero(proc.quantidade, 3))
+            el(dst, "quantidadeAutorizada", _numero(item.quantidade_autorizada, 3))
             if item.valor_autorizado is not None:
-                _el(dst, "valorAutorizado", _decimal(item.valor_autorizado, _largura(ctx)))
+                el(dst, "valorAutorizado", tiss_decimal(item.valor_autorizado, _largura(ctx)))
             if item.motivos:
-                motivos = _el(dst, "motivosNegativa")
+                motivos = el(dst, "motivosNegativa")
                 for motivo in item.motivos:
-                    _motivo(_el(motivos, "motivoNegativa"), ctx, motivo)
+                    _motivo(el(motivos, "motivoNegativa"), ctx, motivo)
     if decisao.observacao:
-        _el(out, "observacao", _cut(decisao.observacao, 1000))
+        el(out, "observacao", _cut(decisao.observacao, 1000))
 
 
 def _autorizacao_odonto(out: etree._Element, ctx: ReplyContext, solicitacao: SolicitacaoAutorizacao,
                         decisao: DecisaoAutorizacao) -> None:
     """cto_autorizacaoServico (qtdUS st_decimal8-2 in 4.01.00, 7-2 later; valorProc 8-2 / 10-2)."""
     _dados_autorizacao(out, ctx, solicitacao, decisao)
-    _el(out, "numeroCarteira", _texto("numeroCarteira", solicitacao.numero_carteira, 20))
-    _el(out, "nomeBeneficiario", _cut(decisao.nome_beneficiario, 70))
-    _el(out, "statusSolicitacao", decisao.status)
+    el(out, "numeroCarteira", sized_text("numeroCarteira", solicitacao.numero_carteira, 20))
+    el(out, "nomeBeneficiario", _cut(decisao.nome_beneficiario, 70))
+    el(out, "statusSolicitacao", decisao.status)
     for proc, item in _decisoes_itens(solicitacao, decisao):
         if proc.valor is None:
             raise ValueError(f"procedimento odontológico {proc.sequencial} sem valorProc")
-        dst = _el(out, "procedimentosAutorizados")
-        _el(dst, "sequencialItem", _sequencial(proc.sequencial))
+        dst = el(out, "procedimentosAutorizados")
+        el(dst, "sequencialItem", _sequencial(proc.sequencial))
         _procedimento(dst, "procSolic", proc.procedimento)
         _dente(dst, proc.dente, proc.regiao, proc.face, face_pattern=False)
-        _el(dst, "qtdProc", _numero(proc.quantidade, 2))
+        el(dst, "qtdProc", _numero(proc.quantidade, 2))
         if proc.qtd_us is not None:
-            _el(dst, "qtdUS", _decimal(proc.qtd_us, 8 if ctx.version == "4.01.00" else 7))
-        _el(dst, "valorProc", _decimal(proc.valor, _largura(ctx)))
+            el(dst, "qtdUS", tiss_decimal(proc.qtd_us, 8 if ctx.version == "4.01.00" else 7))
+        el(dst, "valorProc", tiss_decimal(proc.valor, _largura(ctx)))
         if proc.valor_franquia is not None:
-            _el(dst, "valorFranquia", _decimal(proc.valor_franquia, _largura(ctx)))
-        _el(dst, "aut", _sim_nao(item.quantidade_autorizada > 0))
+            el(dst, "valorFranquia", tiss_decimal(proc.valor_franquia, _largura(ctx)))
+        el(dst, "aut", _sim_nao(item.quantidade_autorizada > 0))
         _motivos_codigos(dst, ctx, item.motivos)
     _motivos_codigos(out, ctx, decisao.motivos)
 
@@ -1167,16 +1168,16 @@ def _decisoes_itens(solicitacao: SolicitacaoAutorizacao,
 def _motivos_codigos(parent: etree._Element, ctx: ReplyContext, motivos: Sequence[Glosa]) -> None:
     """motivosNegativa holding bare codigoGlosa codes (changed so in 4.00.00)."""
     if motivos:
-        lista = _el(parent, "motivosNegativa")
+        lista = el(parent, "motivosNegativa")
         for motivo in motivos:
-            _el(lista, "codigoGlosa", _codigo(ctx, motivo.codigo))
+            el(lista, "codigoGlosa", _codigo(ctx, motivo.codigo))
 
 
 def _proc_odonto(posicao: int, element: etree._Element) -> ProcedimentoSolicitado:
     text = _text_of(element)
     dente, regiao = text("denteRegiao/codDente"), text("denteRegiao/codRegiao")
     return ProcedimentoSolicitado(
-        posicao, _procedimento_de(_child(element, "procSolic")), int(text("qtdProc")),
+        posicao, _procedimento_de(required_child(element, "procSolic")), int(text("qtdProc")),
         valor=Decimal(text("valorProc")), valor_franquia=_decimal_or_none(text("valorFranquia")),
         qtd_us=_decimal_or_none(text("qtdUS")), dente=dente or None, regiao=regiao or None,
         face=text("denteFace") or None)
@@ -1192,11 +1193,11 @@ def ler_recurso(request_root: etree._Element) -> RecursoGlosa:
     claimed by items is spread over them (the last takes the remainder), so the pedidos add up
     to the total sent.
     """
-    lote = _child(request_root, "loteRecurso")
+    lote = required_child(request_root, "loteRecurso")
     recurso = next(lote.iterchildren(etree.Element))
     odonto = etree.QName(recurso).localname == "guiaRecursoGlosaOdonto"
     text = _text_of(recurso)
-    opcao = _child(recurso, "opcaoRecurso")
+    opcao = required_child(recurso, "opcaoRecurso")
     total = Decimal(text("valorTotalRecursado"))
     protocolo = opcao.find(f"{_A}recursoProtocolo")
     if protocolo is not None:
@@ -1207,7 +1208,7 @@ def ler_recurso(request_root: etree._Element) -> RecursoGlosa:
         pedidos = [p for guia in opcao.findall(f"{_A}recursoGuia")
                    for p in (_pedidos_odonto(guia) if odonto else _pedidos_guia(guia))]
         pedidos = _reparte(pedidos, total)
-    contratado = next(_child(recurso, "dadosContratado").iterchildren(etree.Element))
+    contratado = next(required_child(recurso, "dadosContratado").iterchildren(etree.Element))
     return RecursoGlosa(
         odonto, text("numeroGuiaRecGlosaPrestador"), text("nomeOperadora"), text("objetoRecurso"),
         contratado.text.strip(), text("numeroLote"), text("numeroProtocolo"),
@@ -1219,7 +1220,7 @@ def _pedidos_guia(guia: etree._Element) -> list[PedidoRecurso]:
     text = _text_of(guia)
     base = dict(numero_guia_prestador=text("numeroGuiaOrigem"),
                 numero_guia_operadora=text("numeroGuiaOperadora") or None, senha=text("senha") or None)
-    opcao = _child(guia, "opcaoRecursoGuia")
+    opcao = required_child(guia, "opcaoRecursoGuia")
     pedidos = [PedidoRecurso(_text_of(c)("codGlosaGuia"), _text_of(c)("justificativaGuia"), **base)
                for c in opcao.findall(f"{_A}recursoGuiaCompleta")]
     for item in opcao.findall(f"{_A}itensGuia"):
@@ -1230,7 +1231,7 @@ def _pedidos_guia(guia: etree._Element) -> list[PedidoRecurso]:
             sequencial_item=int(itext("sequencialItem")),
             data_realizacao=date.fromisoformat(itext("dataInicio")),
             data_fim=date.fromisoformat(fim) if fim else None,
-            procedimento=_procedimento_de(_child(item, "procRecurso"))))
+            procedimento=_procedimento_de(required_child(item, "procRecurso"))))
     return pedidos
 
 
@@ -1248,7 +1249,8 @@ def _pedidos_odonto(guia: etree._Element) -> list[PedidoRecurso]:
             ptext("codGlosaProc"), ptext("justificativaProc"), Decimal(ptext("valorRecursado")), **base,
             sequencial_item=int(ptext("sequencialItem")),
             data_realizacao=date.fromisoformat(ptext("dataRealizacao")),
-            procedimento=_procedimento_de(_child(proc, "procRecurso")), quantidade=int(ptext("quantidade")),
+            procedimento=_procedimento_de(required_child(proc, "procRecurso")),
+            quantidade=int(ptext("quantidade")),
             dente=ptext("denteRegiao/codDente") or None, regiao=ptext("denteRegiao/codRegiao") or None,
             face=ptext("denteFace") or None))
     return pedidos
@@ -1271,7 +1273,7 @@ def situacao_protocolo_recurso(ctx: ReplyContext, situacao: SituacaoRecurso) -> 
     reciboGlosaOdonto (the decision per protocol, guide motive or item) once analysed, else
     reciboGlosaStatus (dm_statusProtocolo of the recurso's protocol)."""
     status = _status_protocolo(ctx, situacao.status)
-    root, body = _response(ctx, "situacaoProtocoloRecursoWS", "situacaoProtocoloRecurso")
+    root, body = response_root(ctx, "situacaoProtocoloRecursoWS", "situacaoProtocoloRecurso")
     recurso = situacao.recurso
     if (recurso is not None and int(situacao.status) in STATUS_ANALISADOS
             and _NUMERICO12.fullmatch(recurso.numero_lote)):
@@ -1279,81 +1281,82 @@ def situacao_protocolo_recurso(ctx: ReplyContext, situacao: SituacaoRecurso) -> 
             raise ValueError("recurso analisado com pedidos sem decisão")
         _recibo_glosa(body, ctx, recurso)
     else:
-        out = _el(body, "reciboGlosaStatus")
-        _el(out, "nrProtocoloRecursoGlosa", _texto("nrProtocoloRecursoGlosa", situacao.numero_protocolo, 12))
-        _el(out, "dataEnvioRecurso", _data(situacao.data_envio))
-        _el(out, "dataRecebimentoRecurso", _data(situacao.data_recebimento))
-        _el(out, "numeroLote", _texto("numeroLote", situacao.numero_lote, 12))
-        _el(out, "registroANS", ctx.registro_ans)
+        out = el(body, "reciboGlosaStatus")
+        numero = sized_text("nrProtocoloRecursoGlosa", situacao.numero_protocolo, 12)
+        el(out, "nrProtocoloRecursoGlosa", numero)
+        el(out, "dataEnvioRecurso", tiss_date(situacao.data_envio))
+        el(out, "dataRecebimentoRecurso", tiss_date(situacao.data_recebimento))
+        el(out, "numeroLote", sized_text("numeroLote", situacao.numero_lote, 12))
+        el(out, "registroANS", ctx.registro_ans)
         _contratado(out, "dadosPrestador", ctx)
-        _el(out, "nrProtocoloSituacaoRecursoGlosa",
-            _texto("nrProtocoloSituacaoRecursoGlosa", situacao.numero_protocolo_situacao
+        el(out, "nrProtocoloSituacaoRecursoGlosa",
+            sized_text("nrProtocoloSituacaoRecursoGlosa", situacao.numero_protocolo_situacao
                    or situacao.numero_protocolo, 12))
-        _el(out, "dataSituacao", _data(situacao.data_situacao or ctx.now.date()))
-        _el(out, "situacaoProtocolo", status)
-    return _finish(root)
+        el(out, "dataSituacao", tiss_date(situacao.data_situacao or ctx.now.date()))
+        el(out, "situacaoProtocolo", status)
+    return finish(root)
 
 
 def _recibo_glosa(body: etree._Element, ctx: ReplyContext, recurso: RecursoGlosa) -> None:
     """ct_glosaRecibo / ct_glosaReciboOdonto (numeroGuiaRecGlosaOperadora sits in another place)."""
-    out = _el(body, "reciboGlosaOdonto" if recurso.odonto else "reciboGlosa")
-    _el(out, "registroANS", ctx.registro_ans)
-    _el(out, "numeroGuiaRecGlosaPrestador",
-        _texto("numeroGuiaRecGlosaPrestador", recurso.numero_guia_recurso, 20))
+    out = el(body, "reciboGlosaOdonto" if recurso.odonto else "reciboGlosa")
+    el(out, "registroANS", ctx.registro_ans)
+    el(out, "numeroGuiaRecGlosaPrestador",
+        sized_text("numeroGuiaRecGlosaPrestador", recurso.numero_guia_recurso, 20))
     operadora = recurso.numero_guia_recurso_operadora
     if operadora and not recurso.odonto:
-        _el(out, "numeroGuiaRecGlosaOperadora", _texto("numeroGuiaRecGlosaOperadora", operadora, 20))
-    _el(out, "nomeOperadora", _cut(recurso.nome_operadora, 70))
+        el(out, "numeroGuiaRecGlosaOperadora", sized_text("numeroGuiaRecGlosaOperadora", operadora, 20))
+    el(out, "nomeOperadora", _cut(recurso.nome_operadora, 70))
     if operadora and recurso.odonto:
-        _el(out, "numeroGuiaRecGlosaOperadora", _texto("numeroGuiaRecGlosaOperadora", operadora, 20))
-    _el(out, "objetoRecurso", recurso.objeto)
-    _el(out, "codigoPrestador", _texto("codigoPrestador", recurso.codigo_prestador, 14))
-    _el(out, "numeroLote", recurso.numero_lote)
+        el(out, "numeroGuiaRecGlosaOperadora", sized_text("numeroGuiaRecGlosaOperadora", operadora, 20))
+    el(out, "objetoRecurso", recurso.objeto)
+    el(out, "codigoPrestador", sized_text("codigoPrestador", recurso.codigo_prestador, 14))
+    el(out, "numeroLote", recurso.numero_lote)
     if not _NUMERICO12.fullmatch(recurso.numero_protocolo):
         raise ValueError(f"numeroProtocolo recursado não numérico: {recurso.numero_protocolo!r}")
-    _el(out, "numeroProtocolo", recurso.numero_protocolo)
-    opcao = _el(out, "opcaoRecurso")
+    el(out, "numeroProtocolo", recurso.numero_protocolo)
+    opcao = el(out, "opcaoRecurso")
     if recurso.de_protocolo:
         pedido = recurso.pedidos[0]
-        dst = _el(opcao, "recursoProtocolo")
-        _el(dst, "codigoGlosaProtocolo", _codigo(ctx, pedido.codigo_glosa))
-        _el(dst, "justificativaProtocolo", _cut(pedido.justificativa, 500))
-        _el(dst, "recursoAcatado", _sim_nao(bool(pedido.acatado)))
+        dst = el(opcao, "recursoProtocolo")
+        el(dst, "codigoGlosaProtocolo", _codigo(ctx, pedido.codigo_glosa))
+        el(dst, "justificativaProtocolo", _cut(pedido.justificativa, 500))
+        el(dst, "recursoAcatado", _sim_nao(bool(pedido.acatado)))
         if not recurso.odonto and not pedido.acatado and pedido.justificativa_operadora:
-            _el(dst, "justificativaOPSnaoAcatadoProt", _cut(pedido.justificativa_operadora, 500))
+            el(dst, "justificativaOPSnaoAcatadoProt", _cut(pedido.justificativa_operadora, 500))
     elif recurso.odonto:
         _respostas_odonto(opcao, ctx, recurso.pedidos)
     else:
         for pedido in recurso.pedidos:
-            _resposta_guia(_el(opcao, "recursoGuia"), ctx, pedido)
-    _el(out, "dataRecurso", _data(recurso.data_recurso))
-    _el(out, "valorTotalRecursado", _decimal(recurso.valor_recursado))
-    _el(out, "valorTotalAcatado", _decimal(recurso.valor_acatado))
+            _resposta_guia(el(opcao, "recursoGuia"), ctx, pedido)
+    el(out, "dataRecurso", tiss_date(recurso.data_recurso))
+    el(out, "valorTotalRecursado", tiss_decimal(recurso.valor_recursado))
+    el(out, "valorTotalAcatado", tiss_decimal(recurso.valor_acatado))
 
 
 def _resposta_guia(out: etree._Element, ctx: ReplyContext, pedido: PedidoRecurso) -> None:
     """respostaGuia (a guide motive) or respostaGuiaItens (one item) of a medical recurso."""
     item = pedido.sequencial_item is not None
-    dst = _el(out, "respostaGuiaItens" if item else "respostaGuia")
+    dst = el(out, "respostaGuiaItens" if item else "respostaGuia")
     _numeros_pedido(dst, pedido)
     if not item:
-        _el(dst, "codGlosa", _codigo(ctx, pedido.codigo_glosa))
-        _el(dst, "justificativaPrestador", _cut(pedido.justificativa, 500))
-        _el(dst, "recursoGuiaAcatado", _sim_nao(bool(pedido.acatado)))
+        el(dst, "codGlosa", _codigo(ctx, pedido.codigo_glosa))
+        el(dst, "justificativaPrestador", _cut(pedido.justificativa, 500))
+        el(dst, "recursoGuiaAcatado", _sim_nao(bool(pedido.acatado)))
         if not pedido.acatado and pedido.justificativa_operadora:
-            _el(dst, "justificativaOPSnaoAcatadoGuia", _cut(pedido.justificativa_operadora, 500))
+            el(dst, "justificativaOPSnaoAcatadoGuia", _cut(pedido.justificativa_operadora, 500))
         return
-    _el(dst, "dataRealizacao", _data(_required(pedido.data_realizacao, "dataRealizacao")))
+    el(dst, "dataRealizacao", tiss_date(_required(pedido.data_realizacao, "dataRealizacao")))
     if pedido.data_fim is not None:
-        _el(dst, "dataFim", _data(pedido.data_fim))
-    _el(dst, "sequencialItem", _sequencial(pedido.sequencial_item))
+        el(dst, "dataFim", tiss_date(pedido.data_fim))
+    el(dst, "sequencialItem", _sequencial(pedido.sequencial_item))
     _procedimento(dst, "procRecurso", _required(pedido.procedimento, "procRecurso"))
-    _el(dst, "codGlosa", _codigo(ctx, pedido.codigo_glosa))
-    _el(dst, "valorRecursado", _decimal(pedido.valor_recursado, _largura(ctx)))
-    _el(dst, "justificativaPrestador", _cut(pedido.justificativa, 500))
-    _el(dst, "valorAcatadado", _decimal(pedido.acatado_valor, _largura(ctx)))
+    el(dst, "codGlosa", _codigo(ctx, pedido.codigo_glosa))
+    el(dst, "valorRecursado", tiss_decimal(pedido.valor_recursado, _largura(ctx)))
+    el(dst, "justificativaPrestador", _cut(pedido.justificativa, 500))
+    el(dst, "valorAcatadado", tiss_decimal(pedido.acatado_valor, _largura(ctx)))
     if pedido.justificativa_operadora:
-        _el(dst, "justificativaOperadora", _cut(pedido.justificativa_operadora, 500))
+        el(dst, "justificativaOperadora", _cut(pedido.justificativa_operadora, 500))
 
 
 def _respostas_odonto(opcao: etree._Element, ctx: ReplyContext, pedidos: Sequence[PedidoRecurso]) -> None:
@@ -1365,35 +1368,35 @@ def _respostas_odonto(opcao: etree._Element, ctx: ReplyContext, pedidos: Sequenc
     for (_, itens), grupo in grupos.items():
         if not itens:
             for pedido in grupo:
-                dst = _el(_el(opcao, "recursoGuia"), "respostaRecursoGuiaOdonto")
+                dst = el(el(opcao, "recursoGuia"), "respostaRecursoGuiaOdonto")
                 _numeros_pedido(dst, pedido)
-                _el(dst, "codGlosaGuia", _codigo(ctx, pedido.codigo_glosa))
-                _el(dst, "justificativaGuia", _cut(pedido.justificativa, 500))
-                _el(dst, "recursoAcatadoGuia", _sim_nao(bool(pedido.acatado)))
+                el(dst, "codGlosaGuia", _codigo(ctx, pedido.codigo_glosa))
+                el(dst, "justificativaGuia", _cut(pedido.justificativa, 500))
+                el(dst, "recursoAcatadoGuia", _sim_nao(bool(pedido.acatado)))
             continue
-        dst = _el(_el(opcao, "recursoGuia"), "respostaRecursoItemOdonto")
+        dst = el(el(opcao, "recursoGuia"), "respostaRecursoItemOdonto")
         _numeros_pedido(dst, grupo[0])
         for pedido in grupo:
-            proc = _el(dst, "recursoProcedimento")
-            _el(proc, "sequencialItem", _sequencial(pedido.sequencial_item))
-            _el(proc, "dataRealizacao", _data(_required(pedido.data_realizacao, "dataRealizacao")))
+            proc = el(dst, "recursoProcedimento")
+            el(proc, "sequencialItem", _sequencial(pedido.sequencial_item))
+            el(proc, "dataRealizacao", tiss_date(_required(pedido.data_realizacao, "dataRealizacao")))
             _dente(proc, pedido.dente, pedido.regiao, pedido.face, face_pattern=True)
-            _el(proc, "quantidade", _numero(pedido.quantidade, 2))
+            el(proc, "quantidade", _numero(pedido.quantidade, 2))
             _procedimento(proc, "procRecurso", _required(pedido.procedimento, "procRecurso"))
-            _el(proc, "codGlosaProc", _codigo(ctx, pedido.codigo_glosa))
-            _el(proc, "valorRecursado", _decimal(pedido.valor_recursado, _largura(ctx)))
-            _el(proc, "justificativaPrestador", _cut(pedido.justificativa, 500))
-            _el(proc, "valorAcatado", _decimal(pedido.acatado_valor, _largura(ctx)))
+            el(proc, "codGlosaProc", _codigo(ctx, pedido.codigo_glosa))
+            el(proc, "valorRecursado", tiss_decimal(pedido.valor_recursado, _largura(ctx)))
+            el(proc, "justificativaPrestador", _cut(pedido.justificativa, 500))
+            el(proc, "valorAcatado", tiss_decimal(pedido.acatado_valor, _largura(ctx)))
             if pedido.justificativa_operadora:
-                _el(proc, "justificativaOperadora", _cut(pedido.justificativa_operadora, 500))
+                el(proc, "justificativaOperadora", _cut(pedido.justificativa_operadora, 500))
 
 
 def _numeros_pedido(out: etree._Element, pedido: PedidoRecurso) -> None:
-    _el(out, "numeroGuiaPrestador", _texto("numeroGuiaPrestador", pedido.numero_guia_prestador, 20))
+    el(out, "numeroGuiaPrestador", sized_text("numeroGuiaPrestador", pedido.numero_guia_prestador, 20))
     if pedido.numero_guia_operadora:
-        _el(out, "numeroGuiaOperadora", _texto("numeroGuiaOperadora", pedido.numero_guia_operadora, 20))
+        el(out, "numeroGuiaOperadora", sized_text("numeroGuiaOperadora", pedido.numero_guia_operadora, 20))
     if pedido.senha:
-        _el(out, "senha", _texto("senha", pedido.senha, 20))
+        el(out, "senha", sized_text("senha", pedido.senha, 20))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1424,29 +1427,29 @@ def _codigo(ctx: ReplyContext, codigo: str) -> str:
 
 def _motivo(out: etree._Element, ctx: ReplyContext, glosa: Glosa) -> None:
     """ct_motivoGlosa: code of the version's dm_tipoGlosa, description (st_texto500)."""
-    _motivo_glosa(out, ctx, glosa.codigo, glosa.descricao)
+    motivo_glosa(out, ctx, glosa.codigo, glosa.descricao)
 
 
 def _contratado(parent: etree._Element, name: str, ctx: ReplyContext) -> None:
     """ct_contratadoDados named ``name``, identifying the provider as its request did."""
     kind, value = ctx.prestador
-    _el(_el(parent, name), _CONTRATADO[kind], value)
+    el(el(parent, name), CONTRATADO[kind], value)
 
 
 def _numeros_guia(out: etree._Element, guia: GuiaAnalisada, *, senha: bool) -> None:
-    _el(out, "numeroGuiaPrestador", _texto("numeroGuiaPrestador", guia.numero_guia_prestador, 20))
+    el(out, "numeroGuiaPrestador", sized_text("numeroGuiaPrestador", guia.numero_guia_prestador, 20))
     if guia.numero_guia_operadora:
-        _el(out, "numeroGuiaOperadora", _texto("numeroGuiaOperadora", guia.numero_guia_operadora, 20))
+        el(out, "numeroGuiaOperadora", sized_text("numeroGuiaOperadora", guia.numero_guia_operadora, 20))
     if senha and guia.senha:
-        _el(out, "senha", _texto("senha", guia.senha, 20))
+        el(out, "senha", sized_text("senha", guia.senha, 20))
 
 
 def _procedimento(parent: etree._Element, name: str, proc: Procedimento) -> None:
     """ct_procedimentoDados (descricaoProcedimento is required: a consulta has none)."""
-    out = _el(parent, name)
-    _el(out, "codigoTabela", _texto("codigoTabela", proc.codigo_tabela, 2))
-    _el(out, "codigoProcedimento", _texto("codigoProcedimento", proc.codigo, 10))
-    _el(out, "descricaoProcedimento", _cut(proc.descricao or DESCRICAO_NAO_INFORMADA, 150))
+    out = el(parent, name)
+    el(out, "codigoTabela", sized_text("codigoTabela", proc.codigo_tabela, 2))
+    el(out, "codigoProcedimento", sized_text("codigoProcedimento", proc.codigo, 10))
+    el(out, "descricaoProcedimento", _cut(proc.descricao or DESCRICAO_NAO_INFORMADA, 150))
 
 
 def _procedimento_de(element: etree._Element) -> Procedimento:
@@ -1459,15 +1462,15 @@ def _dente(parent: etree._Element, dente: str | None, regiao: str | None, face: 
            face_pattern: bool) -> None:
     """denteRegiao (codDente | codRegiao) and denteFace (dm_face pattern, or st_texto5)."""
     if dente or regiao:
-        escolha = _el(parent, "denteRegiao")
+        escolha = el(parent, "denteRegiao")
         if dente:
-            _el(escolha, "codDente", dente)
+            el(escolha, "codDente", dente)
         else:
-            _el(escolha, "codRegiao", regiao)
+            el(escolha, "codRegiao", regiao)
     if face:
         if face_pattern and not _FACE.fullmatch(face):
             raise ValueError(f"denteFace inválida: {face!r} (dm_face [OLMVDIP]{{1,5}})")
-        _el(parent, "denteFace", _texto("denteFace", face, 5))
+        el(parent, "denteFace", sized_text("denteFace", face, 5))
 
 
 def _largura(ctx: ReplyContext) -> int:

@@ -10,8 +10,7 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.front import responses
-from gateway.message import reader
+from gateway.message import reader, responses
 from gateway.message.reader import TissMessage
 from gateway.message.services import ANS_NS, Service
 from simulator.clock import horario_local

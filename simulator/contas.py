@@ -29,7 +29,7 @@ from decimal import Decimal
 from lxml import etree
 from sqlalchemy import select
 
-from gateway.front import responses
+from gateway.message import responses
 from simulator import answers, lifecycle, numeracao, rules
 from simulator.atendimento import A, Atendimento, data_local, data_ou_none, protocolo_nao_localizado
 from simulator.clock import horario_local

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway.front import responses
+from gateway.message import responses
 
 StartResponse = Callable[..., object]
 

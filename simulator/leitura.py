@@ -1,7 +1,7 @@
 """What an operator reads of a lote de guias beyond its key data: each guide's items (procedures and
 other expenses) with their values, which the glosas and the demonstrativos are made of.
 
-The guide-level data comes from :func:`gateway.front.lote.read_lote`; the item paths follow the
+The guide-level data comes from :func:`gateway.message.lote.read_lote`; the item paths follow the
 guide types of the 4.01-4.03 schemas (the same in the three versions).
 """
 
@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
-from gateway.front.lote import GuiaLida, read_lote
+from gateway.message.lote import GuiaLida, read_lote
 from gateway.message.services import ANS_NS
 
 _NS = {"ans": ANS_NS}
@@ -108,7 +108,7 @@ class GuiaConta:
 @dataclass(frozen=True)
 class LoteConta:
     numero_lote: str
-    tipo_guia: str  # gateway.front.lote.GUIDE_KINDS name: consulta, sp-sadt, odonto...
+    tipo_guia: str  # gateway.message.lote.GUIDE_KINDS name: consulta, sp-sadt, odonto...
     guias: tuple[GuiaConta, ...]
 
     @property

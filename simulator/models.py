@@ -136,7 +136,7 @@ class SimLote(SimBase):
     prestador: Mapped[str] = mapped_column(String(20))  # CNPJ/CPF of the provider
     numero_lote: Mapped[str] = mapped_column(String(12))
     numero_protocolo: Mapped[str] = mapped_column(String(12))  # the operator's (PEG, protocolo...)
-    tipo_guia: Mapped[str] = mapped_column(String(20))  # gateway.front.lote.GUIDE_KINDS names
+    tipo_guia: Mapped[str] = mapped_column(String(20))  # gateway.message.lote.GUIDE_KINDS names
     versao: Mapped[str] = mapped_column(String(8))
     recebido_em: Mapped[datetime] = mapped_column(UtcDateTime)
     data_envio: Mapped[str] = mapped_column(String(10))  # local date (YYYY-MM-DD) of receipt

@@ -25,15 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.front import responses
-from gateway.message import hashing, reader
+from gateway.message import hashing, reader, responses
 from gateway.message.cabecalho import CabecalhoFields
+from gateway.message.faults import Reply, TissFault, check_padrao, fault_for, fault_reply
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SOAP11_NS, Service
 from gateway.message.validation import validate_message
-from gateway.soap.protocol import Reply, TissFault, check_padrao, fault_for, fault_reply
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
 from simulator import servicos
 from simulator.clock import SimClock, horario_local

@@ -21,10 +21,11 @@ from importlib.resources import files
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from gateway.config import unknown_key
-from gateway.front.lote import GUIDE_KINDS
-from gateway.front.responses import SUPPORTED_VERSIONS, codigos_glosa
 from gateway.message import hashing
-from gateway.prestadores import cnpj_valido, cpf_valido, normaliza_documento
+from gateway.message.identificacao import cnpj_valido, cpf_valido, normaliza_documento
+from gateway.message.lote import GUIDE_KINDS
+from gateway.message.responses import codigos_glosa
+from gateway.message.tables import VERSIONS
 
 PROFILE_KEYS: tuple[str, ...] = ("capitalprev", "pasa", "unimed", "cassems", "ipasgo")
 TIPOS_GUIA: tuple[str, ...] = tuple(tipo for tipo, _valor in GUIDE_KINDS.values())
@@ -327,8 +328,8 @@ def _check_transport(p: Profile) -> None:
     if not p.versoes or len(set(p.versoes)) != len(p.versoes):
         raise _Invalid("versoes deve listar versões do Padrão TISS sem repetir")
     for versao in p.versoes:
-        if versao not in SUPPORTED_VERSIONS:
-            raise _Invalid(f"versoes: versão {versao!r} não suportada ({', '.join(SUPPORTED_VERSIONS)})")
+        if versao not in VERSIONS:
+            raise _Invalid(f"versoes: versão {versao!r} não suportada ({', '.join(VERSIONS)})")
     for key, name in [("hash_variante", p.hash_variante), *(("hash_aceito", v) for v in p.hash_aceito)]:
         if name not in hashing.VARIANTS:
             raise _Invalid(f"{key}: variante de hash desconhecida {name!r}; "

@@ -24,7 +24,8 @@ from decimal import Decimal, InvalidOperation
 from lxml import etree
 from sqlalchemy import select
 
-from gateway.front import responses
+from gateway.message import responses
+from gateway.message.tables import STATUS_ANALISADOS
 from simulator import answers, lifecycle, numeracao
 from simulator.atendimento import (
     A,
@@ -144,7 +145,7 @@ def situacao_recurso(at: Atendimento) -> etree._Element:
                                      cancelado_em=registro.cancelado_em)
     requisicao = at.requisicao_guardada(registro.mensagem_id)
     recurso = answers.ler_recurso(requisicao)
-    if situacao.status_tiss in answers.STATUS_ANALISADOS:
+    if situacao.status_tiss in STATUS_ANALISADOS:
         recurso = _decidir(at, numero, recurso)
     recebido = data_local(registro.recebido_em)
     return answers.situacao_protocolo_recurso(at.ctx, answers.SituacaoRecurso(

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from gateway.front.lote import GUIDE_KINDS
 from gateway.message.findings import tabela38
+from gateway.message.lote import GUIDE_KINDS
 from gateway.message.services import ANS_NS
 
 if TYPE_CHECKING:

@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.pool import NullPool
 
 from gateway.config import DEMO_OPERADORAS
+from gateway.message.identificacao import md5_hex
 from gateway.message.services import ANS_NS
-from gateway.prestadores import hash_senha, md5_hex
 from gateway.security import pki
+from gateway.security.senhas import hash_senha
 from gateway.storage.db import make_engine
 from gateway.storage.models import Entrega, Protocolo
 from simulator.lifecycle import GLOSA_TOTAL

@@ -13,11 +13,11 @@ from adapters import Adapter, AdapterError, Destino, Envio, load_adapter
 from adapters.base import STATUS_TISS, numero_lote_parte
 from adapters.pasa import Pasa
 from gateway.config import DEMO_OPERADORAS, Operadora, demo_config
-from gateway.front.lote import read_lote
-from gateway.front.responses import codigos_glosa
 from gateway.message import hashing, reader
 from gateway.message.findings import Finding
+from gateway.message.lote import read_lote
 from gateway.message.reader import TissMessage
+from gateway.message.responses import codigos_glosa
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_REQUEST, SERVICES
 from gateway.message.validation import validate_message

@@ -6,7 +6,8 @@ import pytest
 
 from gateway.config import Config, ConfigError, MiB, demo_config, load_config, parse_config
 from gateway.message import hashing
-from gateway.prestadores import confere_senha, hash_senha, md5_hex
+from gateway.message.identificacao import md5_hex
+from gateway.security.senhas import confere_senha, hash_senha
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "config-example.toml"
 HASH = hash_senha(md5_hex("x"))

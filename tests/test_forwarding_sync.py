@@ -19,8 +19,8 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.front import proxy, responses
-from gateway.message import hashing, reader
+from gateway.delivery import relay as proxy
+from gateway.message import hashing, reader, responses
 from gateway.message.services import ANS_NS, DSIG_NS, SERVICE_BY_NAME
 from gateway.message.validation import validate, validate_message
 from gateway.storage.inbound import ProtocoloDaOperadora

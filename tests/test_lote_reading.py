@@ -1,10 +1,10 @@
-"""What the gateway keeps of a lote (gateway.front.lote): each guide's number, operator number,
+"""What the gateway keeps of a lote (gateway.message.lote): each guide's number, operator number,
 card and value, for every guide type."""
 
 import pytest
 from lxml import etree
 
-from gateway.front import lote
+from gateway.message import lote
 from gateway.message import reader
 from tests.factory import GUIDE_TYPES, build_lote
 

@@ -9,23 +9,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import prestadores as p
 from gateway.config import PrestadorConfig, demo_config
+from gateway.message import identificacao
+from gateway.message.identificacao import PrestadorError, cnpj_valido, cpf_valido, md5_hex
 from gateway.prestadores import (
-    PrestadorError,
     add_prestador,
     authenticate,
-    cnpj_valido,
-    confere_senha,
-    cpf_valido,
     disable_prestador,
     enable_prestador,
     find_by_origem,
-    hash_senha,
     list_prestadores,
-    md5_hex,
     seed_from_config,
 )
+from gateway.security import senhas
+from gateway.security.senhas import confere_senha, hash_senha
 from gateway.storage.models import Auditoria, Prestador
 
 NOW = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
@@ -53,11 +50,11 @@ def test_document_check_digits() -> None:
     assert cnpj_valido("12ABC34501DE35")  # alphanumeric CNPJ (4.03.00 st_CNPJ), Receita example
     assert not cnpj_valido("12ABC34501DE36")
     assert cpf_valido(CPF) and not cpf_valido("52998224724") and not cpf_valido("11111111111")
-    assert p.tipo_documento(CNPJ) == "CNPJ" and p.tipo_documento(CPF) == "CPF"
+    assert identificacao.tipo_documento(CNPJ) == "CNPJ" and identificacao.tipo_documento(CPF) == "CPF"
     with pytest.raises(PrestadorError, match="CNPJ inválido"):
-        p.tipo_documento("11222333000182")
+        identificacao.tipo_documento("11222333000182")
     with pytest.raises(PrestadorError, match=r"CNPJ .* ou CPF"):
-        p.tipo_documento("123")
+        identificacao.tipo_documento("123")
 
 
 def test_scrypt_hash_format_and_check() -> None:
@@ -65,7 +62,7 @@ def test_scrypt_hash_format_and_check() -> None:
     stored = hash_senha(md5)
     match = re.fullmatch(r"scrypt\$16384\$8\$1\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)", stored)
     assert match, stored
-    n, r, par, salt, digest = p.parse_senha_hash(stored)
+    n, r, par, salt, digest = senhas.parse_senha_hash(stored)
     assert (n, r, par, len(salt), len(digest)) == (2**14, 8, 1, 16, 32)
     assert digest == hashlib.scrypt(md5.encode(), salt=salt, n=n, r=r, p=par, dklen=32)
     assert md5 not in stored and SENHA not in stored
@@ -154,10 +151,10 @@ def test_disabled_provider_refused(db_session: Session, clinica: Prestador) -> N
 
 
 def test_unknown_login_costs_one_scrypt(db_session: Session, clinica: Prestador, monkeypatch) -> None:
-    p._dummy_hash()  # computed once per process, not part of the request
+    senhas._dummy_hash()  # computed once per process, not part of the request
     calls = []
     real = hashlib.scrypt
-    monkeypatch.setattr(p.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(senhas.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
     result = authenticate(db_session, "ninguem", md5_hex(SENHA), now=NOW, endereco="198.51.100.7")
     assert (result.ok, result.reason) == (False, "desconhecido")
     assert len(calls) == 1

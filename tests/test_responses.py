@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.front import responses as r
-from gateway.front.responses import GuiaRecebida, ValorTotal
 from gateway.message import hashing, validation
+from gateway.message import responses as r
+from gateway.message.responses import GuiaRecebida, ValorTotal
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, SERVICE_BY_RESPONSE, SERVICES, SOAP11_NS
 
 VERSIONS = ("4.01.00", "4.02.00", "4.03.00")

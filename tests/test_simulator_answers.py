@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from gateway.front import responses as r
 from gateway.message import hashing, reader, validation
+from gateway.message import responses as r
 from simulator import answers as a
 from simulator.leitura import ler_lote
 from tests.factory import Party, build_lote, build_request

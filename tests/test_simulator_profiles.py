@@ -9,11 +9,11 @@ import pytest
 from lxml import etree
 
 from gateway.config import DEMO_CNPJ, DEMO_OPERADORAS
-from gateway.front.responses import codigos_glosa
 from gateway.message import hashing
+from gateway.message.identificacao import md5_hex
 from gateway.message.reader import read
+from gateway.message.responses import codigos_glosa
 from gateway.message.services import ANS_NS
-from gateway.prestadores import md5_hex
 from simulator import rules
 from simulator.profile import (
     PROFILE_KEYS,

@@ -23,11 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.pool import NullPool
 
 from gateway.config import ConfigError, load_config
+from gateway.inbound.client_cert import fingerprint, from_header
+from gateway.message.identificacao import md5_hex
 from gateway.message.services import ANS_NS, SOAP11_NS
 from gateway.message.validation import validate
-from gateway.prestadores import hash_senha, md5_hex
 from gateway.security import pki
-from gateway.security.client_cert import fingerprint, from_header
+from gateway.security.senhas import hash_senha
 from gateway.storage.db import make_engine
 from gateway.storage.models import Auditoria, Mensagem
 from tests.factory import Party, build_request, cnpj_check_digits

@@ -10,9 +10,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 from signxml import XMLSigner, XMLVerifier
 
-from gateway.front import responses
 from gateway.message import findings as f
-from gateway.message import hashing, reader
+from gateway.message import hashing, reader, responses
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS
 from gateway.message.validation import validate

@@ -114,7 +114,8 @@ def run_retry(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.storage.models import STATUS_PROTOCOLO, Entrega, Lote, Protocolo
+    from gateway.message.tables import STATUS_PROTOCOLO
+    from gateway.storage.models import Entrega, Lote, Protocolo
 
     def action(session: Session) -> tuple[int, Any]:
         protocolo = session.scalars(select(Protocolo).where(Protocolo.numero == args.numero)).one_or_none()
@@ -145,7 +146,8 @@ def run_show(args: argparse.Namespace) -> int:
 def run_lotes(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.storage.models import STATUS_PROTOCOLO, Lote, Prestador, Protocolo
+    from gateway.message.tables import STATUS_PROTOCOLO
+    from gateway.storage.models import Lote, Prestador, Protocolo
 
     def action(session: Session) -> tuple[int, Any]:
         query = (select(Lote, Protocolo, Prestador).join(Protocolo, Lote.protocolo_id == Protocolo.id)

@@ -43,8 +43,8 @@ from gateway.console.web import (
 )
 from gateway.delivery.outbox import retry_dead
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.prestadores import auditar
-from gateway.storage.models import STATUS_PROTOCOLO
+from gateway.message.tables import STATUS_PROTOCOLO
+from gateway.storage.auditoria import auditar
 
 log = logging.getLogger("tiss_gateway.console")
 HERE = Path(__file__).resolve().parent

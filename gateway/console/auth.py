@@ -22,7 +22,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from gateway.prestadores import ANONIMO, auditar, confere_senha, md5_hex
+from gateway.message.identificacao import md5_hex
+from gateway.security.senhas import confere_senha
+from gateway.storage.auditoria import ANONIMO, auditar
 from gateway.storage.models import SessaoConsole, Usuario
 
 PODEM_REENVIAR = frozenset({"admin", "operador"})

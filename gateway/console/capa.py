@@ -25,12 +25,12 @@ from typing import TypeVar
 from lxml import etree
 
 from gateway.console import stored
-from gateway.console.situacao import ANALISADOS
 from gateway.delivery.client import Answer
 from gateway.delivery.reading import read_answer
-from gateway.front.lote import read_lote
+from gateway.message.lote import read_lote
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
+from gateway.message.tables import STATUS_ANALISADOS
 
 _NS = {"ans": ANS_NS}
 _A = f"{{{ANS_NS}}}"
@@ -157,7 +157,7 @@ def da_situacao(corpo: bytes | None, registry: SchemaRegistry) -> Analise | None
     total = detalhe.find(f"{_A}valorTotalLote")
     processado, glosado, liberado = (_decimal(total, f"{_A}{n}")
                                      for n in ("valorProcessado", "valorGlosa", "valorLiberado"))
-    if status not in ANALISADOS or not _required(processado, glosado, liberado):
+    if status not in STATUS_ANALISADOS or not _required(processado, glosado, liberado):
         return None
     glosas, com_glosa, itens = _glosas(
         detalhe.iterfind(f"{_A}guiasTISS/*/{_A}guias"), f"{_A}vlInformadoGuia/{_A}valorGlosa",
@@ -192,7 +192,7 @@ def _analise_conta(entrada: etree._Element, fonte: str) -> Analise | None:
     status = _status(entrada.findtext(f"{_A}situacaoProtocolo"))
     informado, processado, liberado, glosado = (_decimal(entrada, f"{_A}valor{n}Protocolo") for n in (
         "Informado", "Processado", "Liberado", "Glosa"))
-    if status not in ANALISADOS or not _required(processado, liberado):
+    if status not in STATUS_ANALISADOS or not _required(processado, liberado):
         return None
     glosas, com_glosa, itens = _glosas(
         entrada.iterfind(f"{_A}relacaoGuias"), f"{_A}valorGlosaGuia", f"{_A}motivoGlosaGuia",

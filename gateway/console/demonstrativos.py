@@ -12,7 +12,7 @@ from lxml import etree
 
 from gateway.console import stored
 from gateway.message.services import ANS_NS
-from gateway.storage.models import STATUS_PROTOCOLO
+from gateway.message.tables import STATUS_PROTOCOLO
 
 _A = f"{{{ANS_NS}}}"
 TIPOS = {"1": "Pagamento", "2": "Análise de conta", "3": "Pagamento odontológico"}

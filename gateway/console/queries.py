@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from gateway.console import situacao
 from gateway.console.formatos import BRASILIA, inicio_do_dia
+from gateway.message.tables import STATUS_ANALISADOS
 from gateway.storage.models import (
     Critica,
     Demonstrativo,
@@ -341,7 +342,7 @@ def partes_analisadas(session: Session, inicio: date, fim: date, *, escopo_prest
     """The parts of the period's newest ``limite`` lotes whose every part the operator analysed,
     with what may hold their analysis (the situação answer; demonstrativos go by protocol)."""
     pendente = exists().where(Entrega.lote_id == Lote.id, or_(
-        Entrega.estado != "entregue", Entrega.status.is_(None), Entrega.status.not_in(situacao.ANALISADOS)))
+        Entrega.estado != "entregue", Entrega.status.is_(None), Entrega.status.not_in(STATUS_ANALISADOS)))
     lotes = (select(Lote.id).where(Lote.criado_em >= inicio_do_dia(inicio),
                                    Lote.criado_em < inicio_do_dia(fim + timedelta(days=1)),
                                    exists().where(Entrega.lote_id == Lote.id), ~pendente)

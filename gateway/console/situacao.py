@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.storage.models import STATUS_PROTOCOLO
+from gateway.message.tables import STATUS_PROTOCOLO
 
 VERDE, AMARELA, LARANJA, VERMELHA, CINZA = "verde", "amarela", "laranja", "vermelha", "cinza"
 COR_DO_STATUS = {1: CINZA, 2: AMARELA, 3: VERDE, 4: VERMELHA, 5: AMARELA, 6: VERDE, 7: VERMELHA,
@@ -21,7 +21,6 @@ RECUSADO, FALHA, ENVIO = "recusado", "falha", "envio"
 ROTULOS = {RECUSADO: "Recusado pela operadora", FALHA: "Falha no envio (entrega morta)",
            ENVIO: "Não enviado à operadora"}
 COR_DA_ENTREGA = {RECUSADO: VERMELHA, FALHA: VERMELHA, ENVIO: CINZA}
-ANALISADOS = frozenset({3, 4, 5, 6, 10})  # statuses whose values and glosas are the analysis'
 
 
 @dataclass(frozen=True)

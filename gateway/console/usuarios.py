@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from gateway.prestadores import hash_senha, md5_hex, normaliza_documento
+from gateway.message.identificacao import md5_hex, normaliza_documento
+from gateway.security.senhas import hash_senha
 from gateway.storage.models import PAPEIS_USUARIO, Prestador, SessaoConsole, Usuario
 
 SENHA_MINIMA = 8

@@ -21,8 +21,6 @@ from gateway.config import EntregaSettings
 from gateway.storage.models import Entrega, utcnow
 from gateway.storage.prepared import Prepared
 
-FINAL_STATUS = frozenset({4, 6, 7, 9})  # dm_statusProtocolo the operator will not change any more
-
 
 def schedule(session: Session, *, registro_ans: str, servico: str, prestador_id: int, mensagem_id: int,
              protocolo_id: int | None = None, lote_id: int | None = None,

@@ -18,6 +18,7 @@ from gateway.delivery.client import TransportError
 from gateway.delivery.reading import read_answer
 from gateway.message import reader
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
+from gateway.message.tables import FINAL_STATUS, PROGRESS
 from gateway.observability import metrics
 from gateway.observability.logs import request_context, request_id_var
 from gateway.storage import inbound
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tiss_gateway.tracking")
 _A = f"{{{ANS_NS}}}"
 STATUS_SERVICE = SERVICE_BY_NAME["tissSolicitacaoStatusProtocolo"]
-# How far along a lote is, for "the least advanced part wins" (dm_statusProtocolo).
-PROGRESS = {1: 1, 2: 2, 8: 3, 5: 4, 3: 5, 10: 5, 6: 6, 4: 6, 9: 6, 7: 0}
 _POLL_OUTCOME = {"entregue": "respondida", "repetir": "falha"}  # metrics; "recusada" stays
 _CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
                "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
@@ -136,7 +135,7 @@ class Tracker:
                                     "status": status})
                 entrega.status, entrega.status_em = status, now
                 self._aggregate(session, entrega, now)
-            if entrega.status in outbox.FINAL_STATUS:
+            if entrega.status in FINAL_STATUS:
                 entrega.proxima_consulta_em = None  # the operator will not change it any more
             else:
                 delay = outbox.next_status_query(worker.settings, entrega.consultas)

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from spyne import Fault
 from spyne.server.wsgi import WsgiApplication
 
-from gateway.front import responses
+from gateway.message import responses
+from gateway.message.faults import TissFault
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.soap import wsdl
-from gateway.soap.protocol import TissFault
 from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, spyne_application
 
 StartResponse = Callable[..., object]

@@ -31,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from gateway.message.tables import RECEBIDO
+
 # Constraint names are spelled out so that migrations (and SQLite batch mode) can address them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -49,20 +51,6 @@ RESULTADOS = ("aceita", "recusada", "resposta", "erro")
 TIPOS_DOCUMENTO = ("CNPJ", "CPF")
 TIPOS_PROTOCOLO = ("lote", "anexo", "recurso", "documento", "comunicacao", "cancelamento")
 
-# dm_statusProtocolo
-STATUS_PROTOCOLO = {
-    1: "Recebido",
-    2: "Em análise",
-    3: "Liberado para pagamento",
-    4: "Encerrado sem pagamento",
-    5: "Analisado e aguardando liberação para pagamento",
-    6: "Pagamento efetuado",
-    7: "Não localizado",
-    8: "Aguardando informação complementar",
-    9: "Cancelado",
-    10: "Bloqueio judicial",
-}
-RECEBIDO = 1
 
 
 def utcnow() -> datetime:

@@ -15,9 +15,8 @@ from datetime import datetime
 from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
+from gateway.message.tables import RECEBIDO, STATUS_PROTOCOLO
 from gateway.storage.models import (
-    RECEBIDO,
-    STATUS_PROTOCOLO,
     TIPOS_PROTOCOLO,
     Protocolo,
     ProtocoloStatus,

@@ -21,7 +21,7 @@ What stays, whatever its age, because the gateway still reads it:
 
 A stored answer replayed for a repeated transaction (``transacao.resposta_id``) is as old as the
 transaction: a repeat after its answer was pruned gets a tissFault (SchemaInvalido, 5001) asking
-for a new sequencialTransacao (gateway.front.pipeline), never an empty answer.
+for a new sequencialTransacao (gateway.inbound.pipeline), never an empty answer.
 
 Work goes in batches of ``[retencao] lote`` rows, one short transaction each, walking the primary
 key: a big table is never locked for long and an interrupted run resumes where it stopped. Space is
@@ -39,7 +39,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import AUDITORIA_DIAS_MIN, RetencaoSettings
-from gateway.prestadores import auditar
+from gateway.storage.auditoria import auditar
 from gateway.storage.models import Auditoria, Demonstrativo, Entrega, Mensagem
 
 _M, _E, _D, _A = (m.__table__ for m in (Mensagem, Entrega, Demonstrativo, Auditoria))  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ schema valid -> hash valid (the destination operator's policy) -> sender authent
 that sender -> destination operator known -> duplicate? -> store -> answer.
 
 Lotes and the other store-and-forward services are answered from the gateway's own data (the
-worker delivers them later); the synchronous services (``gateway.front.proxy.SERVICOS``) are
+worker delivers them later); the synchronous services (``gateway.delivery.relay.SERVICOS``) are
 relayed to the operator while the provider waits: duplicate? -> plan -> ask the operator (no
 transaction open) -> store -> the operator's answer.
 
@@ -34,33 +34,33 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import prestadores
 from gateway.config import Config, Operadora
 from gateway.delivery import outbox
+from gateway.delivery import relay as proxy
 from gateway.delivery.client import Answer
 from gateway.delivery.reading import read_answer
-from gateway.front import proxy, responses
-from gateway.front.lote import GuiaLida, LoteLido, read_lote
-from gateway.message import hashing, reader
+from gateway.inbound.client_cert import ClientCertificates
+from gateway.message import hashing, reader, responses
 from gateway.message.cabecalho import CabecalhoFields
+from gateway.message.faults import Reply, TissFault, check_padrao, fault_for
 from gateway.message.findings import Finding, describe
 from gateway.message.findings import error as critica
+from gateway.message.lote import GuiaLida, LoteLido, read_lote
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, Service
 from gateway.message.validation import validate_message
 from gateway.observability.logs import REQUEST_ID_KEY
 from gateway.observability.metrics import OUTCOME_KEY
-from gateway.security.client_cert import ClientCertificates
-from gateway.soap.protocol import Reply, TissFault, check_padrao, fault_for
 from gateway.soap.service import SERVICE_KEY, VERSION_KEY
-from gateway.storage import inbound
+from gateway.storage import auditoria, inbound
 from gateway.storage.protocolos import insert_protocolo
 
 if TYPE_CHECKING:
     from adapters.base import Adapter
 
-log = logging.getLogger("tiss_gateway.front")
+log = logging.getLogger("tiss_gateway.inbound")
 
 # Services answered from the gateway's own data (store-and-forward); the synchronous ones,
-# cancelamento included, are relayed to the operator (gateway.front.proxy.SERVICOS).
+# cancelamento included, are relayed to the operator (gateway.delivery.relay.SERVICOS).
 RECEIPT_SERVICES = {"tissLoteAnexo": "anexo", "tissRecursoGlosa": "recurso",
                     "tissEnvioDocumentos": "documento", "tissComunicacaoBeneficiario": "comunicacao"}
 LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ APRESENTADA is nearest
@@ -234,7 +234,7 @@ class Pipeline:
         (audited like one; the password counter is left alone, the password was right)."""
         try:
             with self.sessions.begin() as session:
-                prestadores.auditar(session, login, "certificado_recusado", why, call.endereco, self.clock())
+                auditoria.auditar(session, login, "certificado_recusado", why, call.endereco, self.clock())
         except Exception:  # the refusal must still reach the client
             log.exception("falha ao gravar a auditoria do certificado recusado")
         log.warning("certificado de cliente recusado: login %s de %s: %s", login, call.endereco, why)

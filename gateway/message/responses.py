@@ -45,8 +45,8 @@ from lxml import etree
 from gateway.message import hashing
 from gateway.message.findings import tabela38
 from gateway.message.services import ANS_NS, SERVICES, SOAP11_NS, Service
+from gateway.message.tables import VERSIONS
 
-SUPPORTED_VERSIONS = ("4.01.00", "4.02.00", "4.03.00")
 NSMAP = {"ans": ANS_NS}
 _A = f"{{{ANS_NS}}}"
 
@@ -111,7 +111,7 @@ PROTOCOLO_NAO_LOCALIZADO = "3291"  # 4.03.00
 CODIGO_PROTOCOLO_NAO_ENCONTRADO = "3162"  # 4.01.00 and 4.02.00 (3291 not in their enumeration)
 
 _PRESTADOR_IDS = ("CNPJ", "CPF", "codigoPrestadorNaOperadora")
-_CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
+CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
                "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
 _REGISTRO_ANS = re.compile(r"[0-9]{6}")
 _local = threading.local()  # lxml parsers must not be shared between threads
@@ -222,19 +222,19 @@ def protocolo_recebimento_draft(ctx: ReplyContext, *, numero_lote: str, numero_p
                                 guias: list[GuiaRecebida]) -> "Draft":
     """:func:`protocolo_recebimento` as a :class:`Draft` (for :func:`envelope`)."""
     draft = Draft()
-    root, body = _response(ctx, "protocoloRecebimentoWS", "recebimentoLote")
-    protocolo = _el(body, "protocoloRecebimento")
-    _el(protocolo, "registroANS", ctx.registro_ans)
+    root, body = response_root(ctx, "protocoloRecebimentoWS", "recebimentoLote")
+    protocolo = el(body, "protocoloRecebimento")
+    el(protocolo, "registroANS", ctx.registro_ans)
     _dados_prestador(protocolo, ctx)
-    _el(protocolo, "numeroLote", _texto("numeroLote", numero_lote, 12))
-    _el(protocolo, "dataEnvioLote", _data(data_envio_lote))
-    detalhe = _el(protocolo, "detalheProtocolo")
-    _el(detalhe, "numeroProtocolo", _texto("numeroProtocolo", numero_protocolo, 12))
-    _el(detalhe, "valorTotalProtocolo", _decimal(valor_total))
-    dados = _el(detalhe, "dadosGuiasProtocolo")
+    el(protocolo, "numeroLote", sized_text("numeroLote", numero_lote, 12))
+    el(protocolo, "dataEnvioLote", tiss_date(data_envio_lote))
+    detalhe = el(protocolo, "detalheProtocolo")
+    el(detalhe, "numeroProtocolo", sized_text("numeroProtocolo", numero_protocolo, 12))
+    el(detalhe, "valorTotalProtocolo", tiss_decimal(valor_total))
+    dados = el(detalhe, "dadosGuiasProtocolo")
     odonto = _guide_kind(guias)
     draft.add_guias(dados, ("dadosGuiasOdonto",) if odonto else ("dadosGuias",), guias)
-    draft.root = _finish(root)
+    draft.root = finish(root)
     return draft
 
 
@@ -259,20 +259,20 @@ def situacao_protocolo_draft(ctx: ReplyContext, *, numero_protocolo: str, numero
     codes = ("1", "2", "3", "4", "5", "6", "7", "8", "9") + (("10",) if ctx.version >= "4.02.00" else ())
     if str(status) not in codes:
         raise ValueError(f"statusProtocolo {status} não existe na versão {ctx.version}")
-    root, body = _response(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
-    lote = _situacao_do_protocolo(body, ctx)
-    detalhe = _el(lote, "detalheLote")
-    _el(detalhe, "statusProtocolo", str(status))
-    _el(detalhe, "numeroProtocolo", _texto("numeroProtocolo", numero_protocolo, 12))
-    _el(detalhe, "numeroLote", _texto("numeroLote", numero_lote, 12))
-    _el(detalhe, "dataEnvioLote", _data(data_envio_lote))
+    root, body = response_root(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
+    lote = situacao_do_protocolo(body, ctx)
+    detalhe = el(lote, "detalheLote")
+    el(detalhe, "statusProtocolo", str(status))
+    el(detalhe, "numeroProtocolo", sized_text("numeroProtocolo", numero_protocolo, 12))
+    el(detalhe, "numeroLote", sized_text("numeroLote", numero_lote, 12))
+    el(detalhe, "dataEnvioLote", tiss_date(data_envio_lote))
     if not isinstance(valor_total, ValorTotal):
         valor_total = ValorTotal.recebido(valor_total)
-    _valor_total(_el(detalhe, "valorTotalLote"), valor_total)
-    guias_tiss = _el(detalhe, "guiasTISS")
+    add_valor_total(el(detalhe, "valorTotalLote"), valor_total)
+    guias_tiss = el(detalhe, "guiasTISS")
     odonto = _guide_kind(guias)
     draft.add_guias(guias_tiss, ("guiasOdonto" if odonto else "guiasMedicas", "guias"), guias)
-    draft.root = _finish(root)
+    draft.root = finish(root)
     return draft
 
 
@@ -280,14 +280,14 @@ def protocolo_nao_localizado(ctx: ReplyContext, *, numero_protocolo: str) -> etr
     """situacaoProtocoloWS for an unknown protocol: situacaoDoProtocolo/lote/mensagemErro with
     3291 PROTOCOLO NÃO LOCALIZADO (4.03.00) or 3162 CÓDIGO DO PROTOCOLO NÃO ENCONTRADO
     (4.01.00, 4.02.00); the protocol number goes in descricaoGlosa."""
-    root, body = _response(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
-    lote = _situacao_do_protocolo(body, ctx)
+    root, body = response_root(ctx, "situacaoProtocoloWS", "situacaoProtocolo")
+    lote = situacao_do_protocolo(body, ctx)
     if ctx.version >= "4.03.00":
         codigo, texto = PROTOCOLO_NAO_LOCALIZADO, "PROTOCOLO NÃO LOCALIZADO"
     else:
         codigo, texto = CODIGO_PROTOCOLO_NAO_ENCONTRADO, "CÓDIGO DO PROTOCOLO NÃO ENCONTRADO"
-    _motivo_glosa(_el(lote, "mensagemErro"), ctx, codigo, f"{texto}: {numero_protocolo}")
-    return _finish(root)
+    motivo_glosa(el(lote, "mensagemErro"), ctx, codigo, f"{texto}: {numero_protocolo}")
+    return finish(root)
 
 
 def mensagem_erro(ctx: ReplyContext, service: Service, codigo: str, descricao: str | None = None,
@@ -453,7 +453,7 @@ def fault_envelope(fault: str, text: str, *, client: bool, encoding: str = "UTF-
     etree.SubElement(soap_fault, "faultcode").text = "soap:Client" if client else "soap:Server"
     etree.SubElement(soap_fault, "faultstring").text = text
     detail = etree.SubElement(soap_fault, "detail")
-    _el(_el(detail, "tissFaultWS"), "tissFault", fault)
+    el(el(detail, "tissFaultWS"), "tissFault", fault)
     return etree.tostring(env, encoding=encoding, xml_declaration=True)
 
 
@@ -462,85 +462,85 @@ def fault_envelope(fault: str, text: str, *, client: bool, encoding: str = "UTF-
 
 def _recibo_anexo(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
                   nomes: Mapping[str, str]) -> etree._Element:
-    lote = _child(request, "loteAnexo")
-    anexos = [a for a in _child(lote, "AnexosGuiasTISS") if isinstance(a.tag, str)]
-    root, body = _response(ctx, "protocoloRecebimentoAnexoWS", "loteAnexo")
-    recebimento = _el(body, "protocoloRecebimentoAnexo")
-    _el(recebimento, "nrProtocoloRecebimento", _texto("numero_protocolo", numero_protocolo, 12))
-    _el(recebimento, "dataEnvioAnexo", _data_envio(request))
+    lote = required_child(request, "loteAnexo")
+    anexos = [a for a in required_child(lote, "AnexosGuiasTISS") if isinstance(a.tag, str)]
+    root, body = response_root(ctx, "protocoloRecebimentoAnexoWS", "loteAnexo")
+    recebimento = el(body, "protocoloRecebimentoAnexo")
+    el(recebimento, "nrProtocoloRecebimento", sized_text("numero_protocolo", numero_protocolo, 12))
+    el(recebimento, "dataEnvioAnexo", _data_envio(request))
     _copy(recebimento, lote, "numeroLote")
-    _el(recebimento, "registroANS", ctx.registro_ans)
+    el(recebimento, "registroANS", ctx.registro_ans)
     _dados_prestador(recebimento, ctx)
-    _el(recebimento, "qtAnexosClinicos", str(len(anexos)))
-    clinicos = _el(recebimento, "anexosClinicos")
+    el(recebimento, "qtAnexosClinicos", str(len(anexos)))
+    clinicos = el(recebimento, "anexosClinicos")
     for anexo in anexos:
         kind = etree.QName(anexo).localname
         if kind == "anexoSituacaoInicial":
-            out = _el(clinicos, "anexoSituacaoInicial")
+            out = el(clinicos, "anexoSituacaoInicial")
             for child in anexo.iterchildren(etree.Element):
                 out.append(_clean_copy(child))
-            _el(out, "nomeBeneficiario", _nome(nomes, anexo.findtext(f"{_A}numeroCarteira")))
+            el(out, "nomeBeneficiario", _nome(nomes, anexo.findtext(f"{_A}numeroCarteira")))
         elif kind == "anexoSolicitacaoOPME":
-            out = _el(clinicos, "anexoOPME")
+            out = el(clinicos, "anexoOPME")
             _dados_autorizacao(out, anexo)
             _copy(out, anexo, "dadosBeneficiario")
-            _el(out, "nomebeneficiario", _nome(nomes, _carteira(anexo)))
-            _el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
+            el(out, "nomebeneficiario", _nome(nomes, _carteira(anexo)))
+            el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
         elif kind == "anexoSolicitacaoQuimio":
-            out = _el(clinicos, "anexoQuimio")
+            out = el(clinicos, "anexoQuimio")
             _dados_autorizacao(out, anexo)
-            _el(out, "numeroCarteira", _carteira(anexo))
-            _el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
-            _el(out, "nomeBeneficiario", _nome(nomes, _carteira(anexo)))
+            el(out, "numeroCarteira", _carteira(anexo))
+            el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
+            el(out, "nomeBeneficiario", _nome(nomes, _carteira(anexo)))
             _copy(out, anexo, "dadosComplementaresBeneficiario", "medicoSolicitante",
                   "diagnosticoOncologicoQuimioterapia", "drogasSolicitadas", "tratamentosAnteriores",
                   "numeroCiclos", "cicloAtual", "diasCicloAtual", "intervaloCiclos")
         elif kind == "anexoSolicitacaoRadio":
-            out = _el(clinicos, "anexoRadio")
+            out = el(clinicos, "anexoRadio")
             _dados_autorizacao(out, anexo)
-            _el(out, "numeroCarteira", _carteira(anexo))
-            _el(out, "nomeBeneficiario", _nome(nomes, _carteira(anexo)))
-            _el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
+            el(out, "numeroCarteira", _carteira(anexo))
+            el(out, "nomeBeneficiario", _nome(nomes, _carteira(anexo)))
+            el(out, "statusSolicitacao", STATUS_SOLICITACAO_EM_ANALISE)
             _copy(out, anexo, "dadosComplementaresBeneficiario", "medicoSolicitante",
                   "diagnosticoOncologicoRadio", "tratamentosAnteriores", "numeroCampos", "doseCampo",
                   "doseTotal", "nrDias", "dtPrevistaInicio")
         else:
             raise ValueError(f"anexo desconhecido: {kind}")
-    return _finish(root)
+    return finish(root)
 
 
 def _recibo_recurso(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
                     nomes: Mapping[str, str]) -> etree._Element:
-    lote = _child(request, "loteRecurso")
+    lote = required_child(request, "loteRecurso")
     recurso = next(lote.iterchildren(etree.Element))
     odonto = etree.QName(recurso).localname == "guiaRecursoGlosaOdonto"
-    root, body = _response(ctx, "protocoloRecebimentoRecursoWS", "recebimentoRecurso")
-    out = _el(body, "protocoloRecebimento")
-    _el(out, "nrProtocoloRecursoGlosa", _texto("numero_protocolo", numero_protocolo, 12))
-    _el(out, "dataEnvioRecurso", _data_envio(request))
-    _el(out, "dataRecebimentoRecurso", _data(ctx.now.date()))
+    root, body = response_root(ctx, "protocoloRecebimentoRecursoWS", "recebimentoRecurso")
+    out = el(body, "protocoloRecebimento")
+    el(out, "nrProtocoloRecursoGlosa", sized_text("numero_protocolo", numero_protocolo, 12))
+    el(out, "dataEnvioRecurso", _data_envio(request))
+    el(out, "dataRecebimentoRecurso", tiss_date(ctx.now.date()))
     _copy(out, recurso, "numeroLote")
-    _el(out, "registroANS", ctx.registro_ans)
+    el(out, "registroANS", ctx.registro_ans)
     _copy(out, recurso, "dadosContratado", rename="dadosPrestador")
-    _el(out, "nrProtocoloRecursado", _child(recurso, "numeroProtocolo").text.strip())
-    opcao = _child(recurso, "opcaoRecurso")
+    el(out, "nrProtocoloRecursado", required_child(recurso, "numeroProtocolo").text.strip())
+    opcao = required_child(recurso, "opcaoRecurso")
     protocolo = opcao.find(f"{_A}recursoProtocolo")
     if protocolo is not None:
         _copy(out, opcao, "recursoProtocolo")
     guias = opcao.findall(f"{_A}recursoGuia")
     if guias:
-        _el(out, "qtGuiasRecurso", str(len(guias)))
+        el(out, "qtGuiasRecurso", str(len(guias)))
     for guia in guias:
-        dst = _el(out, "guiasRecurso")
+        dst = el(out, "guiasRecurso")
         _copy(dst, guia, "numeroGuiaPrestador" if odonto else "numeroGuiaOrigem", rename="numeroGuiaOrigem")
         _copy(dst, guia, "numeroGuiaOperadora", "senha")
-        escolha = _el(dst, "opcaoRecursoGuia")
+        escolha = el(dst, "opcaoRecursoGuia")
         if odonto:
             _recurso_guia_odonto(escolha, guia)
         else:
-            _recurso_guia_medica(escolha, _child(guia, "opcaoRecursoGuia"))
+            _recurso_guia_medica(escolha, required_child(guia, "opcaoRecursoGuia"))
     _copy(out, recurso, "valorTotalRecursado")
-    return _finish(root)
+    return finish(root)
 
 
 def _recurso_guia_medica(escolha: etree._Element, opcao: etree._Element) -> None:
@@ -548,7 +548,7 @@ def _recurso_guia_medica(escolha: etree._Element, opcao: etree._Element) -> None
         _recurso_guia(escolha, completa.findtext(f"{_A}codGlosaGuia"),
                       completa.findtext(f"{_A}justificativaGuia"))
     for item in opcao.findall(f"{_A}itensGuia"):
-        dst = _el(escolha, "itensGuia")
+        dst = el(escolha, "itensGuia")
         # grauParticipacao / centroConsumo (4.03.00) have no place in the receipt's itensGuia.
         _copy(dst, item, "sequencialItem", "dataInicio", "dataFim", "procRecurso", "codGlosaItem",
               "valorRecursado", "justificativaItem")
@@ -560,7 +560,7 @@ def _recurso_guia_odonto(escolha: etree._Element, guia: etree._Element) -> None:
         _recurso_guia(escolha, guia.findtext(f"{_A}codGlosaGuia"), guia.findtext(f"{_A}justificativaGuia"))
         return
     for proc in procedimentos:  # the receipt's choice keeps the items when there are any
-        dst = _el(escolha, "itensGuia")
+        dst = el(escolha, "itensGuia")
         _copy(dst, proc, "sequencialItem")
         _copy(dst, proc, "dataRealizacao", rename="dataInicio")
         _copy(dst, proc, "procRecurso", "denteRegiao", "denteFace")
@@ -570,58 +570,58 @@ def _recurso_guia_odonto(escolha: etree._Element, guia: etree._Element) -> None:
 
 
 def _recurso_guia(escolha: etree._Element, codigo: str | None, justificativa: str | None) -> None:
-    dst = _el(escolha, "recursoGuia")
-    _el(dst, "codGlosaGuia", codigo)
+    dst = el(escolha, "recursoGuia")
+    el(dst, "codGlosaGuia", codigo)
     # The receipt's justificativaGuia is st_texto150 (the request's is st_texto500).
-    _el(dst, "justificativaGuia", (justificativa or "")[:150])
+    el(dst, "justificativaGuia", (justificativa or "")[:150])
 
 
 def _recibo_documentos(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
                        nomes: Mapping[str, str]) -> etree._Element:
-    envio = _child(request, "envioDOcumento")
-    root, body = _response(ctx, "reciboDocumentosWS", "recebimentoDocumento")
-    out = _el(body, "reciboDocumentos")
+    envio = required_child(request, "envioDOcumento")
+    root, body = response_root(ctx, "reciboDocumentosWS", "recebimentoDocumento")
+    out = el(body, "reciboDocumentos")
     _copy(out, envio, "numeroLote", "numeroProtocolo", "numeroGuiaPrestador", "numeroGuiaOperadora",
           "numeroDocumento")
-    _el(out, "protocoloDoc", _texto("numero_protocolo", numero_protocolo, 20))
-    return _finish(root)
+    el(out, "protocoloDoc", sized_text("numero_protocolo", numero_protocolo, 20))
+    return finish(root)
 
 
 def _recibo_comunicacao(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
                         nomes: Mapping[str, str]) -> etree._Element:
-    comunicacao = _child(request, "comunicacaoBeneficiario")
-    root, body = _response(ctx, "reciboComunicacaoWS", "reciboComunicacao")
-    out = _el(body, "reciboComunicacao")
-    _el(out, "statusComunicacao", "S")
-    ret = _el(out, "beneficiarioComunicacaoRet")
+    comunicacao = required_child(request, "comunicacaoBeneficiario")
+    root, body = response_root(ctx, "reciboComunicacaoWS", "reciboComunicacao")
+    out = el(body, "reciboComunicacao")
+    el(out, "statusComunicacao", "S")
+    ret = el(out, "beneficiarioComunicacaoRet")
     _copy(ret, comunicacao, "dadosBeneficiario")
-    _el(ret, "nomeBeneficiario", _nome(nomes, _carteira(comunicacao)))
+    el(ret, "nomeBeneficiario", _nome(nomes, _carteira(comunicacao)))
     _copy(ret, comunicacao, "tipoEvento", "dadosInternacao")
-    return _finish(root)
+    return finish(root)
 
 
 def _recibo_cancela(ctx: ReplyContext, request: etree._Element, numero_protocolo: str | None,
                     nomes: Mapping[str, str]) -> etree._Element:
-    cancela = _child(request, "cancelaGuia")
-    root, body = _response(ctx, "reciboCancelaGuiaWS", "reciboCancelaGuia")
-    out = _el(body, "reciboCancelaGuia")
-    _el(out, "registroANS", ctx.registro_ans)
+    cancela = required_child(request, "cancelaGuia")
+    root, body = response_root(ctx, "reciboCancelaGuiaWS", "reciboCancelaGuia")
+    out = el(body, "reciboCancelaGuia")
+    el(out, "registroANS", ctx.registro_ans)
     _copy(out, cancela, "dadosPrestador")
-    retorno = _el(out, "retornoStatus")
-    tipo = _child(cancela, "tipoCancelamento")
+    retorno = el(out, "retornoStatus")
+    tipo = required_child(cancela, "tipoCancelamento")
     lote = tipo.find(f"{_A}tipoCancelamentoLote")
     if lote is not None:
-        dst = _el(retorno, "loteCancelado")
+        dst = el(retorno, "loteCancelado")
         _copy(dst, lote, "numeroLote")
         _copy(dst, lote, "numeroProtocolo", rename="numeroprotocolo")
-        _el(dst, "statusCancelamento", STATUS_CANCELAMENTO_EM_PROCESSAMENTO)
+        el(dst, "statusCancelamento", STATUS_CANCELAMENTO_EM_PROCESSAMENTO)
     else:
-        guias = _el(retorno, "guiasCanceladas")
+        guias = el(retorno, "guiasCanceladas")
         for guia in tipo.findall(f"{_A}tipoCancelamentoGuia"):
-            dst = _el(guias, "dadosGuia")
+            dst = el(guias, "dadosGuia")
             _copy(dst, guia, "tipoGuia", "numeroGuiaPrestador", "numeroGuiaOperadora", "numeroProtocolo")
-            _el(dst, "statusCancelamento", STATUS_CANCELAMENTO_EM_PROCESSAMENTO)
-    return _finish(root)
+            el(dst, "statusCancelamento", STATUS_CANCELAMENTO_EM_PROCESSAMENTO)
+    return finish(root)
 
 
 _RECIBOS = {
@@ -637,9 +637,9 @@ _RECIBOS = {
 
 
 def _check_version(version: str) -> None:
-    if version not in SUPPORTED_VERSIONS:
+    if version not in VERSIONS:
         raise ValueError(f"versão do padrão não suportada: {version!r} "
-                         f"(suportadas: {', '.join(SUPPORTED_VERSIONS)})")
+                         f"(suportadas: {', '.join(VERSIONS)})")
 
 
 def _check_texto(name: str, value: str | None, max_length: int) -> None:
@@ -647,7 +647,7 @@ def _check_texto(name: str, value: str | None, max_length: int) -> None:
         raise ValueError(f"{name} deve ter de 1 a {max_length} caracteres: {value!r}")
 
 
-def _texto(name: str, value: str | None, max_length: int) -> str:
+def sized_text(name: str, value: str | None, max_length: int) -> str:
     _check_texto(name, value, max_length)
     return value  # type: ignore[return-value]
 
@@ -666,67 +666,67 @@ def _prestador_of(element: etree._Element) -> tuple[str, str]:
     raise ValueError("identificacaoPrestador sem CNPJ, CPF ou codigoPrestadorNaOperadora")
 
 
-def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+def el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
     element = etree.SubElement(parent, f"{_A}{name}")
     if text is not None:
         element.text = text
     return element
 
 
-def _response(ctx: ReplyContext, response: str, body: str,
+def response_root(ctx: ReplyContext, response: str, body: str,
               tipo_transacao: str | None = None) -> tuple[etree._Element, etree._Element]:
     tipo = tipo_transacao or TIPO_TRANSACAO_RESPOSTA[response]
     if tipo not in _TIPOS_TRANSACAO:
         raise ValueError(f"tipoTransacao de resposta desconhecido: {tipo!r}")
     root = etree.Element(f"{_A}{response}", nsmap=NSMAP)
-    cabecalho = _el(root, "cabecalho")
-    ident = _el(cabecalho, "identificacaoTransacao")
-    _el(ident, "tipoTransacao", tipo)
-    _el(ident, "sequencialTransacao", ctx.sequencial)
-    _el(ident, "dataRegistroTransacao", _data(ctx.now.date()))
-    _el(ident, "horaRegistroTransacao", ctx.now.strftime("%H:%M:%S"))
-    _el(_el(cabecalho, "origem"), "registroANS", ctx.registro_ans)
+    cabecalho = el(root, "cabecalho")
+    ident = el(cabecalho, "identificacaoTransacao")
+    el(ident, "tipoTransacao", tipo)
+    el(ident, "sequencialTransacao", ctx.sequencial)
+    el(ident, "dataRegistroTransacao", tiss_date(ctx.now.date()))
+    el(ident, "horaRegistroTransacao", ctx.now.strftime("%H:%M:%S"))
+    el(el(cabecalho, "origem"), "registroANS", ctx.registro_ans)
     name, value = ctx.prestador
-    _el(_el(_el(cabecalho, "destino"), "identificacaoPrestador"), name, value)
-    _el(cabecalho, "Padrao", ctx.version)
-    return root, _el(root, body)
+    el(el(el(cabecalho, "destino"), "identificacaoPrestador"), name, value)
+    el(cabecalho, "Padrao", ctx.version)
+    return root, el(root, body)
 
 
-def _finish(root: etree._Element) -> etree._Element:
-    _el(root, "hash")
+def finish(root: etree._Element) -> etree._Element:
+    el(root, "hash")
     etree.cleanup_namespaces(root, top_nsmap=NSMAP)
     return root
 
 
 def _erro(ctx: ReplyContext, response: str, path: tuple[str, ...], codigo: str,
           descricao: str | None, tipo_transacao: str | None) -> etree._Element:
-    root, parent = _response(ctx, response, path[0], tipo_transacao)
+    root, parent = response_root(ctx, response, path[0], tipo_transacao)
     for name in path[1:]:
-        parent = _el(parent, name)
-    _motivo_glosa(parent, ctx, codigo, descricao)
-    return _finish(root)
+        parent = el(parent, name)
+    motivo_glosa(parent, ctx, codigo, descricao)
+    return finish(root)
 
 
-def _motivo_glosa(parent: etree._Element, ctx: ReplyContext, codigo: str, descricao: str | None) -> None:
+def motivo_glosa(parent: etree._Element, ctx: ReplyContext, codigo: str, descricao: str | None) -> None:
     if codigo not in codigos_glosa(ctx.version):
         raise ValueError(f"código {codigo!r} não está na tabela 38 (dm_tipoGlosa) da versão {ctx.version}")
     if descricao is None:
         descricao = tabela38().get(codigo)
-    _el(parent, "codigoGlosa", codigo)
+    el(parent, "codigoGlosa", codigo)
     if descricao:
-        _el(parent, "descricaoGlosa", descricao[:500])
+        el(parent, "descricaoGlosa", descricao[:500])
 
 
 def _dados_prestador(parent: etree._Element, ctx: ReplyContext) -> None:
     name, value = ctx.prestador
-    _el(_el(parent, "dadosPrestador"), _CONTRATADO[name], value)
+    el(el(parent, "dadosPrestador"), CONTRATADO[name], value)
 
 
-def _situacao_do_protocolo(body: etree._Element, ctx: ReplyContext) -> etree._Element:
-    situacao = _el(body, "situacaoDoProtocolo")
-    _el(situacao, "identificacaoOperadora", ctx.registro_ans)
+def situacao_do_protocolo(body: etree._Element, ctx: ReplyContext) -> etree._Element:
+    situacao = el(body, "situacaoDoProtocolo")
+    el(situacao, "identificacaoOperadora", ctx.registro_ans)
     _dados_prestador(situacao, ctx)
-    return _el(situacao, "lote")
+    return el(situacao, "lote")
 
 
 def _guide_kind(guias: list[GuiaRecebida]) -> bool:
@@ -780,15 +780,15 @@ def _guia_text(parts: list[str], leaves: list[str], guia: GuiaRecebida) -> None:
     else:
         text += f"<ans:dadosBeneficiario>{beneficiario}</ans:dadosBeneficiario>"
         if guia.data_realizacao is not None:
-            data = _data(guia.data_realizacao)
+            data = tiss_date(guia.data_realizacao)
             text += f"<ans:dataRealizacao>{data}</ans:dataRealizacao>"
             leaves.append(data)
     if guia.valores is None:  # not analysed yet: informed value in, nothing glosado nor released
-        processado, glosa, liberado = _decimal(guia.valor_informado), "0.00", "0.00"
+        processado, glosa, liberado = tiss_decimal(guia.valor_informado), "0.00", "0.00"
     else:
         valor = guia.valores
-        processado, glosa, liberado = (_decimal(valor.processado), _decimal(valor.glosa),
-                                       _decimal(valor.liberado))
+        processado, glosa, liberado = (tiss_decimal(valor.processado), tiss_decimal(valor.glosa),
+                                       tiss_decimal(valor.liberado))
     parts.append(f"{text}<ans:vlInformadoGuia><ans:valorProcessado>{processado}</ans:valorProcessado>"
                  f"<ans:valorGlosa>{glosa}</ans:valorGlosa>"
                  f"<ans:valorLiberado>{liberado}</ans:valorLiberado></ans:vlInformadoGuia>")
@@ -821,13 +821,13 @@ def _tag(name: str, text: str) -> str:
 _CR = {"\r": "&#13;"}
 
 
-def _valor_total(out: etree._Element, valor: ValorTotal) -> None:
-    _el(out, "valorProcessado", _decimal(valor.processado))
-    _el(out, "valorGlosa", _decimal(valor.glosa))
-    _el(out, "valorLiberado", _decimal(valor.liberado))
+def add_valor_total(out: etree._Element, valor: ValorTotal) -> None:
+    el(out, "valorProcessado", tiss_decimal(valor.processado))
+    el(out, "valorGlosa", tiss_decimal(valor.glosa))
+    el(out, "valorLiberado", tiss_decimal(valor.liberado))
 
 
-def _decimal(value: Decimal | int | str, total_digits: int = 10) -> str:
+def tiss_decimal(value: Decimal | int | str, total_digits: int = 10) -> str:
     """st_decimal10-2: two decimal places, at most ``total_digits`` digits."""
     if type(value) is Decimal:  # already cents (database Numeric, values read from a message)?
         text = str(value)  # a finite Decimal with exponent -2 prints as [-]d+.dd, nothing else does
@@ -845,13 +845,13 @@ def _decimal(value: Decimal | int | str, total_digits: int = 10) -> str:
     return text
 
 
-def _data(value: date) -> str:
+def tiss_date(value: date) -> str:
     if isinstance(value, datetime):
         value = value.date()
     return value.isoformat()
 
 
-def _child(parent: etree._Element, name: str) -> etree._Element:
+def required_child(parent: etree._Element, name: str) -> etree._Element:
     child = parent.find(f"{_A}{name}")
     if child is None:
         raise ValueError(f"{etree.QName(parent).localname} sem {name}")
@@ -894,8 +894,8 @@ def _nome(nomes: Mapping[str, str], carteira: str | None) -> str:
 
 def _dados_autorizacao(out: etree._Element, anexo: etree._Element) -> None:
     """ct_autorizacaoDados from the anexo's cabeçalho: the anexo number as numeroGuiaPrestador."""
-    cabecalho = _child(anexo, "cabecalhoAnexo")
-    dados = _el(out, "dadosAutorizacao")
+    cabecalho = required_child(anexo, "cabecalhoAnexo")
+    dados = el(out, "dadosAutorizacao")
     _copy(dados, cabecalho, "numeroGuiaAnexo", rename="numeroGuiaPrestador")
     _copy(dados, cabecalho, "numeroGuiaOperadora")
 

@@ -3,7 +3,7 @@
 Elegibilidade, solicitação de procedimento, status de autorização, cancelamento de guia,
 demonstrativos and status de recurso de glosa need the operator's answer: the gateway asks the
 operator while the provider waits and gives back what the operator said. The pipeline
-(gateway.front.pipeline) runs its usual checks up to idempotency, then this module:
+(gateway.inbound.pipeline) runs its usual checks up to idempotency, then this module:
 
 1. **plans** (a read-only session): the provider's numbers that mean nothing to the operator are
    translated: a gateway protocol becomes the operator's protocol(s) of its delivery — several for
@@ -63,14 +63,14 @@ from sqlalchemy.orm import Session
 from gateway.config import Config, Operadora
 from gateway.delivery.client import OperatorClients, TransportError
 from gateway.delivery.reading import Reading, read_answer
-from gateway.delivery.tracking import PROGRESS
-from gateway.front import responses
+from gateway.message import responses
+from gateway.message.faults import TissFault
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS, SOAP11_NS, Service
+from gateway.message.tables import PROGRESS
 from gateway.message.validation import schema_findings
-from gateway.soap.protocol import TissFault
 from gateway.storage import inbound
 
 if TYPE_CHECKING:
