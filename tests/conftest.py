@@ -1,4 +1,10 @@
-"""Shared fixtures. Official ANS files under ../shared are test data only."""
+"""Shared fixtures. Official ANS files under ../shared are test data only.
+
+Layout: ``tests/unit/<package>/test_<module>.py`` test one module in process (SQLite files and,
+with TISS_GATEWAY_TEST_PG_DSN, PostgreSQL); ``tests/process/`` start real processes (gateway,
+workers, simulated operators, browsers) and talk HTTP to them: every test there is marked
+``slow``, so ``pytest -m "not slow"`` runs the unit tests alone.
+"""
 
 from pathlib import Path
 
@@ -34,6 +40,15 @@ def _default_registry(registry: SchemaRegistry, tiss_home: Path):
     mp.setattr(schema_registry, "_default", registry)
     yield
     mp.undo()
+
+
+PROCESS_TESTS = Path(__file__).resolve().parent / "process"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_TESTS in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 from tests.db_fixtures import *  # noqa: E402, F403

@@ -95,8 +95,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
         cursor.execute(f"PRAGMA wal_autocheckpoint = {max(1000, SAFETY_NET_BYTES // page_size)}")
         # With WAL, NORMAL writes every COMMIT to the WAL before it returns (a crash of the process,
-        # e.g. a killed worker, loses nothing acknowledged: tests/test_durability.py) but syncs the
-        # WAL to disk only at checkpoints: an OS crash or power loss can lose the last commits
+        # e.g. a killed worker, loses nothing acknowledged: tests/process/test_durability.py) but
+        # syncs the WAL to disk only at checkpoints: an OS crash or power loss can lose the last commits
         # (the database stays consistent). FULL would sync on every commit (measured +1.2 ms per
         # status query, +3.7 ms per 470 KB lote). Production runs PostgreSQL (synchronous_commit on).
         cursor.execute("PRAGMA synchronous = NORMAL")

@@ -45,7 +45,7 @@ from simulator.profile import PROFILE_KEYS, load_all
 from tests.db_fixtures import BACKENDS
 from tests.gateway_process import free_port, free_port_block
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"

@@ -14,11 +14,11 @@ from gateway.message import responses as r
 from simulator import answers as a
 from simulator.leitura import ler_lote
 from tests.factory import Party, build_lote, build_request
-from tests.test_responses import NS, REGISTRO, VERSIONS, check, ctx_for, request_for
+from tests.unit.message.test_responses import NS, REGISTRO, VERSIONS, check, ctx_for, request_for
 
 A = "{http://www.ans.gov.br/padroes/tiss/schemas}"
 # Identified by its code at the operator (accented: ISO-8859-1 and UTF-8 hashes differ), as
-# tests.test_responses.check expects.
+# tests.unit.message.test_responses.check expects.
 PARTY = Party(codigo_na_operadora="CLÍNICA-0001", registro_ans=REGISTRO)
 OPERADORA = a.Operadora("Caixa de Assistência São José", "12345678000199")
 PRESTADOR = a.Prestador("CLÍNICA-0001", "11222333000181", "2079798")

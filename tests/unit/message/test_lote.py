@@ -4,8 +4,7 @@ card and value, for every guide type."""
 import pytest
 from lxml import etree
 
-from gateway.message import lote
-from gateway.message import reader
+from gateway.message import lote, reader
 from tests.factory import GUIDE_TYPES, build_lote
 
 

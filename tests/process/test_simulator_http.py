@@ -19,7 +19,7 @@ factory's bytes before zeep parses them or in an egress plugin that re-stamps th
    accepted, and refused when absent, from another CA, expired or tampered with; the answers'
    signature verifies against the CA the simulator serves.
 
-Fault modes over HTTP are in tests/test_simulator_faults.py.
+Fault modes over HTTP are in tests/process/test_simulator_faults.py.
 """
 
 from __future__ import annotations

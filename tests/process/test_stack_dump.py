@@ -1,5 +1,5 @@
 """SIGUSR1 stack dumps (gateway.observability.stack_dump): readable, and safe while threads come
-and go. The worker and simulator processes are covered in tests/test_forwarding.py."""
+and go. The worker and simulator processes are covered in tests/process/test_forwarding.py."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ NS = {"ans": ANS_NS, "soap": SOAP11_NS}
 A = f"{{{ANS_NS}}}"
 REGISTRO = "329665"
 NOW = datetime(2025, 12, 3, 14, 5, 9)
-SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "tiss-schemas"
+SCHEMAS = Path(__file__).resolve().parents[4] / "shared" / "tiss-schemas"
 # Accented on purpose: every response then carries non-ASCII text (hash per encoding).
 PRESTADORES = {
     "codigoPrestadorNaOperadora": (

@@ -9,7 +9,7 @@ from gateway.message import hashing
 from gateway.message.identificacao import md5_hex
 from gateway.security.senhas import confere_senha, hash_senha
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "config-example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "config-example.toml"
 HASH = hash_senha(md5_hex("x"))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.message import hashing, reader
 from tests.factory import build_lote, build_request, envelope
-from tests.test_reader_hostile import BILLION_LAUGHS, XXE
+from tests.unit.message.test_reader import BILLION_LAUGHS, XXE
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
