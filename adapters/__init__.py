@@ -1,6 +1,8 @@
-"""Operator adapters: one module per operator (``adapters/<name>.py``, its class in ``ADAPTER``),
-one shared base (:mod:`adapters.base`). The gateway configuration names the module of each
-operator (``gateway.config.Operadora.adapter``)."""
+"""Operator adapters: one module per operator (``adapters/<name>.py``, its class in ``ADAPTER``)
+on shared modules: the adapter API (:mod:`adapters.base`), the operators' lote rules as data
+(:mod:`adapters.rules`, used by the simulated operators too), the lote split
+(:mod:`adapters.splitting`) and the version conversion (:mod:`adapters.conversion`). The gateway
+configuration names the module of each operator (``gateway.config.Operadora.adapter``)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from gateway.message.schema_registry import SchemaRegistry
 __all__ = ["Adapter", "AdapterError", "Destino", "Envio", "load_adapter"]
 
 _NOME = re.compile(r"[a-z_][a-z0-9_]*")  # the same rule as gateway.config for ``adapter``
+_COMPARTILHADOS = frozenset({"base", "conversion", "errors", "guias", "rules", "splitting"})  # not operators
 
 
 def load_adapter(name: str, destino: Destino, registry: SchemaRegistry) -> Adapter:
     """The adapter of module ``adapters.<name>`` for ``destino``; AdapterError if there is none."""
-    if not _NOME.fullmatch(name) or name == "base":
+    if not _NOME.fullmatch(name) or name in _COMPARTILHADOS:
         raise AdapterError(f"nome de adapter inválido: {name!r}")
     module_name = f"{__name__}.{name}"
     try:

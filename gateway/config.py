@@ -584,11 +584,12 @@ def demo_certificado() -> tuple[Path, Path]:
     return directory / f"{stem}-key.pem", directory / f"{stem}-cert.pem"
 
 
-def _demo_assinatura(adapter: str) -> dict[str, Path]:
+def _demo_assinatura(adapter: str) -> tuple[Path | None, Path | None]:
+    """(assinatura_chave, assinatura_certificados) of a demo operator: IPASGO's, once issued."""
     chave, certificados = demo_certificado()
     if adapter != "ipasgo" or not (chave.is_file() and certificados.is_file()):
-        return {}
-    return {"assinatura_chave": chave, "assinatura_certificados": certificados}
+        return None, None
+    return chave, certificados
 
 
 @cache
@@ -599,11 +600,13 @@ def demo_config(simulador: str | None = DEMO_SIMULADOR) -> Config:
     five ports, in DEMO_OPERADORAS order); None: operators without endpoints (store only).
     """
     host, _sep, port = (simulador or "").rpartition(":")
-    operadoras = {registro: Operadora(
-        registro_ans=registro, nome=nome, adapter=adapter,
-        endpoint=f"http://{host}:{int(port) + index}/tiss" if simulador else None,
-        timeout_s=15.0, **_demo_assinatura(adapter))
-        for index, (registro, nome, adapter, _codigo) in enumerate(DEMO_OPERADORAS, 1)}
+    operadoras: dict[str, Operadora] = {}
+    for index, (registro, nome, adapter, _codigo) in enumerate(DEMO_OPERADORAS, 1):
+        chave, certificados = _demo_assinatura(adapter)
+        operadoras[registro] = Operadora(
+            registro_ans=registro, nome=nome, adapter=adapter,
+            endpoint=f"http://{host}:{int(port) + index}/tiss" if simulador else None,
+            timeout_s=15.0, assinatura_chave=chave, assinatura_certificados=certificados)
     prestador = PrestadorConfig(
         documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
         senha_hash=hash_senha(md5_hex(DEMO_SENHA)),

@@ -228,7 +228,7 @@ def find_by_origem(session: Session, *, cnpj: str | None = None, cpf: str | None
     given = [x for x in (cnpj, cpf, codigo_na_operadora) if x is not None]
     if len(given) != 1:
         raise ValueError("informe exatamente um de cnpj, cpf, codigo_na_operadora")
-    if cnpj is not None or cpf is not None:
+    if codigo_na_operadora is None:  # exactly one given: cnpj or cpf
         documento = (cnpj or cpf or "").strip().upper()
         query = select(Prestador).where(Prestador.documento == documento)
         if cnpj is not None:

@@ -2,5 +2,6 @@
 
 Five operators from the user's manuals (Capital Prev, PASA, Unimed, CASSEMS, IPASGO), each a
 profile of data (``simulator/profiles/<key>.toml``) plus the rules that need code
-(``simulator/rules.py``); see docs/simulator-design.md.
+(``simulator/rules.py``). How to run them and what each simulates: the README's "Simulated
+operators" section.
 """

@@ -95,13 +95,8 @@ _PENDENTES = frozenset({EM_ANALISE, AGUARDANDO_JUSTIFICATIVA, AGUARDANDO_DOCUMEN
 VALIDADE_SENHA_DIAS = 30  # default validity of a senha, counted from the authorization date
 
 # Table 38 motives of elegibilidade (all in dm_tipoGlosa 4.01.00-4.03.00).
-CARTEIRA_INVALIDA = "1001"
-BENEFICIARIO_DESLIGADO = "1006"
 PAGAMENTO_EM_ABERTO = "1009"
-ATENDIMENTO_SUSPENSO = "1016"
 CARTEIRA_VENCIDA = "1017"
-# Recurso de glosa not accepted (Table 38 2902 GLOSA MANTIDA).
-GLOSA_MANTIDA = "2902"
 
 # dm_debitoCreditoTipo (comments of tissSimpleTypes) -> descricaoDbCr default (st_texto40)
 DEBITO_CREDITO = {"01": "IRRF", "02": "ISS", "03": "INSS", "04": "PIS", "05": "COFINS", "06": "CSLL",
@@ -1218,16 +1213,18 @@ def ler_recurso(request_root: etree._Element) -> RecursoGlosa:
 
 def _pedidos_guia(guia: etree._Element) -> list[PedidoRecurso]:
     text = _text_of(guia)
-    base = dict(numero_guia_prestador=text("numeroGuiaOrigem"),
-                numero_guia_operadora=text("numeroGuiaOperadora") or None, senha=text("senha") or None)
+    prestador, operadora = text("numeroGuiaOrigem"), text("numeroGuiaOperadora") or None
+    senha = text("senha") or None
     opcao = required_child(guia, "opcaoRecursoGuia")
-    pedidos = [PedidoRecurso(_text_of(c)("codGlosaGuia"), _text_of(c)("justificativaGuia"), **base)
+    pedidos = [PedidoRecurso(_text_of(c)("codGlosaGuia"), _text_of(c)("justificativaGuia"),
+                             numero_guia_prestador=prestador, numero_guia_operadora=operadora, senha=senha)
                for c in opcao.findall(f"{_A}recursoGuiaCompleta")]
     for item in opcao.findall(f"{_A}itensGuia"):
         itext = _text_of(item)
         fim = itext("dataFim")
         pedidos.append(PedidoRecurso(
-            itext("codGlosaItem"), itext("justificativaItem"), Decimal(itext("valorRecursado")), **base,
+            itext("codGlosaItem"), itext("justificativaItem"), Decimal(itext("valorRecursado")),
+            numero_guia_prestador=prestador, numero_guia_operadora=operadora, senha=senha,
             sequencial_item=int(itext("sequencialItem")),
             data_realizacao=date.fromisoformat(itext("dataInicio")),
             data_fim=date.fromisoformat(fim) if fim else None,
@@ -1237,16 +1234,18 @@ def _pedidos_guia(guia: etree._Element) -> list[PedidoRecurso]:
 
 def _pedidos_odonto(guia: etree._Element) -> list[PedidoRecurso]:
     text = _text_of(guia)
-    base = dict(numero_guia_prestador=text("numeroGuiaPrestador"),
-                numero_guia_operadora=text("numeroGuiaOperadora") or None, senha=text("senha") or None)
+    prestador, operadora = text("numeroGuiaPrestador"), text("numeroGuiaOperadora") or None
+    senha = text("senha") or None
     procs = guia.findall(f"{_A}recursoProcedimento")
     if not procs:  # the whole guide
-        return [PedidoRecurso(text("codGlosaGuia"), text("justificativaGuia"), **base)]
+        return [PedidoRecurso(text("codGlosaGuia"), text("justificativaGuia"),
+                              numero_guia_prestador=prestador, numero_guia_operadora=operadora, senha=senha)]
     pedidos = []
     for proc in procs:
         ptext = _text_of(proc)
         pedidos.append(PedidoRecurso(
-            ptext("codGlosaProc"), ptext("justificativaProc"), Decimal(ptext("valorRecursado")), **base,
+            ptext("codGlosaProc"), ptext("justificativaProc"), Decimal(ptext("valorRecursado")),
+            numero_guia_prestador=prestador, numero_guia_operadora=operadora, senha=senha,
             sequencial_item=int(ptext("sequencialItem")),
             data_realizacao=date.fromisoformat(ptext("dataRealizacao")),
             procedimento=_procedimento_de(required_child(proc, "procRecurso")),

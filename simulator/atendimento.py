@@ -78,7 +78,7 @@ class Atendimento:
 
     def requisicao_guardada(self, mensagem_id: int) -> etree._Element:
         """The ``*WS`` root of a stored request (to echo what it asked)."""
-        corpo = self.session.get(SimMensagem, mensagem_id).corpo
+        corpo = self.session.get_one(SimMensagem, mensagem_id).corpo
         return reader.read(corpo, max(len(corpo), 1)).root
 
 

@@ -102,10 +102,14 @@ def decisao(at: Atendimento, autorizacao: SimAutorizacao,
     elif status == answers.AUTORIZADO_PARCIALMENTE:
         itens = tuple(_negados(at.profile, solicitacao))
     autorizada = status in (answers.AUTORIZADO, answers.AUTORIZADO_PARCIALMENTE)
+    data_autorizacao = None
+    if autorizada:
+        if autorizacao.decidida_em is None:  # solicitacao_procedimento always sets it
+            raise ValueError(f"autorização {autorizacao.numero_guia_operadora} sem decidida_em")
+        data_autorizacao = data_local(autorizacao.decidida_em)
     return answers.DecisaoAutorizacao(
         status, numero_guia_operadora=autorizacao.numero_guia_operadora,
-        senha=autorizacao.senha if autorizada else None,
-        data_autorizacao=data_local(autorizacao.decidida_em) if autorizada else None,
+        senha=autorizacao.senha if autorizada else None, data_autorizacao=data_autorizacao,
         motivos=motivos, itens=itens, nome_beneficiario=nome_beneficiario(autorizacao.numero_carteira))
 
 
@@ -113,7 +117,7 @@ def _negados(profile: Profile, solicitacao: answers.SolicitacaoAutorizacao) -> l
     out = []
     for proc in solicitacao.procedimentos:
         status, motivo = profile.autorizacao.situacao(proc.procedimento.codigo)
-        if status == answers.NEGADO:
+        if status == answers.NEGADO and motivo is not None:  # a negado always has its motive
             out.append(answers.DecisaoItem(proc.sequencial, 0, motivos=(answers.Glosa(motivo),)))
     return out
 

@@ -30,10 +30,10 @@ from lxml import etree
 from sqlalchemy import select
 
 from gateway.message import responses
+from gateway.message.conta import GuiaConta, ItemLido, LoteConta, read_conta
 from simulator import answers, lifecycle, numeracao, rules
 from simulator.atendimento import A, Atendimento, data_local, data_ou_none, protocolo_nao_localizado
 from simulator.clock import horario_local
-from simulator.leitura import GuiaConta, ItemLido, LoteConta, ler_lote
 from simulator.models import (
     SimAutorizacao,
     SimCancelamento,
@@ -64,7 +64,7 @@ ZERO = Decimal("0.00")
 
 def lote_guias(at: Atendimento) -> etree._Element:
     profile = at.profile
-    conta = ler_lote(at.root)
+    conta = read_conta(at.root)
     if len(at.message.data) > profile.max_bytes:
         return at.erro(ARQUIVO_ACIMA_DO_TAMANHO, f"Arquivo de {len(at.message.data)} bytes excede o "
                        f"tamanho máximo de {profile.max_bytes} bytes.")
@@ -200,8 +200,8 @@ def _analisada(guia: SimGuia, lote: SimLote, odonto: bool) -> answers.GuiaAnalis
 
 def _item(item: SimItem, odonto: bool) -> answers.ItemAnalisado:
     sequencial = item.sequencial_item
-    glosado = item.codigo_glosa and item.valor_glosa
-    glosas = (answers.Glosa(item.codigo_glosa, item.valor_glosa),) if glosado else ()
+    codigo_glosa, valor_glosa = item.codigo_glosa, item.valor_glosa
+    glosas = (answers.Glosa(codigo_glosa, valor_glosa),) if codigo_glosa and valor_glosa else ()
     return answers.ItemAnalisado(
         answers.Procedimento(item.codigo_tabela, item.codigo_procedimento, item.descricao),
         item.valor_informado, quantidade=item.quantidade,

@@ -50,17 +50,25 @@ GLOSA_TOTAL = "total"
 CENTAVO = Decimal("0.01")
 
 
+# Read-only members (properties): the profile's classes are frozen dataclasses.
 class EtapaLike(Protocol):  # simulator.profile.Etapa
-    nome: str
-    status_tiss: int
-    apos_horas: float
+    @property
+    def nome(self) -> str: ...
+    @property
+    def status_tiss(self) -> int: ...
+    @property
+    def apos_horas(self) -> float: ...
 
 
 class GlosaConfigLike(Protocol):  # simulator.profile.GlosaConfig
-    taxa_parcial: float
-    taxa_total: float
-    codigos: tuple[str, ...]
-    fracao_parcial: float
+    @property
+    def taxa_parcial(self) -> float: ...
+    @property
+    def taxa_total(self) -> float: ...
+    @property
+    def codigos(self) -> tuple[str, ...]: ...
+    @property
+    def fracao_parcial(self) -> float: ...
 
 
 # --------------------------------------------------------------------------- protocol status

@@ -1,11 +1,12 @@
 """OperadoraSimulada: the pipeline object ``TissWsgi`` calls for one simulated operator.
 
 service matches the URL -> version accepted by the profile (5028) -> schema and hash with the
-profile's accepted variants -> signature when the profile requires it (5018-5022) -> login
-(loginSenhaPrestador: MD5 hex of the password) -> origem is that provider (1206/1203) -> destino is
-this operator (5027) -> replay? (same provider, tipoTransacao, sequencial and hash: the stored
-answer) -> the service (``simulator.servicos``) -> hash in the profile's variant -> signature when
-the profile signs its answers.
+profile's accepted variants (these as the gateway checks them: gateway.message.checks) ->
+signature when the profile requires it (5018-5022) -> login (loginSenhaPrestador: MD5 hex of the
+password) -> origem is that provider (1206/1203) -> destino is this operator (5027) -> replay?
+(same provider, tipoTransacao, sequencial and hash: the stored answer) -> the service
+(``simulator.servicos``) -> hash in the profile's variant -> signature when the profile signs its
+answers.
 
 Like the gateway: failures up to the destination check answer with a tissFaultWS; business
 failures (críticas, protocol not found, demonstrativo not available) with the response's own
@@ -18,22 +19,22 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lxml import etree
+from spyne import MethodContext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.message import hashing, reader, responses
-from gateway.message.cabecalho import CabecalhoFields
-from gateway.message.faults import Reply, TissFault, check_padrao, fault_for, fault_reply
+from gateway.message import hashing, responses
+from gateway.message.checks import Call, check_message
+from gateway.message.faults import Reply, TissFault, fault_reply
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SOAP11_NS, Service
-from gateway.message.validation import validate_message
-from gateway.soap.service import SERVICE_KEY, VERSION_KEY
+from gateway.soap.service import SERVICE_KEY, Environ, receive
 from simulator import servicos
 from simulator.clock import SimClock, horario_local
 from simulator.models import SimMensagem, SimTransacao
@@ -46,21 +47,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("tiss_simulator.operadora")
 
 
-@dataclass
-class Chamada(CabecalhoFields):
-    """One request on its way through the operator."""
+@dataclass(frozen=True, slots=True)
+class CheckedCall:
+    """A call that passed the operator's checks (the gateway's: gateway.delivery.checked.CheckedCall)."""
 
-    message: TissMessage
-    service: Service
-    endereco: str | None
-    prestador: PrestadorSimulado | None = None  # once logged in
-    hash_found: str = ""  # lower case, once the message validated
-
+    call: Call
+    prestador: PrestadorSimulado  # the authenticated provider, the one the origem names
+    hash_found: str  # lower case
 
     @property
-    def documento(self) -> str | None:
-        """The authenticated provider's CNPJ/CPF (the key of its transactions and data)."""
-        return self.prestador.documento if self.prestador is not None else None
+    def documento(self) -> str:
+        """The provider's CNPJ/CPF (the key of its transactions and data)."""
+        return self.prestador.documento
 
 
 class OperadoraSimulada:
@@ -82,62 +80,58 @@ class OperadoraSimulada:
         self.hash_policy = profile.hash_policy()
 
     # -- entry points (called by the SOAP layer) ------------------------------------------------
-    def handle(self, ctx: Any, service: Service, body: etree._Element) -> Reply:
-        environ = ctx.transport.req_env
-        ctx.udc.in_pipeline = True  # from here on this object stores what it refuses
-        message = reader.message_of(ctx.udc.raw, ctx.udc.tree, body, True)
-        call = Chamada(message, service, environ.get("REMOTE_ADDR"))
+    def handle(self, ctx: MethodContext, service: Service, body: etree._Element) -> Reply:
+        received = receive(ctx, service, body)
+        call = received.call
+        prestador: PrestadorSimulado | None = None  # once logged in: its refusals are stored with it
         try:
-            return self._handle(call, environ.get(SERVICE_KEY), environ.get(VERSION_KEY))
+            message = check_message(call, received.endpoint, registry=self.registry, policy=self.hash_policy,
+                                    refuse_version=self._refuse_version)
+            signer = self._check_signature(call.message) if self.profile.assinatura_exigida else None
+            prestador = self._sender(call, signer)
+            self._check_destino(call)
+            return self._transact(CheckedCall(call, prestador, message.hash_found.lower()))
         except TissFault as fault:
-            self._store_refused(call, fault)
+            self._store_refused(call, prestador, fault)
             raise
         except Exception:  # a bug: answer in TISS terms, and keep the request that caused it
             log.exception("%s: erro inesperado em %s", self.profile.key, service.name)
-            fault = TissFault("ErroInesperadoServidor", "Erro inesperado na operadora simulada.",
-                              client=False)
-            self._store_refused(call, fault, resultado="erro")
-            raise fault from None
+            bug = TissFault("ErroInesperadoServidor", "Erro inesperado na operadora simulada.",
+                            client=False)
+            self._store_refused(call, prestador, bug, resultado="erro")
+            raise bug from None
 
-    def refused_oversize(self, environ: dict, length: int) -> None:
+    def refused_oversize(self, environ: Environ, length: int) -> None:
         self._store_unread(environ, b"", "5002", client=True, tamanho=length)
 
-    def refused_unread(self, environ: dict, data: bytes, code: str, *, client: bool = True,
+    def refused_unread(self, environ: Environ, data: bytes, code: str, *, client: bool = True,
                        findings: Sequence[Finding] = ()) -> None:
         """A request the SOAP layer refused before this object could read it (malformed XML, no
         SOAP 1.1 envelope...): stored with its code (the findings' text is in the fault answer)."""
         self._store_unread(environ, data, code, client=client)
 
-    # -- the steps -------------------------------------------------------------------------------
-    def _handle(self, call: Chamada, endpoint_service: str | None, endpoint_version: str | None) -> Reply:
-        message, service = call.message, call.service
-        if endpoint_service and endpoint_service != service.name:
-            raise TissFault("SchemaInvalido", f"{message.kind} não é uma mensagem do serviço "
-                            f"{endpoint_service}.", code="5001")
-        self._check_version(message.version, endpoint_version)
-        report = validate_message(message, registry=self.registry, policy=self.hash_policy)
-        if not report.valid:
-            raise fault_for(report.findings)
-        call.hash_found = (report.hash.found or "").lower() if report.hash else ""
-        signer = self._check_signature(message) if self.profile.assinatura_exigida else None
-        call.prestador = self._login(call)
-        self._check_origem(call)
-        if signer is not None and signer.documento != call.prestador.documento:
+    # -- the checks: the message's as the gateway makes them (gateway.message.checks), then ours ----
+    def _refuse_version(self, version: str) -> str | None:
+        if version in self.profile.versoes and self.registry.get(version) is not None:
+            return None
+        return f"A operadora {self.profile.nome} não aceita a versão {version} " \
+               f"(aceitas: {', '.join(self.profile.versoes)})."
+
+    def _sender(self, call: Call, signer: Signer | None) -> PrestadorSimulado:
+        prestador = self._login(call)
+        self._check_origem(call, prestador)
+        if signer is not None and signer.documento != prestador.documento:
             # The chain is trusted, but the certificate is someone else's: not the sender's signature.
             dono = signer.documento or "sem CPF/CNPJ"
             raise TissFault("RemetenteInvalido", f"[5018] O certificado da assinatura ({dono}) não é do "
-                            f"prestador {call.prestador.documento}.", code="5018")
-        destino = call.field("destino")
+                            f"prestador {prestador.documento}.", code="5018")
+        return prestador
+
+    def _check_destino(self, call: Call) -> None:
+        destino = call.cabecalho.destino
         if destino != self.profile.registro_ans:
             raise TissFault("DestinatarioInvalido", f"Registro ANS {destino or '(não informado)'} não é "
                             f"o desta operadora ({self.profile.registro_ans}).", code="5027")
-        return self._transact(call)
-
-    def _check_version(self, version: str | None, endpoint_version: str | None) -> None:
-        check_padrao(version, endpoint_version)
-        if version not in self.profile.versoes or self.registry.get(version) is None:
-            raise TissFault("VersaoInvalida", f"A operadora {self.profile.nome} não aceita a versão "
-                            f"{version} (aceitas: {', '.join(self.profile.versoes)}).", code="5028")
 
     def _check_signature(self, message: TissMessage) -> Signer:
         from gateway.security import xmldsig  # loaded only by operators that check signatures
@@ -156,8 +150,8 @@ class OperadoraSimulada:
             fault = "SchemaInvalido" if exc.codigo == xmldsig.ASSINATURA_NAO_CONFERE else "RemetenteInvalido"
             raise TissFault(fault, f"[{exc.codigo}] {exc.mensagem}", code=exc.codigo) from None
 
-    def _login(self, call: Chamada) -> PrestadorSimulado:
-        login, senha = call.field("login"), call.field("senha")
+    def _login(self, call: Call) -> PrestadorSimulado:
+        login, senha = call.cabecalho.login, call.cabecalho.senha
         if not login or not senha:
             raise TissFault("LoginInvalido", "loginSenhaPrestador não informado.", code="5005")
         prestador = self.profile.prestador_por_login(login)
@@ -165,10 +159,10 @@ class OperadoraSimulada:
             raise TissFault("LoginInvalido", "Login ou senha inválidos.", code="5005")
         return prestador
 
-    def _check_origem(self, call: Chamada) -> None:
-        prestador = call.prestador
-        documento = call.field("cnpj") or call.field("cpf")
-        codigo = call.field("codigo")
+    @staticmethod
+    def _check_origem(call: Call, prestador: PrestadorSimulado) -> None:
+        documento = call.cabecalho.cnpj or call.cabecalho.cpf
+        codigo = call.cabecalho.codigo
         if documento:
             if documento != prestador.documento:
                 raise TissFault("RemetenteInvalido", f"CPF / CNPJ {documento} da origem não é o do "
@@ -182,53 +176,54 @@ class OperadoraSimulada:
                             code="5005")
 
     # -- storage and answer, one transaction -------------------------------------------------------
-    def _transact(self, call: Chamada) -> Reply:
+    def _transact(self, checked: CheckedCall) -> Reply:
         for _ in range(3):
             with self.sessions() as session:
-                earlier = self._earlier(session, call)
+                earlier = self._earlier(session, checked)
                 if earlier is not None:
-                    return self._repeat(call, earlier)
+                    return self._repeat(checked, earlier)
             try:
                 with self.sessions.begin() as session:
-                    return self._store_and_answer(session, call)
+                    return self._store_and_answer(session, checked)
             except IntegrityError:
                 continue  # a concurrent copy of this transaction (or a counter's first row) won
         raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
 
-    def _earlier(self, session: Session, call: Chamada) -> SimTransacao | None:
+    def _earlier(self, session: Session, checked: CheckedCall) -> SimTransacao | None:
+        cabecalho = checked.call.cabecalho
         return session.scalars(select(SimTransacao).where(
             SimTransacao.registro_ans == self.profile.registro_ans,
-            SimTransacao.prestador == call.documento,
-            SimTransacao.tipo_transacao == call.field("tipo"),
-            SimTransacao.sequencial_transacao == call.field("sequencial"))).one_or_none()
+            SimTransacao.prestador == checked.documento,
+            SimTransacao.tipo_transacao == cabecalho.tipo,
+            SimTransacao.sequencial_transacao == cabecalho.sequencial)).one_or_none()
 
-    def _repeat(self, call: Chamada, earlier: SimTransacao) -> Reply:
-        if earlier.hash == call.hash_found and earlier.resposta is not None:
+    def _repeat(self, checked: CheckedCall, earlier: SimTransacao) -> Reply:
+        if earlier.hash == checked.hash_found and earlier.resposta is not None:
             log.info("%s: transação repetida, mesma resposta: %s", self.profile.key,
                      earlier.sequencial_transacao)
-            return Reply(earlier.resposta.corpo, call.message.encoding)
-        raise TissFault("SchemaInvalido", f"sequencialTransacao {call.field('sequencial')} já usado "
-                        "por outra mensagem deste prestador.", code="5001")
+            return Reply(earlier.resposta.corpo, checked.call.message.encoding)
+        raise TissFault("SchemaInvalido", f"sequencialTransacao {checked.call.cabecalho.sequencial} já "
+                        "usado por outra mensagem deste prestador.", code="5001")
 
-    def _store_and_answer(self, session: Session, call: Chamada) -> Reply:
-        agora = self.clock.now()
-        request = self._mensagem(call, "entrada", call.message.data, "aceita", agora)
-        request.hash = call.hash_found or None
+    def _store_and_answer(self, session: Session, checked: CheckedCall) -> Reply:
+        call, agora = checked.call, self.clock.now()
+        request = self._mensagem(call, checked.prestador, "entrada", call.message.data, "aceita", agora)
+        request.hash = checked.hash_found or None
         session.add(request)
         session.flush()
-        transacao = SimTransacao(registro_ans=self.profile.registro_ans, prestador=call.documento,
-                                 tipo_transacao=call.field("tipo"),
-                                 sequencial_transacao=call.field("sequencial"), hash=call.hash_found,
+        transacao = SimTransacao(registro_ans=self.profile.registro_ans, prestador=checked.documento,
+                                 tipo_transacao=call.cabecalho.tipo,
+                                 sequencial_transacao=call.cabecalho.sequencial, hash=checked.hash_found,
                                  requisicao_id=request.id)
         session.add(transacao)
         session.flush()  # the unique key decides which concurrent copy proceeds
         reply_ctx = responses.reply_context(call.message.root, registro_ans=self.profile.registro_ans,
                                             sequencial=str(request.id), now=horario_local(agora))
         atendimento = servicos.Atendimento(session, self.profile, call.message, call.service, reply_ctx,
-                                           call.prestador, agora, self.seed, request.id)
+                                           checked.prestador, agora, self.seed, request.id)
         root = servicos.responder(atendimento)
         data = self.envelope(root, call.message.encoding)
-        response = self._mensagem(call, "saida", data, "resposta", agora)
+        response = self._mensagem(call, checked.prestador, "saida", data, "resposta", agora)
         response.resposta_de_id = request.id
         session.add(response)
         session.flush()
@@ -255,25 +250,28 @@ class OperadoraSimulada:
         return head.encode(encoding) + body + _ENVELOPE_CLOSE.encode(encoding)
 
     # -- audit -------------------------------------------------------------------------------------
-    def _mensagem(self, call: Chamada, direcao: str, data: bytes, resultado: str,
-                  agora: datetime) -> SimMensagem:
-        remetente = call.documento or call.field("cnpj") or call.field("cpf") or call.field("codigo")
+    def _mensagem(self, call: Call, prestador: PrestadorSimulado | None, direcao: str, data: bytes,
+                  resultado: str, agora: datetime) -> SimMensagem:
+        """``prestador``: the authenticated provider, once known (else the origem, as written)."""
+        cabecalho = call.cabecalho
+        remetente = (prestador.documento if prestador is not None else "") or cabecalho.remetente
         return SimMensagem(
             registro_ans=self.profile.registro_ans, direcao=direcao, servico=call.service.name,
-            versao=(call.message.version or "")[:8] or None, tipo_transacao=call.field("tipo")[:60] or None,
-            sequencial_transacao=call.field("sequencial")[:20] or None, tamanho=len(data), corpo=data,
+            versao=(call.message.version or "")[:8] or None, tipo_transacao=cabecalho.tipo[:60] or None,
+            sequencial_transacao=cabecalho.sequencial[:20] or None, tamanho=len(data), corpo=data,
             prestador=remetente[:20] or None, resultado=resultado, endereco=call.endereco, em=agora)
 
-    def _store_refused(self, call: Chamada, fault: TissFault, resultado: str = "recusada") -> None:
+    def _store_refused(self, call: Call, prestador: PrestadorSimulado | None, fault: TissFault,
+                       resultado: str = "recusada") -> None:
         agora = self.clock.now()
         try:
             with self.sessions.begin() as session:
-                request = self._mensagem(call, "entrada", call.message.data, resultado, agora)
+                request = self._mensagem(call, prestador, "entrada", call.message.data, resultado, agora)
                 request.codigo_erro = fault.code or fault.tiss_fault
                 session.add(request)
                 session.flush()
                 answer = fault_reply(fault).data
-                response = self._mensagem(call, "saida", answer, "resposta", agora)
+                response = self._mensagem(call, prestador, "saida", answer, "resposta", agora)
                 response.resposta_de_id = request.id
                 response.codigo_erro = fault.tiss_fault
                 session.add(response)
@@ -282,7 +280,7 @@ class OperadoraSimulada:
         log.info("%s recusou %s: %s %s", self.profile.key, call.service.name, fault.tiss_fault,
                  fault.faultstring)
 
-    def _store_unread(self, environ: dict, data: bytes, code: str, *, client: bool,
+    def _store_unread(self, environ: Environ, data: bytes, code: str, *, client: bool,
                       tamanho: int | None = None) -> None:
         try:
             with self.sessions.begin() as session:

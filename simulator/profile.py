@@ -1,10 +1,13 @@
 """Operator profiles: one TOML data file per simulated operator (``simulator/profiles/<key>.toml``).
 
-A profile says what an operator's manual says: limits, the críticas it raises (by naming rules of
-:mod:`simulator.rules`), its status flow mapped onto dm_statusProtocolo, the demonstrativos it
-issues, its glosas, and who may log in. TOML keys are the dataclass field names; loading is
-strict (unknown keys, wrong types, codes missing from Table 38, a flow out of order all stop the
-load with a :class:`ProfileError` naming the file and the key).
+A profile is the operator's own behaviour: its status flow mapped onto dm_statusProtocolo, the
+demonstrativos it issues, its glosas, timings, how its portal words a crítica, and who may log in.
+The rules of its manual (guide limit, guide types, required fields, partial sending, signature,
+and so the críticas it raises) are not in the TOML: they are :data:`adapters.rules.OPERADORAS`
+``[key]``, the data the gateway's adapters use too, and fill the fields marked ``manual``.
+TOML keys are the other dataclass field names; loading is strict (unknown keys, a manual's rule
+restated, wrong types, codes missing from Table 38, a flow out of order all stop the load with a
+:class:`ProfileError` naming the file and the key).
 """
 
 from __future__ import annotations
@@ -20,33 +23,42 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from adapters.rules import OPERADORAS, OperadoraRules
 from gateway.config import unknown_key
 from gateway.message import hashing
 from gateway.message.identificacao import cnpj_valido, cpf_valido, normaliza_documento
-from gateway.message.lote import GUIDE_KINDS
 from gateway.message.responses import codigos_glosa
 from gateway.message.tables import VERSIONS
+from simulator.lifecycle import (
+    ANALISADOS,
+    AUTORIZADO,
+    CANCELADO,
+    EM_ANALISE,
+    EM_ANALISE_SOLICITACAO,
+    ENCERRADO_SEM_PAGAMENTO,
+    LIBERADO_PARA_PAGAMENTO,
+    NAO_LOCALIZADO,
+    NEGADO,
+    PAGAMENTO_EFETUADO,
+    RECEBIDO,
+)
 
 PROFILE_KEYS: tuple[str, ...] = ("capitalprev", "pasa", "unimed", "cassems", "ipasgo")
-TIPOS_GUIA: tuple[str, ...] = tuple(tipo for tipo, _valor in GUIDE_KINDS.values())
 MiB = 1024 * 1024
+# The simulator's own rules, which every operator applies before its manual's (simulator.rules).
+REGRAS_PROPRIAS: tuple[str, ...] = ("prestador_conhecido",)
 
-# dm_statusProtocolo
-RECEBIDO, EM_ANALISE, LIBERADO, ENCERRADO_SEM_PAGAMENTO = 1, 2, 3, 4
-ANALISADO_AGUARDANDO, PAGAMENTO_EFETUADO, NAO_LOCALIZADO = 5, 6, 7
-ANALISADOS = frozenset({LIBERADO, ENCERRADO_SEM_PAGAMENTO, ANALISADO_AGUARDANDO, PAGAMENTO_EFETUADO})
 # Statuses an accepted lote never shows on its own: 4 is the total-glosa ending, 7 means no
 # protocol, 9 follows a cancelamento request, 10 a court order.
-_FORA_DO_FLUXO = frozenset({ENCERRADO_SEM_PAGAMENTO, NAO_LOCALIZADO, 9, 10})
+_FORA_DO_FLUXO = frozenset({ENCERRADO_SEM_PAGAMENTO, NAO_LOCALIZADO, CANCELADO, 10})
 # dm_tipoDemonstrativo
 PAGAMENTO, ANALISE_CONTA, PAGAMENTO_ODONTOLOGIA = 1, 2, 3
-# dm_statusSolicitacao codes the autorização rules produce
-AUTORIZADO, SOLICITACAO_EM_ANALISE, NEGADO = "1", "2", "3"
 
 _REGISTRO_ANS = re.compile(r"[0-9]{6}")
 _PROCEDIMENTO = re.compile(r"[0-9A-Za-z.\-]{1,10}")  # st_texto10 codigoProcedimento
-_CAMINHO = re.compile(r"[A-Za-z][\w-]*(/[A-Za-z][\w-]*)*")
 _FORMATO_CAMPOS = frozenset({"codigo", "descricao", "detalhe"})
+# Fields filled from the operator's manual rules (adapters.rules), never from the TOML.
+_MANUAL = {"toml": False, "manual": True}
 
 
 class ProfileError(ValueError):
@@ -112,7 +124,7 @@ class AutorizacaoConfig:
         if codigo_procedimento in self.negados:
             return NEGADO, self.negados[codigo_procedimento]
         if codigo_procedimento in self.em_analise:
-            return SOLICITACAO_EM_ANALISE, None
+            return EM_ANALISE_SOLICITACAO, None
         return AUTORIZADO, None
 
 
@@ -126,14 +138,14 @@ class Profile:
     versoes: tuple[str, ...]
     hash_variante: str  # gateway.message.hashing.VARIANTS name the responses are hashed with
     hash_aceito: tuple[str, ...]  # variants accepted on requests (declared is always accepted)
-    assinatura_exigida: bool
+    assinatura_exigida: bool = field(metadata=_MANUAL)
     assina_respostas: bool
-    max_guias_lote: int
-    max_bytes: int
-    um_tipo_de_guia_por_lote: bool
-    envio_parcial: bool  # guide-level críticas refuse only that guide (IPASGO)
-    tipos_guia: tuple[str, ...] = TIPOS_GUIA
-    regras: tuple[str, ...]  # names of simulator.rules.REGRAS
+    max_guias_lote: int = field(metadata=_MANUAL)  # the manual's limit, or the Padrão's 100
+    max_bytes: int  # what its web service reads (at least the manual's file limit)
+    um_tipo_de_guia_por_lote: bool = field(metadata=_MANUAL)
+    envio_parcial: bool = field(metadata=_MANUAL)  # guide-level críticas refuse only that guide (IPASGO)
+    tipos_guia: tuple[str, ...] = field(metadata=_MANUAL)
+    regras: tuple[str, ...] = field(metadata=_MANUAL)  # names of simulator.rules.REGRAS, in order
     formato_critica: str = "{codigo} - {descricao}: {detalhe}"  # how the portal words a crítica
     nome_protocolo: str = "Protocolo"
     protocolo_inicial: int = 1
@@ -147,7 +159,7 @@ class Profile:
     glosa: GlosaConfig
     elegibilidade: tuple[RegraCarteira, ...] = ()
     autorizacao: AutorizacaoConfig = field(default_factory=AutorizacaoConfig)
-    campos_obrigatorios: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    campos_obrigatorios: Mapping[str, tuple[str, ...]] = field(hash=False, metadata=_MANUAL)
     codigos_proprios: tuple[str, ...] = ()  # codes the operator itself has as contratado
     matriculas: tuple[str, ...] = ()  # professionals' codes at the operator (honorários)
     prestadores: tuple[PrestadorSimulado, ...]
@@ -195,11 +207,6 @@ class Profile:
         """Sim-hours from receipt to the payment date (the flow reaches 6)."""
         return self.status[-1].apos_horas
 
-    @property
-    def prazo_pagamento_horas(self) -> float:
-        """Sim-hours between "Liberado para pagamento" (3) and the payment (6)."""
-        return self.horas_pagamento - (self.horas_ate(LIBERADO) or 0.0)
-
 
 # --- loading -------------------------------------------------------------------------------------
 
@@ -221,11 +228,6 @@ def load_all() -> dict[str, Profile]:
     return profiles
 
 
-def by_registro(registro_ans: str) -> Profile | None:
-    """The shipped profile of the operator with this registro ANS, if any."""
-    return next((p for p in load_all().values() if p.registro_ans == registro_ans), None)
-
-
 def parse_profile(text: str, key: str, source: str | None = None) -> Profile:
     """Parse and validate one profile's TOML text (``key`` is the operator key, the file's stem)."""
     where = source or f"{key}.toml"
@@ -234,7 +236,7 @@ def parse_profile(text: str, key: str, source: str | None = None) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: TOML inválido: {exc}") from None
     try:
-        profile = _build(Profile, data, "", extra={"key": key})
+        profile = _build(Profile, data, "", extra={"key": key, **_do_manual(key, data)})
         _validate(profile)
     except _Invalid as exc:
         raise ProfileError(f"{where}: {exc}") from None
@@ -243,6 +245,32 @@ def parse_profile(text: str, key: str, source: str | None = None) -> Profile:
 
 class _Invalid(Exception):
     pass
+
+
+def _do_manual(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile's fields that are its operator's manual rules (adapters.rules), which the
+    TOML must not restate: a manual changes in one place."""
+    restated = [f.name for f in fields(Profile) if f.metadata.get("manual") and f.name in data]
+    if restated:
+        raise _Invalid(f"{restated[0]}: regra do manual da operadora, definida em adapters/rules.py "
+                       f"(OPERADORAS[{key!r}]); não a repita no perfil")
+    regras = _regras_do_manual(key)
+    return {
+        "max_guias_lote": regras.limite_guias,
+        "um_tipo_de_guia_por_lote": regras.um_tipo_de_guia_por_lote,
+        "envio_parcial": regras.envio_parcial,
+        "tipos_guia": regras.tipos_guia,
+        "campos_obrigatorios": dict(regras.campos_obrigatorios),
+        "assinatura_exigida": regras.exige_assinatura,
+        "regras": (*REGRAS_PROPRIAS, *(rule.name for rule in regras.rules)),
+    }
+
+
+def _regras_do_manual(key: str) -> OperadoraRules:
+    if key not in OPERADORAS:
+        raise _Invalid(f"operadora {key!r} sem regras em adapters/rules.py (OPERADORAS); "
+                       f"conhecidas: {', '.join(OPERADORAS)}")
+    return OPERADORAS[key]
 
 
 def _join(path: str, key: str) -> str:
@@ -287,7 +315,7 @@ def _convert(value: Any, hint: Any, path: str) -> Any:
             raise _Invalid(f"{path} deve ser uma tabela TOML")
         item = get_args(hint)[1]
         return {str(k): _convert(v, item, _join(path, str(k))) for k, v in value.items()}
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, path)
     return _scalar(value, hint, path)
 
@@ -336,32 +364,19 @@ def _check_transport(p: Profile) -> None:
                            f"conhecidas: {', '.join(hashing.VARIANTS)}")
     if not 1024 <= p.max_bytes <= 1024 * MiB:
         raise _Invalid(f"max_bytes deve estar entre 1024 e {1024 * MiB} (veio {p.max_bytes})")
+    limite = _regras_do_manual(p.key).max_bytes
+    if limite is not None and p.max_bytes < limite:
+        raise _Invalid(f"max_bytes {p.max_bytes} abaixo do tamanho máximo de arquivo do manual da operadora "
+                       f"({limite} bytes, adapters/rules.py): ela recusaria o que o gateway envia")
 
 
 def _check_lote(p: Profile) -> None:
     from simulator.rules import REGRAS  # rules import this module for typing only
 
-    if not 1 <= p.max_guias_lote <= 100:
-        raise _Invalid(f"max_guias_lote deve estar entre 1 e 100 (ctm_guiaLote; veio {p.max_guias_lote})")
-    for tipo in (*p.tipos_guia, *p.campos_obrigatorios):
-        if tipo not in TIPOS_GUIA:
-            raise _Invalid(f"tipo de guia desconhecido {tipo!r}; conhecidos: {', '.join(TIPOS_GUIA)}")
-    for tipo, caminhos in p.campos_obrigatorios.items():
-        for caminho in caminhos:
-            if not _CAMINHO.fullmatch(caminho):
-                raise _Invalid(f"campos_obrigatorios.{tipo}: caminho inválido {caminho!r} "
-                               "(nomes de elementos separados por /, relativos à guia)")
     for nome in p.regras:
         if nome not in REGRAS:
-            raise _Invalid(f"regras: regra desconhecida {nome!r}; conhecidas: {', '.join(REGRAS)}")
-    if p.um_tipo_de_guia_por_lote != ("um_tipo_de_guia" in p.regras):
-        raise _Invalid("um_tipo_de_guia_por_lote e a regra 'um_tipo_de_guia' em regras devem andar juntos")
-    if "guia_completa" in p.regras and not p.campos_obrigatorios:
-        raise _Invalid("a regra 'guia_completa' precisa de [campos_obrigatorios]")
-    if set(p.tipos_guia) != set(TIPOS_GUIA) and "tipo_de_guia_aceito" not in p.regras:
-        raise _Invalid("tipos_guia restringe os tipos de guia: inclua a regra 'tipo_de_guia_aceito'")
-    if "max_guias_lote" not in p.regras:
-        raise _Invalid("regras deve incluir 'max_guias_lote' (todo lote tem um máximo de guias)")
+            raise _Invalid(f"regras: a regra {nome!r} de adapters/rules.py não tem implementação em "
+                           f"simulator/rules.py; implementadas: {', '.join(REGRAS)}")
     if not set(_FORMATO_CAMPOS).issuperset(_placeholders(p.formato_critica)):
         raise _Invalid(f"formato_critica só pode usar {{codigo}}, {{descricao}} e {{detalhe}}: "
                        f"{p.formato_critica!r}")
@@ -398,7 +413,7 @@ def _check_flow(p: Profile) -> None:
     if first.apos_horas != 0 or first.status_tiss != RECEBIDO:
         raise _Invalid("status[0] deve ser o recebimento: status_tiss 1 com apos_horas 0")
     present = {e.status_tiss for e in p.status}
-    for needed in (EM_ANALISE, LIBERADO):
+    for needed in (EM_ANALISE, LIBERADO_PARA_PAGAMENTO):
         if needed not in present:
             raise _Invalid(f"status: o fluxo deve passar pelo status {needed}")
     if last.status_tiss != PAGAMENTO_EFETUADO:

@@ -1,22 +1,18 @@
-"""Operator rules that need code: the críticas a simulated operator raises on a lote de guias.
+"""The críticas a simulated operator raises on a lote de guias.
 
-Each rule is a function registered by name (:func:`regra`); a profile's ``regras`` list picks the
-ones its operator applies. :func:`check_lote` runs them on a schema-valid ``loteGuiasWS`` (or a
+The rules of the operators' manuals are defined once, in :mod:`adapters.rules` (the gateway's
+adapters check the same ones before sending), and a profile's ``regras`` are derived from them
+(:mod:`simulator.profile`). Here each rule is registered by name (:func:`regra`) with the Table
+38 codes it may emit, so loading a profile checks them against dm_tipoGlosa of each version the
+operator takes; :func:`check_lote` runs a profile's rules on a schema-valid ``loteGuiasWS`` (or a
 ``mensagemTISS`` with a loteGuias) and words every crítica the way the operator's portal does
-(``Profile.formato_critica``). Every code a rule may emit is declared with it, so loading a
-profile checks them against dm_tipoGlosa of each version the operator takes (all codes here are
-below 3169, present in 4.01.00 to 4.03.00).
+(``Profile.formato_critica``).
 
-Where each rule comes from (manuals in shared/seeds):
-- ``prestador_conhecido``: PASA's crítica "1206 CPF / CNPJ INVÁLIDO Detalhes: prestador não
-  localizado na operadora" on ``cabeçalho/origem/identificacaoPrestador/CNPJ``.
-- ``max_guias_lote``: PASA "máximo de 100 guias", CASSEMS "no máximo 50 autorizações".
-- ``um_tipo_de_guia``: Unimed/Amplimed sends one XML per guide type (consulta, SP/SADT).
-- ``tipo_de_guia_aceito``: CASSEMS' lotes are "Tipo Guia, sendo somente Odontológica".
-- ``executante_sadt``: Unimed, "campo 30 preenchido com o nome do médico executante [...] Caso
-  esteja como Unimed São José dos Campos [...] não fará o envio".
-- ``guia_completa``: CASSEMS, only guides with status "completo" (all asterisk fields) enter a lote.
-- ``honorarios_matricula``: IPASGO, honorários need "a matrícula de quem receberá o mesmo".
+Two checks need what only the operator knows, and are the simulator's own:
+- ``prestador_conhecido``: the sender is one of its providers (PASA's crítica "1206 CPF / CNPJ
+  INVÁLIDO Detalhes: prestador não localizado na operadora" on
+  ``cabeçalho/origem/identificacaoPrestador/CNPJ``);
+- in ``honorarios_matricula``, the receiver's matrícula is one it knows (IPASGO: 1203).
 """
 
 from __future__ import annotations
@@ -27,28 +23,36 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from gateway.message.findings import tabela38
-from gateway.message.lote import GUIDE_KINDS
-from gateway.message.services import ANS_NS
+from adapters.guias import Guia, ans_path, guias_do_lote, lote_guias, numero_do_lote
+from adapters.rules import (
+    EXECUTANTE_SADT,
+    GUIA_COMPLETA,
+    MATRICULA_HONORARIOS,
+    MAX_GUIAS_LOTE,
+    RECEBEDOR_HONORARIOS,
+    TIPO_DE_GUIA_ACEITO,
+    UM_TIPO_DE_GUIA,
+    OperadoraIdentity,
+    Violation,
+    check_executante_sadt,
+    check_guia_completa,
+    check_matricula_honorarios,
+    check_max_guias,
+    check_tipos_aceitos,
+    check_um_tipo,
+    matricula_recebedor,
+)
+from gateway.message.findings import REMETENTE_NAO_IDENTIFICADO, tabela38
 
 if TYPE_CHECKING:
     from simulator.profile import Profile
 
-NS = {"ans": ANS_NS}
-
-# Table 38 codes the rules use (descriptions are the ANS terms).
-REMETENTE_NAO_IDENTIFICADO = "5005"
+# Table 38 codes of the simulator's own checks (descriptions are the ANS terms).
 CODIGO_PRESTADOR_INVALIDO = "1203"
 CPF_CNPJ_INVALIDO = "1206"
-TIPO_DE_GUIA_INVALIDO = "1301"
-PRESTADOR_EXECUTANTE_NAO_INFORMADO = "1311"
-CAMPO_CONDICIONADO = "3111"
-GUIAS_ACIMA_DO_MAXIMO = "5015"
 # tabela38.json lacks a few descriptions; these are the ANS terms.
 _DESCRICOES = {CODIGO_PRESTADOR_INVALIDO: "CÓDIGO PRESTADOR INVÁLIDO"}
-
-NOMES_TIPO = {"consulta": "consulta", "sp-sadt": "SP/SADT", "odonto": "tratamento odontológico",
-              "honorarios": "honorários", "resumo-internacao": "resumo de internação"}
+_ORIGEM = "cabecalho/origem/identificacaoPrestador"
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,6 @@ class Critica:
     guia: str | None = None  # numeroGuiaPrestador it points at; None = the lote/file
     rejeita_lote: bool = True  # False: only that guide is refused (IPASGO partial sending)
     campo: str | None = None  # element path it points at, relative to the message root
-
-
-@dataclass(frozen=True)
-class Guia:
-    elemento: etree._Element
-    tipo: str  # consulta | sp-sadt | odonto | honorarios | resumo-internacao
-    numero: str  # numeroGuiaPrestador
 
 
 @dataclass(frozen=True)
@@ -122,43 +119,11 @@ def guias_recusadas(criticas: Iterable[Critica]) -> frozenset[str]:
     return frozenset(c.guia for c in criticas if not c.rejeita_lote and c.guia is not None)
 
 
-# --- reading ------------------------------------------------------------------------------------
-
-_LOTE_GUIAS = etree.XPath("ans:loteGuias | ans:prestadorParaOperadora/ans:loteGuias", namespaces=NS)
-_NUMERO_GUIA = etree.XPath(
-    "string((ans:cabecalhoGuia | ans:cabecalhoConsulta)/ans:numeroGuiaPrestador | ans:numeroGuiaPrestador)",
-    namespaces=NS)
-
-
 def ler_lote(root: etree._Element, version: str) -> Lote:
-    found = _LOTE_GUIAS(root)
-    if not found:
+    lote = lote_guias(root)
+    if lote is None:
         raise ValueError("a mensagem não tem loteGuias")
-    lote = found[0]
-    guias = lote.find("ans:guiasTISS", NS)
-    items = [] if guias is None else [g for g in guias if isinstance(g.tag, str)]
-    return Lote(root, version, (lote.findtext("ans:numeroLote", "", NS) or "").strip(),
-                tuple(Guia(g, _tipo(g), _NUMERO_GUIA(g).strip()) for g in items))
-
-
-def _tipo(guia: etree._Element) -> str:
-    name = etree.QName(guia).localname
-    return GUIDE_KINDS[name][0] if name in GUIDE_KINDS else name
-
-
-def _texto(element: etree._Element, path: str) -> str:
-    return "".join(element.xpath(f"{path}//text()", namespaces=NS)).strip()
-
-
-def _primeiro_filho(parent: etree._Element | None) -> etree._Element | None:
-    """The chosen element of a choice (ct_contratadoDados, ct_prestadorIdentificacao)."""
-    if parent is None:
-        return None
-    return next((e for e in parent if isinstance(e.tag, str)), None)
-
-
-def _ans(path: str) -> str:
-    return "/".join(f"ans:{step}" for step in path.split("/"))
+    return Lote(root, version, numero_do_lote(lote), tuple(guias_do_lote(lote)))
 
 
 def critica(profile: Profile, codigo: str, detalhe: str, guia: str | None = None,
@@ -169,13 +134,23 @@ def critica(profile: Profile, codigo: str, detalhe: str, guia: str | None = None
     return Critica(codigo, mensagem, guia, True, campo)
 
 
-# --- the rules ----------------------------------------------------------------------------------
+def _criticas(profile: Profile, violations: Iterable[Violation]) -> Iterator[Critica]:
+    """A manual's rule broken, worded by the operator's portal."""
+    for v in violations:
+        yield critica(profile, v.rule.code, v.detalhe, v.guia.numero if v.guia is not None else None, v.campo)
+
+
+def _identity(profile: Profile) -> OperadoraIdentity:
+    return OperadoraIdentity(profile.nome, profile.registro_ans, profile.cnpj, profile.codigos_proprios)
+
+
+# --- the operator's own --------------------------------------------------------------------------
 
 @regra("prestador_conhecido", REMETENTE_NAO_IDENTIFICADO, CPF_CNPJ_INVALIDO, CODIGO_PRESTADOR_INVALIDO)
 def prestador_conhecido(profile: Profile, lote: Lote) -> Iterator[Critica]:
     """The sender (cabecalho/origem) is a provider of the operator: by CNPJ/CPF (1206) or code (1203)."""
-    base = "cabecalho/origem/identificacaoPrestador"
-    element = _primeiro_filho(lote.root.find(_ans(base), NS))
+    origem = lote.root.find(ans_path(_ORIGEM))
+    element = next(origem.iterchildren(etree.Element), None) if origem is not None else None
     if element is None:
         yield critica(profile, REMETENTE_NAO_IDENTIFICADO, "cabeçalho sem a identificação do prestador",
                       campo="cabecalho/origem")
@@ -185,117 +160,57 @@ def prestador_conhecido(profile: Profile, lote: Lote) -> Iterator[Critica]:
     if name in ("CNPJ", "CPF"):
         if profile.prestador_por_documento(value) is None:
             yield critica(profile, CPF_CNPJ_INVALIDO, "prestador não localizado na operadora",
-                          campo=f"{base}/{name}")
+                          campo=f"{_ORIGEM}/{name}")
     elif profile.prestador_por_codigo(value) is None:
         yield critica(profile, CODIGO_PRESTADOR_INVALIDO,
-                      f"código {value!r} não localizado como prestador na operadora", campo=f"{base}/{name}")
+                      f"código {value!r} não localizado como prestador na operadora",
+                      campo=f"{_ORIGEM}/{name}")
 
 
-@regra("max_guias_lote", GUIAS_ACIMA_DO_MAXIMO)
+# --- the manuals' rules (adapters.rules) ---------------------------------------------------------
+
+@regra(MAX_GUIAS_LOTE.name, MAX_GUIAS_LOTE.code)
 def max_guias_lote(profile: Profile, lote: Lote) -> Iterator[Critica]:
-    total = len(lote.guias)
-    if total > profile.max_guias_lote:
-        yield critica(profile, GUIAS_ACIMA_DO_MAXIMO,
-                      f"o lote {lote.numero} tem {total} guias; o limite máximo permitido por lote é de "
-                      f"{profile.max_guias_lote} guias", campo="loteGuias/guiasTISS")
+    return _criticas(profile, check_max_guias(lote.numero, lote.guias, profile.max_guias_lote))
 
 
-@regra("um_tipo_de_guia", TIPO_DE_GUIA_INVALIDO)
+@regra(UM_TIPO_DE_GUIA.name, UM_TIPO_DE_GUIA.code)
 def um_tipo_de_guia(profile: Profile, lote: Lote) -> Iterator[Critica]:
-    """One guide type per lote. ctm_guiaLote already imposes it, so this catches a tree that
-    skipped validation; it is Unimed's explicit rule (one XML for consulta, one for SP/SADT)."""
-    tipos = list(dict.fromkeys(g.tipo for g in lote.guias))
-    if len(tipos) > 1:
-        nomes = " e ".join(NOMES_TIPO.get(t, t) for t in tipos)
-        yield critica(profile, TIPO_DE_GUIA_INVALIDO,
-                      f"o lote mistura guias de {nomes}; envie um arquivo XML para cada tipo de guia",
-                      campo="loteGuias/guiasTISS")
+    return _criticas(profile, check_um_tipo(lote.guias))
 
 
-@regra("tipo_de_guia_aceito", TIPO_DE_GUIA_INVALIDO)
+@regra(TIPO_DE_GUIA_ACEITO.name, TIPO_DE_GUIA_ACEITO.code)
 def tipo_de_guia_aceito(profile: Profile, lote: Lote) -> Iterator[Critica]:
-    recusados = list(dict.fromkeys(g.tipo for g in lote.guias if g.tipo not in profile.tipos_guia))
-    if recusados:
-        aceitos = ", ".join(NOMES_TIPO.get(t, t) for t in profile.tipos_guia)
-        yield critica(profile, TIPO_DE_GUIA_INVALIDO,
-                      f"guias de {', '.join(NOMES_TIPO.get(t, t) for t in recusados)} não são aceitas neste "
-                      f"canal; tipos aceitos: {aceitos}", campo="loteGuias/guiasTISS")
+    return _criticas(profile, check_tipos_aceitos(lote.guias, profile.tipos_guia))
 
 
-_EXECUTANTE_SADT = "dadosExecutante/contratadoExecutante"
-
-
-@regra("executante_sadt", PRESTADOR_EXECUTANTE_NAO_INFORMADO)
+@regra(EXECUTANTE_SADT.name, EXECUTANTE_SADT.code)
 def executante_sadt(profile: Profile, lote: Lote) -> Iterator[Critica]:
-    """Unimed, SP/SADT field 30 "Nome do Contratado" (executante; 29 is its code na operadora).
-
-    Since 4.00.00 the name left the XML (ct_contratadoDados keeps codigoPrestadorNaOperadora |
-    cpfContratado | cnpjContratado), so ``dadosExecutante/contratadoExecutante`` carries field
-    29/30: it must identify the executor, and not as the operator itself (its CNPJ or one of
-    its own codes, ``Profile.codigos_proprios``).
-    """
-    for guia in lote.guias:
-        if guia.tipo != "sp-sadt":
-            continue
-        ident = _primeiro_filho(guia.elemento.find(_ans(_EXECUTANTE_SADT), NS))
-        value = (ident.text or "").strip() if ident is not None else ""
-        if not value:
-            yield critica(profile, PRESTADOR_EXECUTANTE_NAO_INFORMADO,
-                          f"guia SP/SADT {guia.numero} sem o contratado executante (campo 30): informe o "
-                          "médico executante do procedimento", guia.numero, _EXECUTANTE_SADT)
-        elif _e_a_operadora(profile, etree.QName(ident).localname, value):
-            yield critica(profile, PRESTADOR_EXECUTANTE_NAO_INFORMADO,
-                          f"guia SP/SADT {guia.numero} com a própria operadora ({profile.nome}) como "
-                          "contratado executante (campo 30): informe o médico executante do procedimento",
-                          guia.numero, _EXECUTANTE_SADT)
+    return _criticas(profile, check_executante_sadt(lote.guias, _identity(profile)))
 
 
-def _e_a_operadora(profile: Profile, kind: str, value: str) -> bool:
-    if kind == "cnpjContratado":
-        return value == profile.cnpj
-    return kind == "codigoPrestadorNaOperadora" and value in {profile.registro_ans, *profile.codigos_proprios}
-
-
-@regra("guia_completa", CAMPO_CONDICIONADO)
+@regra(GUIA_COMPLETA.name, GUIA_COMPLETA.code)
 def guia_completa(profile: Profile, lote: Lote) -> Iterator[Critica]:
-    """CASSEMS: a guide enters a lote only when "completo": every ``campos_obrigatorios`` path of
-    its type is filled. A path ``a/b`` requires ``b`` in every ``a`` and at least one ``a``."""
-    for guia in lote.guias:
-        campos = profile.campos_obrigatorios.get(guia.tipo, ())
-        faltando = [c for c in campos if not _preenchido(guia.elemento, c)]
-        if faltando:
-            yield critica(profile, CAMPO_CONDICIONADO, f"guia {guia.numero} incompleta; preencha os "
-                          f"campos obrigatórios: {', '.join(faltando)}", guia.numero, faltando[0])
+    return _criticas(profile, check_guia_completa(lote.guias, profile.campos_obrigatorios))
 
 
-def _preenchido(guia: etree._Element, caminho: str) -> bool:
-    parent_path, _, leaf = caminho.rpartition("/")
-    parents = guia.xpath(_ans(parent_path), namespaces=NS) if parent_path else [guia]
-    return bool(parents) and all(_texto(p, f"ans:{leaf}") for p in parents)
-
-
-_RECEBEDOR_HONORARIOS = "dadosContratadoExecutante/codigonaOperadora"
-
-
-@regra("honorarios_matricula", PRESTADOR_EXECUTANTE_NAO_INFORMADO, CODIGO_PRESTADOR_INVALIDO)
+@regra(MATRICULA_HONORARIOS.name, MATRICULA_HONORARIOS.code, CODIGO_PRESTADOR_INVALIDO)
 def honorarios_matricula(profile: Profile, lote: Lote) -> Iterator[Critica]:
-    """IPASGO: honorários carry "a matrícula de quem receberá". In ctm_honorarioIndividualGuia who
-    receives is the contratado executante, ``dadosContratadoExecutante/codigonaOperadora`` (its
-    código na operadora, i.e. the IPASGO matrícula): it must be filled and known to the operator.
-    The guide alone is refused (IPASGO takes guides one by one)."""
+    """The receiver's matrícula is filled (the manual's rule) and known to the operator: a
+    provider's code there or a professional's (``Profile.matriculas``). The guide alone is
+    refused (IPASGO takes guides one by one)."""
     known = {p.codigo_na_operadora for p in profile.prestadores} | set(profile.matriculas)
     for guia in lote.guias:
         if guia.tipo != "honorarios":
             continue
-        matricula = _texto(guia.elemento, _ans(_RECEBEDOR_HONORARIOS))
-        if not matricula:
-            found = critica(profile, PRESTADOR_EXECUTANTE_NAO_INFORMADO, f"guia de honorários "
-                            f"{guia.numero} sem a matrícula de quem receberá os honorários",
-                            guia.numero, _RECEBEDOR_HONORARIOS)
+        sem_matricula = list(_criticas(profile, check_matricula_honorarios([guia])))
+        matricula = matricula_recebedor(guia)
+        if sem_matricula:
+            found = sem_matricula[0]
         elif matricula not in known:
             found = critica(profile, CODIGO_PRESTADOR_INVALIDO,
                             f"guia de honorários {guia.numero}: matrícula {matricula} de quem receberá os "
-                            "honorários não localizada", guia.numero, _RECEBEDOR_HONORARIOS)
+                            "honorários não localizada", guia.numero, RECEBEDOR_HONORARIOS)
         else:
             continue
         yield replace(found, rejeita_lote=False)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from gateway.soap import wsdl
@@ -55,7 +55,7 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False  # closing a listener ("down") must not wait for a slow request
     allow_reuse_address = True
-    max_body = 64 * 1024 * 1024  # chunked bodies are read up to this + 1 (the app refuses more)
+    max_body: int = 64 * 1024 * 1024  # chunked bodies are read up to this + 1 (the app refuses more)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can take seconds.
@@ -65,8 +65,16 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         self.setup_environ()
 
 
+class _ServerHandler(ServerHandler):
+    # Set by the request handler, read by close() to log the request: wsgiref's own attribute,
+    # which its stubs leave out.
+    request_handler: WSGIRequestHandler
+
+
 class _Handler(WSGIRequestHandler):
     server_version = "tiss-simulador/1"
+    server: ThreadingWSGIServer  # the server it is created by (Listener.open)
+    rfile: io.BufferedReader  # socket.makefile("rb") with the default buffering (rbufsize -1)
 
     def handle(self) -> None:
         """wsgiref's handle(), plus chunked request bodies decoded (wsgiref passes them raw)."""
@@ -78,7 +86,7 @@ class _Handler(WSGIRequestHandler):
         if not self.parse_request():
             return
         environ = self.get_environ()
-        stdin = self.rfile
+        stdin: IO[bytes] = self.rfile
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             try:
                 data = _read_chunked(self.rfile, self.server.max_body + 1)
@@ -88,9 +96,15 @@ class _Handler(WSGIRequestHandler):
             stdin = io.BytesIO(data)
             environ["CONTENT_LENGTH"] = str(len(data))
             environ.pop("HTTP_TRANSFER_ENCODING", None)
-        handler = ServerHandler(stdin, self.wfile, self.get_stderr(), environ, multithread=True)
+        app = self.server.get_app()
+        if app is None:  # Listener.open sets it before serving
+            raise RuntimeError("servidor WSGI sem aplicação")
+        # wfile is socketserver's _SocketWriter, a BufferedIOBase (the stubs want IO[bytes]; wsgiref's
+        # own handle() passes it too, and only write() and flush() are used)
+        handler = _ServerHandler(stdin, cast(IO[bytes], self.wfile), self.get_stderr(), environ,
+                                 multithread=True)
         handler.request_handler = self
-        handler.run(self.server.get_app())
+        handler.run(app)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # access_log() writes one line per request, with the fault applied
@@ -254,12 +268,19 @@ class Simulator:
             op.listener = Listener(op.key, app, host, port + index if port else 0, max_body=op.max_bytes)
             op.state.on_change = self._fault_changed(op)
 
+    @staticmethod
+    def _listener(op: SimulatedOperator) -> Listener:
+        """The operator's listener: __init__ gives every operator one."""
+        if op.listener is None:
+            raise RuntimeError(f"{op.key}: operadora sem listener")
+        return op.listener
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         try:
             self.admin.open()
             for op in self.operators.values():
-                op.listener.open()
+                self._listener(op).open()
         except StartupError:
             self.stop()
             raise
@@ -267,7 +288,7 @@ class Simulator:
     def stop(self) -> None:
         for op in self.operators.values():
             op.state.on_change = None  # a fault expiring now must not reopen a listener
-            op.listener.close()
+            self._listener(op).close()
         self.admin.close()
         if self.on_stop is not None:
             self.on_stop()
@@ -282,7 +303,7 @@ class Simulator:
         return f"http://{self.display_host}:{self.admin.port}"
 
     def operator_url(self, key: str) -> str:
-        return f"http://{self.display_host}:{self.operators[key].listener.port}"
+        return f"http://{self.display_host}:{self._listener(self.operators[key]).port}"
 
     def banner(self) -> str:
         """What is printed at start: the URLs an ERP developer copies."""
@@ -323,9 +344,10 @@ class Simulator:
 
     def operator_state(self, op: SimulatedOperator) -> dict[str, Any]:
         faults = op.state.snapshot()  # first: an expiry it notices reopens the listener
+        listener = self._listener(op)
         base = self.operator_url(op.key)
         return {"key": op.key, "registro_ans": op.registro_ans, "nome": op.nome, "url": base,
-                "port": op.listener.port, "versoes": list(op.versoes), "up": op.listener.is_open,
+                "port": listener.port, "versoes": list(op.versoes), "up": listener.is_open,
                 "wsdl": {v: f"{base}/tiss/{wsdl.version_path(v)}/<serviço>?wsdl" for v in op.versoes},
                 **faults}
 
@@ -342,14 +364,15 @@ class Simulator:
             if fault is not None:
                 log.warning("%s: falha %s", op.key, json.dumps(fault.to_dict()))
             with lock:
+                listener = self._listener(op)
                 current = op.state.current()
                 if current is not None and current.mode == "down":
-                    if op.listener.is_open:
-                        op.listener.close()
-                        log.warning("%s: fora do ar (porta %s fechada)", op.key, op.listener.port)
-                elif not op.listener.is_open:
-                    op.listener.open()
-                    log.warning("%s: de volta (porta %s)", op.key, op.listener.port)
+                    if listener.is_open:
+                        listener.close()
+                        log.warning("%s: fora do ar (porta %s fechada)", op.key, listener.port)
+                elif not listener.is_open:
+                    listener.open()
+                    log.warning("%s: de volta (porta %s)", op.key, listener.port)
 
         return changed
 

@@ -10,9 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.db_cmd import FAILED, OK, database_options, with_session
+from gateway.delivery.state import State  # no database import: cheap while the command line starts
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from gateway.delivery.status_names import StatusNames
+    from gateway.storage.models import Entrega
 
 NOT_FOUND = 1
 
@@ -22,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     entregas = subparsers.add_parser("entregas", help="entregas às operadoras (fila, mortas, reenvio)")
     commands = entregas.add_subparsers(dest="entregas_command", required=True)
     listing = commands.add_parser("list", parents=[options], help="lista as entregas")
-    listing.add_argument("--estado", choices=("pendente", "enviando", "entregue", "recusada", "morta"))
+    listing.add_argument("--estado", choices=[s.value for s in State])
     listing.add_argument("--operadora", metavar="REGISTRO_ANS")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
@@ -73,12 +77,30 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _entrega(e) -> dict[str, Any]:
+def _entrega(e: Entrega) -> dict[str, Any]:
     return {"id": e.id, "operadora": e.registro_ans, "servico": e.servico, "estado": e.estado,
             "parte": f"{e.parte}/{e.partes or '?'}", "lote": e.numero_lote, "tentativas": e.tentativas,
             "protocolo_operadora": e.numero_protocolo, "status": e.status,
-            "proxima": e.proxima_em.isoformat(timespec="seconds") if e.estado == "pendente" else None,
+            "proxima": e.proxima_em.isoformat(timespec="seconds") if e.estado == State.PENDENTE else None,
             "erro": (e.ultimo_erro or "")[:80] or None}
+
+
+def _status_names(args: argparse.Namespace) -> StatusNames:
+    """The operators' own status names (from the configured adapters), shown beside the TISS ones.
+    Read before the transaction opens (on SQLite it holds the write lock). None at all when the
+    configuration is invalid (the command then reports it) or an adapter does not load."""
+    from adapters.base import AdapterError
+    from gateway.config import ConfigError, load_config
+    from gateway.delivery.status_names import StatusNames
+    from gateway.message.schema_registry import SchemaRegistry
+
+    try:
+        return StatusNames.from_config(load_config(args.config), SchemaRegistry())
+    except ConfigError:
+        return StatusNames({})
+    except AdapterError as exc:
+        print(f"aviso: nomes de status das operadoras indisponíveis: {exc}", file=sys.stderr)
+        return StatusNames({})
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -117,6 +139,8 @@ def run_show(args: argparse.Namespace) -> int:
     from gateway.message.tables import STATUS_PROTOCOLO
     from gateway.storage.models import Entrega, Lote, Protocolo
 
+    names = _status_names(args)
+
     def action(session: Session) -> tuple[int, Any]:
         protocolo = session.scalars(select(Protocolo).where(Protocolo.numero == args.numero)).one_or_none()
         if protocolo is None:
@@ -124,15 +148,19 @@ def run_show(args: argparse.Namespace) -> int:
         lote = session.scalars(select(Lote).where(Lote.protocolo_id == protocolo.id)).one_or_none()
         partes = session.scalars(select(Entrega).where(Entrega.protocolo_id == protocolo.id)
                                  .order_by(Entrega.parte)).all()
-        data = {"numero": protocolo.numero, "tipo": protocolo.tipo, "operadora": protocolo.registro_ans,
-                "status": f"{protocolo.status} {STATUS_PROTOCOLO.get(protocolo.status, '')}",
-                "protocolo_operadora": protocolo.numero_operadora,
-                "lote": lote.numero_lote if lote else None, "guias": lote.quantidade_guias if lote else None,
-                "valor_informado": str(lote.valor_informado) if lote else None,
-                "historico": [f"{h.em.isoformat(timespec='seconds')} {h.status} "
-                              f"{STATUS_PROTOCOLO.get(h.status, '')} ({h.origem})"
-                              for h in protocolo.historico],
-                "entregas": [_entrega(e) for e in partes]}
+        registro = protocolo.registro_ans
+
+        def status(codigo: int) -> str:  # "3 Liberado para pagamento (PASA: Faturado)"
+            return f"{codigo} {STATUS_PROTOCOLO.get(codigo, '')}{names.suffix(registro, codigo)}"
+
+        data: dict[str, Any] = {
+            "numero": protocolo.numero, "tipo": protocolo.tipo, "operadora": registro,
+            "status": status(protocolo.status), "protocolo_operadora": protocolo.numero_operadora,
+            "lote": lote.numero_lote if lote else None, "guias": lote.quantidade_guias if lote else None,
+            "valor_informado": str(lote.valor_informado) if lote else None,
+            "historico": [f"{h.em.isoformat(timespec='seconds')} {status(h.status)} ({h.origem})"
+                          for h in protocolo.historico],
+            "entregas": [_entrega(e) for e in partes]}
         if args.json:
             return OK, data
         lines = [f"{k}: {v}" for k, v in data.items() if k not in ("historico", "entregas")]
@@ -149,15 +177,19 @@ def run_lotes(args: argparse.Namespace) -> int:
     from gateway.message.tables import STATUS_PROTOCOLO
     from gateway.storage.models import Lote, Prestador, Protocolo
 
+    names = _status_names(args)
+
     def action(session: Session) -> tuple[int, Any]:
         query = (select(Lote, Protocolo, Prestador).join(Protocolo, Lote.protocolo_id == Protocolo.id)
                  .join(Prestador, Lote.prestador_id == Prestador.id)
                  .order_by(Lote.id.desc()).limit(args.limit))
         if args.operadora:
             query = query.where(Lote.registro_ans == args.operadora)
+        suffix = names.suffix
         rows = [{"protocolo": p.numero, "lote": lote.numero_lote, "prestador": pr.login,
                  "operadora": lote.registro_ans, "tipo": lote.tipo_guia, "guias": lote.quantidade_guias,
-                 "valor": str(lote.valor_informado), "status": f"{p.status} {STATUS_PROTOCOLO[p.status]}",
+                 "valor": str(lote.valor_informado),
+                 "status": f"{p.status} {STATUS_PROTOCOLO[p.status]}{suffix(lote.registro_ans, p.status)}",
                  "recebido": lote.criado_em.isoformat(timespec="seconds")}
                 for lote, p, pr in session.execute(query)]
         return OK, rows

@@ -42,6 +42,7 @@ from gateway.console.web import (
     safe_next,
 )
 from gateway.delivery.outbox import retry_dead
+from gateway.delivery.status_names import StatusNames
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.tables import STATUS_PROTOCOLO
 from gateway.storage.auditoria import auditar
@@ -86,12 +87,15 @@ class BadRequest(Exception):
 
 class ConsoleApp:
     def __init__(self, config: Config, sessions: sessionmaker[Session], readers: sessionmaker[Session],
-                 registry: SchemaRegistry, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 registry: SchemaRegistry, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 status_names: StatusNames | None = None):
         self.config = config
         self.sessions = sessions
         self.readers = readers
         self.registry = registry
         self.clock = clock
+        # The operators' own status names, shown beside the TISS ones (from their adapters).
+        self.status_names = status_names or StatusNames.from_config(config, registry)
         self.static = StaticFiles(HERE / "static")
         self.cache = capa.MessageCache()
         # Built once per process; templates compile on first use and stay (no mtime checks).
@@ -102,7 +106,8 @@ class ConsoleApp:
                                 carteira=formatos.carteira, numero=formatos.numero,
                                 percentual=formatos.percentual, valor_exato=_valor_exato)
         self.env.globals.update(PREFIX=PREFIX, STATUS=STATUS_PROTOCOLO, operadora_nome=self.operadora_nome,
-                                status_luz=situacao.do_status, NAO_INFORMADO=formatos.NAO_INFORMADO)
+                                status_luz=situacao.do_status, NAO_INFORMADO=formatos.NAO_INFORMADO,
+                                status_na_operadora=self.status_names.label)
 
     # -- WSGI ------------------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:

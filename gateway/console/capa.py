@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TypeVar
 
@@ -27,9 +27,11 @@ from lxml import etree
 from gateway.console import stored
 from gateway.delivery.client import Answer
 from gateway.delivery.reading import read_answer
+from gateway.delivery.state import State
 from gateway.message.lote import read_lote
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
+from gateway.message.situacao import GuiaSituacao, read_situacao
 from gateway.message.tables import STATUS_ANALISADOS
 
 _NS = {"ans": ANS_NS}
@@ -119,10 +121,6 @@ def _status(text: str | None) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _required(*values: Decimal | None) -> bool:
-    return all(v is not None for v in values)
-
-
 def _glosas(guias: Iterable[etree._Element], valor_glosa: str, motivo: str | None,
             itens_glosados: Callable[[etree._Element], int]) -> tuple[dict[str, Decimal], int, int]:
     """The guides of one protocol: numeroGuiaPrestador -> glosa, how many guides have a glosa (a
@@ -150,21 +148,21 @@ def da_situacao(corpo: bytes | None, registry: SchemaRegistry) -> Analise | None
     reading = read_answer(Answer(200, corpo, ""), STATUS_SERVICE, registry)
     if reading.kind != "entregue" or reading.message is None:
         return None
-    detalhe = reading.message.root.find(f".//{_A}detalheLote")
-    if detalhe is None:
+    situacao = read_situacao(reading.message.root)
+    if situacao is None or situacao.status not in STATUS_ANALISADOS or situacao.valor_total is None:
         return None
-    status = _status(detalhe.findtext(f"{_A}statusProtocolo"))
-    total = detalhe.find(f"{_A}valorTotalLote")
-    processado, glosado, liberado = (_decimal(total, f"{_A}{n}")
-                                     for n in ("valorProcessado", "valorGlosa", "valorLiberado"))
-    if status not in STATUS_ANALISADOS or not _required(processado, glosado, liberado):
-        return None
-    glosas, com_glosa, itens = _glosas(
-        detalhe.iterfind(f"{_A}guiasTISS/*/{_A}guias"), f"{_A}vlInformadoGuia/{_A}valorGlosa",
-        f"{_A}glosaGuia",
-        _contar(f"{_A}procedimentosRealizados/{_A}procedimentoRealizado/{_A}glosasProcedimento"))
-    return Analise(_numero(detalhe), status, processado, glosado, liberado, com_glosa, itens, glosas,
+    valores = [(g, _glosa_da_guia(g)) for g in situacao.guias]
+    total = situacao.valor_total
+    return Analise(situacao.numero_protocolo, situacao.status, total.processado, total.glosa, total.liberado,
+                   guias_com_glosa=sum(1 for g, glosa in valores if glosa > 0 or g.glosas),
+                   itens_com_glosa=sum(g.itens_glosados for g in situacao.guias),
+                   glosa_por_guia={g.numero_guia_prestador: glosa for g, glosa in valores},
                    fonte="situação do protocolo")
+
+
+def _glosa_da_guia(guia: GuiaSituacao) -> Decimal:
+    """vlInformadoGuia/valorGlosa; zero when the operator gave no values for the guide."""
+    return (guia.valores.glosa if guia.valores is not None else None) or ZERO
 
 
 def dos_demonstrativos(corpo: bytes | None) -> dict[str, Analise]:
@@ -192,7 +190,7 @@ def _analise_conta(entrada: etree._Element, fonte: str) -> Analise | None:
     status = _status(entrada.findtext(f"{_A}situacaoProtocolo"))
     informado, processado, liberado, glosado = (_decimal(entrada, f"{_A}valor{n}Protocolo") for n in (
         "Informado", "Processado", "Liberado", "Glosa"))
-    if status not in STATUS_ANALISADOS or not _required(processado, liberado):
+    if status not in STATUS_ANALISADOS or processado is None or liberado is None:
         return None
     glosas, com_glosa, itens = _glosas(
         entrada.iterfind(f"{_A}relacaoGuias"), f"{_A}valorGlosaGuia", f"{_A}motivoGlosaGuia",
@@ -205,7 +203,7 @@ def _analise_odonto(entrada: etree._Element, fonte: str) -> Analise | None:
     totais = entrada.find(f"{_A}totaisPorProtocolo")
     informado, processado, glosado, liberado = (_decimal(totais, f"{_A}valorTotal{n}PorProtocolo") for n in (
         "Informado", "Processado", "Glosa", "Liberado"))
-    if not _required(processado, glosado, liberado):
+    if processado is None or glosado is None or liberado is None:
         return None
     glosas, com_glosa, itens = _glosas(
         entrada.iterfind(f"{_A}dadosPagamentoGuia"), f"{_A}valorTotalGlosaGuia", None, _itens_odonto_glosados)
@@ -228,10 +226,15 @@ def _somar(a: Analise | None, b: Analise) -> Analise:
     if a is None:
         return b
     return Analise(a.numero_protocolo, a.status, a.processado + b.processado,
-                   a.glosado + b.glosado if _required(a.glosado, b.glosado) else None,
+                   _add(a.glosado, b.glosado),
                    a.liberado + b.liberado, a.guias_com_glosa + b.guias_com_glosa,
                    a.itens_com_glosa + b.itens_com_glosa, {**a.glosa_por_guia, **b.glosa_por_guia},
-                   a.informado + b.informado if _required(a.informado, b.informado) else None, a.fonte)
+                   _add(a.informado, b.informado), a.fonte)
+
+
+def _add(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    """A sum only where both are known (an optional value missing from one part is unknown)."""
+    return a + b if a is not None and b is not None else None
 
 
 # --- the capa ------------------------------------------------------------------------------------
@@ -274,24 +277,24 @@ def montar(apresentado_: Apresentado | None, partes: Iterable[Parte], demonstrat
     """The capa: ``demonstrativos`` by operator protocol, ``situacoes`` by situação message id;
     ``valor_informado`` / ``quantidade_guias``: what the gateway recorded at acceptance, used only
     when the lote's message body is no longer stored (pruned)."""
-    base = dict(apresentado=apresentado_,
+    base = Capa(apresentado=apresentado_,
                 valor_informado=apresentado_.valor_informado if apresentado_ else valor_informado,
                 guias_apresentadas=len(apresentado_.guias) if apresentado_ else quantidade_guias,
                 itens_apresentados=apresentado_.itens if apresentado_ else None)
     analises = []
     for parte in partes:
-        found = demonstrativos.get(parte.numero_protocolo or "") if parte.estado == "entregue" else None
-        if found is None and parte.estado == "entregue" and parte.situacao_id is not None:
+        found = demonstrativos.get(parte.numero_protocolo or "") if parte.estado == State.ENTREGUE else None
+        if found is None and parte.estado == State.ENTREGUE and parte.situacao_id is not None:
             found = situacoes.get(parte.situacao_id)
         if found is None:
-            return Capa(**base)  # a part the operator has not analysed (or not received) yet
+            return base  # a part the operator has not analysed (or not received) yet
         analises.append(found)
     if not analises:
-        return Capa(**base)
-    glosados = [a.glosado for a in analises]
-    return Capa(**base,
+        return base
+    glosados = [a.glosado for a in analises if a.glosado is not None]
+    return replace(base,
                 valor_processado=sum((a.processado for a in analises), ZERO),
-                valor_glosado=sum(glosados, ZERO) if _required(*glosados) else None,  # type: ignore[arg-type]
+                valor_glosado=sum(glosados, ZERO) if len(glosados) == len(analises) else None,
                 valor_liberado=sum((a.liberado for a in analises), ZERO),
                 guias_com_glosa=sum(a.guias_com_glosa for a in analises),
                 itens_com_glosa=sum(a.itens_com_glosa for a in analises),

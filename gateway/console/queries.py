@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from gateway.console import situacao
 from gateway.console.formatos import BRASILIA, inicio_do_dia
+from gateway.delivery.state import NOT_SENT, State
 from gateway.message.tables import STATUS_ANALISADOS
 from gateway.storage.models import (
     Critica,
@@ -31,7 +32,6 @@ from gateway.storage.models import (
 )
 
 POR_PAGINA = 50
-ESTADOS_NAO_ENTREGUES = ("pendente", "enviando")
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,20 @@ class FiltroLotes:
     busca: str | None = None  # protocolo (gateway's or operator's), número do lote or da guia
 
 
-def _entrega_do_lote(*estados: str):
+def _entrega_do_lote(*estados: State):
     return exists().where(Entrega.lote_id == Lote.id, Entrega.estado.in_(estados))
 
 
 def _filtro_situacao(codigo: str):
     if codigo == situacao.RECUSADO:
-        return _entrega_do_lote("recusada")
+        return _entrega_do_lote(State.RECUSADA)
     if codigo == situacao.FALHA:
-        return and_(_entrega_do_lote("morta"), ~_entrega_do_lote("recusada"))
+        return and_(_entrega_do_lote(State.MORTA), ~_entrega_do_lote(State.RECUSADA))
     if codigo == situacao.ENVIO:
-        return and_(_entrega_do_lote(*ESTADOS_NAO_ENTREGUES), ~_entrega_do_lote("recusada", "morta"))
+        return and_(_entrega_do_lote(*NOT_SENT), ~_entrega_do_lote(State.RECUSADA, State.MORTA))
     status = int(codigo)
     return and_(func.coalesce(Protocolo.status, 1) == status,
-                ~_entrega_do_lote("recusada", "morta", *ESTADOS_NAO_ENTREGUES))
+                ~_entrega_do_lote(State.RECUSADA, State.MORTA, *NOT_SENT))
 
 
 def _busca(texto: str):
@@ -259,7 +259,7 @@ def entregas_mortas(session: Session, *, escopo_prestador: int | None, registro_
                     Prestador.nome.label("prestador_nome"))
              .select_from(Entrega).outerjoin(Protocolo, Entrega.protocolo_id == Protocolo.id)
              .join(Prestador, Entrega.prestador_id == Prestador.id)
-             .where(Entrega.estado == "morta").order_by(Entrega.id.desc()))
+             .where(Entrega.estado == State.MORTA).order_by(Entrega.id.desc()))
     if escopo_prestador is not None:
         query = query.where(Entrega.prestador_id == escopo_prestador)
     if registro_ans:
@@ -342,7 +342,7 @@ def partes_analisadas(session: Session, inicio: date, fim: date, *, escopo_prest
     """The parts of the period's newest ``limite`` lotes whose every part the operator analysed,
     with what may hold their analysis (the situação answer; demonstrativos go by protocol)."""
     pendente = exists().where(Entrega.lote_id == Lote.id, or_(
-        Entrega.estado != "entregue", Entrega.status.is_(None), Entrega.status.not_in(STATUS_ANALISADOS)))
+        Entrega.estado != State.ENTREGUE, Entrega.status.is_(None), Entrega.status.not_in(STATUS_ANALISADOS)))
     lotes = (select(Lote.id).where(Lote.criado_em >= inicio_do_dia(inicio),
                                    Lote.criado_em < inicio_do_dia(fim + timedelta(days=1)),
                                    exists().where(Entrega.lote_id == Lote.id), ~pendente)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.delivery.state import NOT_SENT, State
 from gateway.message.tables import STATUS_PROTOCOLO
 
 VERDE, AMARELA, LARANJA, VERMELHA, CINZA = "verde", "amarela", "laranja", "vermelha", "cinza"
@@ -29,6 +30,11 @@ class Luz:
     rotulo: str
     cor: str
 
+    @property
+    def status(self) -> int | None:
+        """The dm_statusProtocolo shown; None for what the deliveries are doing (RECUSADO, ...)."""
+        return int(self.codigo) if self.codigo.isdigit() else None
+
 
 def do_status(status: int | None) -> Luz:
     status = status or 1
@@ -38,10 +44,10 @@ def do_status(status: int | None) -> Luz:
 
 def do_lote(status: int | None, estados: Mapping[str, int]) -> Luz:
     """``estados``: how many of the lote's deliveries are in each entrega.estado."""
-    for codigo, estado in ((RECUSADO, "recusada"), (FALHA, "morta")):
+    for codigo, estado in ((RECUSADO, State.RECUSADA), (FALHA, State.MORTA)):
         if estados.get(estado):
             return Luz(codigo, ROTULOS[codigo], COR_DA_ENTREGA[codigo])
-    if estados.get("pendente") or estados.get("enviando"):
+    if any(estados.get(estado) for estado in NOT_SENT):
         return Luz(ENVIO, ROTULOS[ENVIO], CINZA)
     return do_status(status)
 

@@ -1,1 +1,2 @@
-"""Delivery to operators: the outbox, the workers, the operator client, protocol tracking."""
+"""Delivery to operators: the state of an entrega, the outbox, the workers, the operator client,
+protocol tracking."""

@@ -13,7 +13,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from gateway.message.services import ANS_NS
-from gateway.storage import inbound
+from gateway.storage import rows
 from gateway.storage.models import Entrega
 
 _A = f"{{{ANS_NS}}}"
@@ -26,7 +26,7 @@ def translate(session: Session, entrega: Entrega, root: etree._Element) -> str |
         protocolo = guia.find(f"{_A}numeroProtocolo")
         if protocolo is None or not (protocolo.text or "").strip():
             continue
-        found = inbound.protocolo_encaminhado(session, prestador_id=entrega.prestador_id,
+        found = rows.protocolo_encaminhado(session, prestador_id=entrega.prestador_id,
                                               registro_ans=entrega.registro_ans,
                                               numero=protocolo.text.strip())
         if found is None or not found.partes:
@@ -42,7 +42,7 @@ def translate(session: Session, entrega: Entrega, root: etree._Element) -> str |
     return None
 
 
-def _part_of(found: inbound.ProtocoloEncaminhado, guias: set[str]) -> inbound.ParteEncaminhada:
+def _part_of(found: rows.ProtocoloEncaminhado, guias: set[str]) -> rows.ParteEncaminhada:
     for parte in found.partes:
         if guias & set(parte.guias):
             return parte

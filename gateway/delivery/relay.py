@@ -3,7 +3,8 @@
 Elegibilidade, solicitação de procedimento, status de autorização, cancelamento de guia,
 demonstrativos and status de recurso de glosa need the operator's answer: the gateway asks the
 operator while the provider waits and gives back what the operator said. The pipeline
-(gateway.inbound.pipeline) runs its usual checks up to idempotency, then this module:
+(gateway.inbound) runs its usual checks, gateway.delivery.sync_relay the duplicate check, then
+this module:
 
 1. **plans** (a read-only session): the provider's numbers that mean nothing to the operator are
    translated: a gateway protocol becomes the operator's protocol(s) of its delivery — several for
@@ -26,13 +27,13 @@ operator while the provider waits and gives back what the operator said. The pip
    the encoding of the provider's request, and the whole checked against the schema of that
    version. The operator's own cabeçalho (its sequencialTransacao, date and time) is kept.
 
-The pipeline then stores, in one write transaction: the provider's request, every document sent,
-every raw operator answer and the answer given (Mensagem rows chained by ``resposta_de_id``:
-request <- sent <- operator's answer, request <- answer given), the Transacao (a repeat of the
-same sequencialTransacao gets the same bytes without asking the operator again), the críticas of
-an operator refusal and, for demonstrativos, one Demonstrativo row per protocol the operator's
-demonstrativo covers (or one without protocol). A demonstrativo is fetched whenever asked under a
-new sequencialTransacao (the operator may have revised it) and every copy is kept.
+gateway.delivery.sync_relay then stores, in one write transaction: the provider's request, every
+document sent, every raw operator answer and the answer given (Mensagem rows chained by
+``resposta_de_id``: request <- sent <- operator's answer, request <- answer given), the Transacao
+(a repeat of the same sequencialTransacao gets the same bytes without asking the operator again),
+the críticas of an operator refusal and, for demonstrativos, one Demonstrativo row per protocol the
+operator's demonstrativo covers (or one without protocol). A demonstrativo is fetched whenever
+asked under a new sequencialTransacao (the operator may have revised it) and every copy is kept.
 
 Failures: an operator not configured or without endpoint, unreachable, timing out, answering with
 a server error or with something that is not a valid answer is ErroInesperadoServidor (HTTP 500:
@@ -71,7 +72,7 @@ from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS, SOAP11_NS, Service
 from gateway.message.tables import PROGRESS
 from gateway.message.validation import schema_findings
-from gateway.storage import inbound
+from gateway.storage import rows
 
 if TYPE_CHECKING:
     from adapters.base import Adapter
@@ -232,7 +233,7 @@ class Proxy:
         roots = [_standalone(t.reading.message.root) for t in result.trocas]
         numeros = {(e.text or "").strip() for r in roots for e in r.iter(*_PROTOCOLO_TAGS)} - {""}
         with self.readers() as session:
-            conhecidos = inbound.protocolos_da_operadora(session, sorted(numeros), prestador_id=prestador_id,
+            conhecidos = rows.protocolos_da_operadora(session, sorted(numeros), prestador_id=prestador_id,
                                                          registro_ans=operadora.registro_ans)
         for indice, answer in enumerate(roots):
             result.demonstrativos.extend(_demonstrativos(indice, answer, conhecidos))
@@ -276,16 +277,16 @@ class _Tradutor:
         self.versao = versao
 
     def _protocolo(self, *, numero: str | None = None,
-                   numero_lote: str | None = None) -> inbound.ProtocoloEncaminhado | None:
+                   numero_lote: str | None = None) -> rows.ProtocoloEncaminhado | None:
         """The gateway protocol, if the number is one, checked to be at the operator."""
-        found = inbound.protocolo_encaminhado(self.session, prestador_id=self.prestador_id,
+        found = rows.protocolo_encaminhado(self.session, prestador_id=self.prestador_id,
                                               registro_ans=self.operadora.registro_ans, numero=numero,
                                               numero_lote=numero_lote)
         if found is None or not found.partes:
             return None  # not the gateway's, or kept by the gateway only: the operator decides
         recusada = found.recusada
         if recusada is not None:
-            codigo, texto = inbound.critica_de(self.session, recusada.resposta_id or recusada.envio_id) \
+            codigo, texto = rows.critica_de(self.session, recusada.resposta_id or recusada.envio_id) \
                 or (None, "recusado")
             if codigo not in responses.codigos_glosa(self.versao):
                 codigo = CRITICA_PADRAO
@@ -399,7 +400,7 @@ def _standalone(root: etree._Element) -> etree._Element:
     return out
 
 
-def _traduzir(root: etree._Element, conhecidos: dict[str, inbound.ProtocoloDaOperadora]) -> None:
+def _traduzir(root: etree._Element, conhecidos: dict[str, rows.ProtocoloDaOperadora]) -> None:
     """The operator's protocol numbers -> the gateway's; a lote part's numeroLote -> the
     provider's numeroLote."""
     partes = {c.numero_lote_parte: c.numero_lote for c in conhecidos.values()
@@ -436,7 +437,7 @@ _TIPO_DEMONSTRATIVO = {"demonstrativoAnaliseConta": "2", "demonstrativoPagamento
 
 
 def _demonstrativos(indice: int, root: etree._Element,
-                    conhecidos: dict[str, inbound.ProtocoloDaOperadora]) -> list[DemonstrativoObtido]:
+                    conhecidos: dict[str, rows.ProtocoloDaOperadora]) -> list[DemonstrativoObtido]:
     """One row per protocol a demonstrativo of the operator's answer covers (or one without)."""
     body = root.find(f"{_A}demonstrativoRetorno")
     if body is None:

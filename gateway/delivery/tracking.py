@@ -6,27 +6,32 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from lxml import etree
 from sqlalchemy import and_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from adapters.base import Adapter
+from gateway.config import EntregaSettings
 from gateway.delivery import outbox
-from gateway.delivery.client import TransportError
+from gateway.delivery.breaker import CircuitBreaker
+from gateway.delivery.client import OperatorClient, TransportError
 from gateway.delivery.reading import read_answer
+from gateway.delivery.state import State
+from gateway.delivery.status_names import StatusNames
 from gateway.message import reader
+from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
+from gateway.message.situacao import read_situacao
 from gateway.message.tables import FINAL_STATUS, PROGRESS
 from gateway.observability import metrics
 from gateway.observability.logs import request_context, request_id_var
-from gateway.storage import inbound
+from gateway.storage import rows
 from gateway.storage.models import Entrega, Protocolo
 from gateway.storage.protocolos import set_status
-
-if TYPE_CHECKING:
-    from gateway.delivery.worker import Worker
 
 log = logging.getLogger("tiss_gateway.tracking")
 _A = f"{{{ANS_NS}}}"
@@ -36,15 +41,35 @@ _CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
                "codigoPrestadorNaOperadora": "codigoPrestadorNaOperadora"}
 
 
+def start(entrega: Entrega, settings: EntregaSettings, now: datetime) -> None:
+    """A lote just delivered: "Recebido" until the operator says otherwise, first asked soon."""
+    entrega.status, entrega.status_em = 1, now
+    entrega.proxima_consulta_em = now + timedelta(seconds=outbox.next_status_query(settings, 0))
+
+
+@dataclass(frozen=True)
+class TrackerContext:
+    """What the tracker shares with the worker that runs it (built by the worker)."""
+
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime]
+    settings: EntregaSettings
+    breaker: CircuitBreaker  # the worker's: an operator failing deliveries is not asked either
+    client: Callable[[str], OperatorClient]  # registro ANS -> the operator's client
+    registry: SchemaRegistry
+    adapters: Mapping[str, Adapter]  # registro ANS -> the operator's adapter
+
+
 class Tracker:
-    def __init__(self, worker: Worker, batch: int = 8):
-        self.worker = worker
+    def __init__(self, context: TrackerContext, batch: int = 8):
+        self.context = context
         self.batch = batch
+        self.names = StatusNames(context.adapters)
 
     def run_once(self) -> int:
-        now = self.worker.clock()
-        lease = timedelta(seconds=self.worker.settings.reserva_s)
-        with self.worker.sessions.begin() as session:
+        now = self.context.clock()
+        lease = timedelta(seconds=self.context.settings.reserva_s)
+        with self.context.sessions.begin() as session:
             ids = self._claim(session, now, lease)
         for entrega_id in ids:
             self.poll(entrega_id)
@@ -54,8 +79,8 @@ class Tracker:
         """Due protocols; pushing ``proxima_consulta_em`` ahead by the lease is the claim. How late
         each is against its schedule goes to the poll-lag metric."""
         query = (select(Entrega.id, Entrega.registro_ans, Entrega.proxima_consulta_em).where(and_(
-            Entrega.estado == "entregue", Entrega.proxima_consulta_em <= now,
-            Entrega.registro_ans.not_in(self.worker.breaker.blocked() or {""})))
+            Entrega.estado == State.ENTREGUE, Entrega.proxima_consulta_em <= now,
+            Entrega.registro_ans.not_in(self.context.breaker.blocked() or {""})))
             .order_by(Entrega.proxima_consulta_em).limit(self.batch))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -74,25 +99,25 @@ class Tracker:
             self._poll(entrega_id)
 
     def _poll(self, entrega_id: int) -> None:
-        worker = self.worker
-        with worker.sessions() as session:
+        context = self.context
+        with context.sessions() as session:
             entrega = session.get_one(Entrega, entrega_id)
             request_id_var.set(entrega.request_id)
             registro = entrega.registro_ans
             request = self._request(entrega)
-        if not worker.breaker.allows(registro):
+        if not context.breaker.allows(registro):
             metrics.status_poll(registro, "adiada")
             return self._schedule(entrega_id, None, None)
         try:
-            answer = worker.client(registro).call(STATUS_SERVICE.name, request)
+            answer = context.client(registro).call(STATUS_SERVICE.name, request)
         except TransportError as exc:
-            worker.breaker.failure(registro)
+            context.breaker.failure(registro)
             metrics.status_poll(registro, "falha")
             log.warning("consulta de situação da entrega %s falhou: %s", entrega_id, exc,
                         extra={"entrega_id": entrega_id, "operadora": registro})
             return self._schedule(entrega_id, None, None)
-        reading = read_answer(answer, STATUS_SERVICE, worker.registry)
-        (worker.breaker.failure if reading.kind == "repetir" else worker.breaker.success)(registro)
+        reading = read_answer(answer, STATUS_SERVICE, context.registry)
+        (context.breaker.failure if reading.kind == "repetir" else context.breaker.success)(registro)
         metrics.status_poll(registro, _POLL_OUTCOME.get(reading.kind, reading.kind))
         status = _status_of(reading.message.root) if reading.kind == "entregue" and reading.message else None
         log.debug("consulta de situação da entrega %s: %s", entrega_id, reading.kind,
@@ -114,23 +139,24 @@ class Tracker:
         etree.SubElement(root, f"{_A}hash")
         data = etree.tostring(root, encoding=part.encoding, xml_declaration=True)
         sequencial = str(entrega.id * 1000 + entrega.consultas % 1000)
-        adapter = self.worker.adapters[entrega.registro_ans]
+        adapter = self.context.adapters[entrega.registro_ans]
         envios = adapter.preparar(reader.read(data), sequenciais=lambda _n: [sequencial],
-                                  agora=self.worker.clock())
+                                  agora=self.context.clock())
         return envios[0].corpo
 
     def _schedule(self, entrega_id: int, status: int | None, exchange: tuple[bytes, bytes] | None) -> None:
-        worker, now = self.worker, self.worker.clock()
-        with worker.sessions.begin() as session:
+        context, now = self.context, self.context.clock()
+        with context.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
             entrega.consultas += 1
             if exchange is not None:
-                sent = inbound.add_mensagem(session, _row(entrega, "saida", exchange[0]))
+                sent = rows.add_mensagem(session, _row(entrega, "saida", exchange[0]))
                 answer = _row(entrega, "entrada", exchange[1], sent)
-                entrega.situacao_id = inbound.add_mensagem(session, answer)
+                entrega.situacao_id = rows.add_mensagem(session, answer)
             if status is not None:
                 if status != entrega.status:
-                    log.info("entrega %s: situação %s -> %s", entrega.id, entrega.status, status,
+                    log.info("entrega %s: situação %s -> %s", entrega.id, entrega.status,
+                             self.names.describe(entrega.registro_ans, status),
                              extra={"entrega_id": entrega.id, "operadora": entrega.registro_ans,
                                     "status": status})
                 entrega.status, entrega.status_em = status, now
@@ -138,7 +164,7 @@ class Tracker:
             if entrega.status in FINAL_STATUS:
                 entrega.proxima_consulta_em = None  # the operator will not change it any more
             else:
-                delay = outbox.next_status_query(worker.settings, entrega.consultas)
+                delay = outbox.next_status_query(context.settings, entrega.consultas)
                 entrega.proxima_consulta_em = now + timedelta(seconds=delay)
 
     @staticmethod
@@ -161,8 +187,9 @@ class Tracker:
 
 
 def _status_of(root: etree._Element) -> int | None:
-    text = root.findtext(f".//{_A}detalheLote/{_A}statusProtocolo")
-    return int(text) if text and text.strip().isdigit() else None
+    """The operator's statusProtocolo in its (validated) situacaoProtocoloWS; None if it has none."""
+    situacao = read_situacao(root)
+    return situacao.status if situacao is not None else None
 
 
 def _prestador(cabecalho: etree._Element) -> tuple[str, str]:

@@ -12,23 +12,24 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import Adapter
 from gateway.config import Config
-from gateway.delivery import appeals, outbox, tracking
+from gateway.delivery import appeals, outbox, state, tracking
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import OperatorClient, OperatorClients, TransportError
 from gateway.delivery.reading import Reading, read_answer
+from gateway.delivery.state import State
 from gateway.message import reader
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.observability import metrics
 from gateway.observability.logs import request_context, request_id_var
-from gateway.storage import inbound
+from gateway.storage import rows
 from gateway.storage.models import Entrega, Mensagem, Protocolo
 
 log = logging.getLogger("tiss_gateway.delivery")
@@ -62,7 +63,9 @@ class Worker:
         self.breaker = CircuitBreaker(self.settings.circuito_falhas, self.settings.circuito_pausa_s,
                                       on_change=metrics.circuit)
         self.clients = clients or OperatorClients(config)
-        self.tracker = tracking.Tracker(self)
+        self.tracker = tracking.Tracker(tracking.TrackerContext(
+            sessions=sessions, clock=clock, settings=self.settings, breaker=self.breaker,
+            client=self.clients.client, registry=registry, adapters=adapters))
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
@@ -104,7 +107,7 @@ class Worker:
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
             request_id_var.set(entrega.request_id)
-            if entrega.reservada_por != self.name[:100] or entrega.estado != "enviando":
+            if not state.held_by(entrega, self.name) or entrega.estado != State.ENVIANDO:
                 return  # another worker took it over (our lease expired)
             if entrega.corpo is None and not self._prepare(session, entrega):
                 return
@@ -134,7 +137,7 @@ class Worker:
         if entrega.servico == "tissRecursoGlosa":
             waiting = appeals.translate(session, entrega, message.root)
             if waiting:  # the appealed lote is not at the operator yet: ask again later
-                outbox.postpone(session, entrega, now, self.settings.espera_max_s / 10, waiting)
+                state.postponed(entrega, now, self.settings.espera_max_s / 10, waiting)
                 return False
         parts: list[Entrega] = [entrega]
 
@@ -143,8 +146,7 @@ class Worker:
                 extra = Entrega(registro_ans=entrega.registro_ans, servico=entrega.servico,
                                 prestador_id=entrega.prestador_id, mensagem_id=entrega.mensagem_id,
                                 protocolo_id=entrega.protocolo_id, lote_id=entrega.lote_id,
-                                parte=len(parts) + 1, estado="pendente", proxima_em=now,
-                                request_id=entrega.request_id)
+                                parte=len(parts) + 1, request_id=entrega.request_id, **state.queued(now))
                 session.add(extra)
                 parts.append(extra)
             session.flush()
@@ -155,8 +157,7 @@ class Worker:
         except Exception as exc:  # a message the adapter cannot convert: a person must look at it
             log.exception("entrega %s: preparação falhou", entrega.id, extra=_fields(entrega))
             metrics.delivery(entrega.registro_ans, "recusada")
-            entrega.estado, entrega.ultimo_erro = "recusada", f"preparação falhou: {exc}"[:4000]
-            entrega.reservada_ate = entrega.reservada_por = None
+            state.refused(entrega, f"preparação falhou: {exc}", attempted=False)
             return False
         for part, envio in zip(parts, envios, strict=True):
             part.corpo, part.sequencial, part.numero_lote = envio.corpo, envio.sequencial, envio.numero_lote
@@ -167,42 +168,38 @@ class Worker:
     def _release(self, entrega_id: int, motivo: str) -> None:
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
-            outbox.postpone(session, entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
+            state.postponed(entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
 
     def _record(self, entrega_id: int, body: bytes | None, reading: Reading) -> str:
-        """Store the attempt; returns its outcome for the metrics (entregue, recusada, falha, morta)."""
+        """Store the attempt; returns its outcome for the metrics (entregue, recusada, falha, morta,
+        perdida: labels, not states)."""
         now = self.clock()
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
-            if entrega.reservada_por != self.name[:100]:
+            if not state.held_by(entrega, self.name):
                 return "perdida"  # lease lost meanwhile: the other worker's answer stands
             if entrega.envio_id is None:
                 sent = self._mensagem(entrega, "saida", entrega.corpo)
-                entrega.envio_id = inbound.add_mensagem(session, sent)
+                entrega.envio_id = rows.add_mensagem(session, sent)
             if body is not None:
-                answer_id = inbound.add_mensagem(session, self._mensagem(entrega, "entrada", body,
+                answer_id = rows.add_mensagem(session, self._mensagem(entrega, "entrada", body,
                                                                          reading, entrega.envio_id))
                 entrega.resposta_id = answer_id
             if reading.kind == "repetir":
-                outbox.failed(session, entrega, reading.motivo, self.settings, now)
+                state.failed(entrega, reading.motivo, self.settings, now)
                 log.warning("entrega %s (%s) falhou, tentativa %s: %s", entrega.id, entrega.registro_ans,
                             entrega.tentativas, reading.motivo, extra=_fields(entrega))
-                return "morta" if entrega.estado == "morta" else "falha"
-            entrega.reservada_ate = entrega.reservada_por = None
-            entrega.tentativas += 1
+                return "morta" if entrega.estado == State.MORTA else "falha"
             if reading.kind == "recusada":
-                entrega.estado, entrega.ultimo_erro = "recusada", reading.motivo
-                inbound.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
+                state.refused(entrega, reading.motivo)
+                rows.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
                                      lote_id=entrega.lote_id)
                 log.info("entrega %s recusada pela operadora: %s", entrega.id, reading.motivo,
                          extra=_fields(entrega))
                 return "recusada"
-            entrega.estado, entrega.entregue_em = "entregue", now
-            entrega.numero_protocolo = reading.numero_protocolo
+            state.delivered(entrega, now, reading.numero_protocolo)
             if entrega.servico == "tissLoteGuias":
-                entrega.status, entrega.status_em = 1, now
-                entrega.proxima_consulta_em = now + timedelta(
-                    seconds=outbox.next_status_query(self.settings, 0))
+                tracking.start(entrega, self.settings, now)
             self._single_part_protocol(session, entrega)
             log.info("entrega %s entregue: protocolo da operadora %s", entrega.id, entrega.numero_protocolo,
                      extra=_fields(entrega))

@@ -1,1 +1,2 @@
-"""The gateway's own answers to TISS web-service requests (acting for the destination operator)."""
+"""The gateway's inbound side: every TISS request a provider posts is checked, stored and answered
+(acting for the destination operator) or relayed to it (gateway.delivery.sync_relay)."""

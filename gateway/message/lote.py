@@ -59,7 +59,7 @@ def read_lote(root: etree._Element) -> LoteLido:
 
 
 def _guia(element: etree._Element, kind: str) -> GuiaLida:
-    campos = _CAMPOS[kind](element).split(_SEP) if kind in _CAMPOS else ()
+    campos: list[str] = _CAMPOS[kind](element).split(_SEP) if kind in _CAMPOS else []
     if len(campos) == 4:
         numero, operadora, carteira, valor = campos
     else:

@@ -169,7 +169,7 @@ class SchemaRegistry:
             self._sets = None
 
     def _bundled(self) -> dict[str, SchemaSet]:
-        found = {}
+        found: dict[str, SchemaSet] = {}
         for version, entry in shipped.manifest()["versions"].items():
             if entry.get("bundled_by") != "tiss":
                 continue
@@ -180,7 +180,7 @@ class SchemaRegistry:
         return found
 
     def _imported(self) -> dict[str, SchemaSet]:
-        found = {}
+        found: dict[str, SchemaSet] = {}
         if not self.imported_dir.is_dir():
             return found
         for record_path in sorted(self.imported_dir.glob(f"*/{IMPORT_RECORD}")):

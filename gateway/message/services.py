@@ -18,12 +18,6 @@ class Service:
     response: str
     request_part: str  # WSDL message part names, kept name for name
     response_part: str
-    definitions: str = ""  # the WSDL's own name where it differs from the service's (one does)
-
-    def wsdl_namespace(self, version: str) -> str:
-        """Each WSDL's own namespace: .../tipos/<definitions-lowercase>/v40300."""
-        name = (self.definitions or self.name).lower()
-        return f"http://www.ans.gov.br/tiss/ws/tipos/{name}/v{version.replace('.', '')}"
 
 
 SERVICES: tuple[Service, ...] = (
@@ -52,8 +46,7 @@ SERVICES: tuple[Service, ...] = (
             "protocoloRecebimentoRecursoWS", "recursoGlosa", "reciboRecursoGlosa"),
     Service("tissSolicitacaoStatusRecursoGlosa", "tissSolicitacaoStatusProtocoloRecurso_Operation",
             "solicitacaoStatusRecursoGlosaWS", "situacaoProtocoloRecursoWS",
-            "solicitacaoStatusProtocoloRecurso", "situacaoProtocoloRecurso",
-            definitions="tissSolicitacaoStatusProtocoloRecurso"),
+            "solicitacaoStatusProtocoloRecurso", "situacaoProtocoloRecurso"),
     Service("tissComunicacaoBeneficiario", "tissComunicacaoBeneficiario_Operation",
             "comunicacaoBeneficiarioWS", "reciboComunicacaoWS",
             "comunicacaoBeneficiario", "reciboComunicacao"),

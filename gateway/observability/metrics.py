@@ -59,7 +59,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from gateway.storage.models import Entrega
+from gateway.storage.models import ENTREGA_TABLE
 
 log = logging.getLogger("tiss_gateway.metrics")
 
@@ -210,7 +210,7 @@ def exposition(*registries: CollectorRegistry) -> tuple[bytes, str]:
 
 # -- read at scrape time --------------------------------------------------------------------------
 
-_E = Entrega.__table__  # type: ignore[attr-defined]
+_E = ENTREGA_TABLE
 QUEUE_ESTADOS = ("pendente", "enviando", "morta")
 _QUEUE = (select(_E.c.registro_ans, _E.c.estado, func.count(), func.min(_E.c.criada_em))
           .where(_E.c.estado.in_(QUEUE_ESTADOS)).group_by(_E.c.registro_ans, _E.c.estado))

@@ -39,6 +39,7 @@ from typing import TypeVar
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import (
     CanonicalizationMethod,
@@ -139,6 +140,8 @@ def sign(root: etree._Element, key_pem: bytes, chain_pem: list[bytes]) -> etree.
     key = serialization.load_pem_private_key(key_pem, password=None)
     if not chain or chain[0].public_key() != key.public_key():
         raise ValueError("a chave privada não corresponde ao primeiro certificado da cadeia")
+    if not isinstance(key, rsa.RSAPrivateKey):  # signxml would fail on it too (TypeError), later
+        raise TypeError(f"a assinatura é RSA-SHA256: chave privada {type(key).__name__} não serve")
     signer = _Signer(method=_ENVELOPED, signature_algorithm=SignatureMethod.RSA_SHA256,
                      digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=_EXC_C14N)
     signed = signer.sign(_standalone(root), key=key, cert=chain)
@@ -303,7 +306,11 @@ def _check_revocation(path: list[x509.Certificate], revoked_serials: Collection[
 def _check_signature(root: etree._Element, leaf: x509.Certificate, now: datetime) -> None:
     """The cryptographic check, by signxml, of ``root`` as its own document."""
     document = _standalone(root)
-    _last_element(document).tag = DS_SIGNATURE
+    signature = _last_element(document)
+    if signature is None:  # not so: verify() found the signature as root's last element
+        raise SignatureError(ASSINATURA_NAO_CONFERE,
+                             f"Mensagem {etree.QName(root).localname} sem assinatura digital.")
+    signature.tag = DS_SIGNATURE
     config = SignatureConfiguration(location="./", expect_references=1, verification_time=now)
     try:
         XMLVerifier().verify(document, x509_cert=leaf, parser=_parser(), expect_config=config)

@@ -7,24 +7,25 @@ URLs: ``POST /tiss/v4_03_00/tissLoteGuias`` (version fixed by the path) or ``/ti
 
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from spyne import Fault
 from spyne.server.wsgi import WsgiApplication
 
 from gateway.message import responses
 from gateway.message.faults import TissFault
+from gateway.message.findings import Finding
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.soap import wsdl
-from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, spyne_application
+from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, Receiver, spyne_application
 
 StartResponse = Callable[..., object]
 log = logging.getLogger("tiss_gateway.soap")
 
 
 class TissWsgi:
-    def __init__(self, pipeline: object, registry: SchemaRegistry, *, max_bytes: int,
+    def __init__(self, pipeline: Receiver, registry: SchemaRegistry, *, max_bytes: int,
                  fault_http_status: int = 400, public_base_url: str | None = None,
                  console: Callable[[dict, StartResponse], Iterable[bytes]] | None = None):
         self.pipeline = pipeline
@@ -97,7 +98,7 @@ class TissWsgi:
         if udc is None or getattr(udc, "in_pipeline", False):
             return
         error = ctx.in_error or ctx.out_error
-        found = ()
+        found: Sequence[Finding] = ()
         if isinstance(error, TissFault):
             code, client, found = error.code or error.tiss_fault, error.client, error.findings
         else:

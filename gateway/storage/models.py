@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -403,3 +405,19 @@ class SessaoConsole(Base):
     endereco: Mapped[str | None] = mapped_column(String(45))
 
     usuario: Mapped[Usuario] = relationship()
+
+
+# The Core tables of the models, for the Core statements of the request path and the commands.
+# A declarative class with a __tablename__ has a Table; DeclarativeBase declares ``__table__`` only
+# as a FromClause (no insert/update/delete, no name), hence the cast, made once here.
+PRESTADOR_TABLE = cast(Table, Prestador.__table__)
+MENSAGEM_TABLE = cast(Table, Mensagem.__table__)
+TRANSACAO_TABLE = cast(Table, Transacao.__table__)
+PROTOCOLO_TABLE = cast(Table, Protocolo.__table__)
+PROTOCOLO_STATUS_TABLE = cast(Table, ProtocoloStatus.__table__)
+LOTE_TABLE = cast(Table, Lote.__table__)
+GUIA_TABLE = cast(Table, Guia.__table__)
+CRITICA_TABLE = cast(Table, Critica.__table__)
+AUDITORIA_TABLE = cast(Table, Auditoria.__table__)
+ENTREGA_TABLE = cast(Table, Entrega.__table__)
+DEMONSTRATIVO_TABLE = cast(Table, Demonstrativo.__table__)

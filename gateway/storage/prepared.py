@@ -14,14 +14,15 @@ engines pre-ping at checkout, which finds a dead connection anyway).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any]
 Db = Session | Connection  # what the request-path functions take: a Session or its Connection
@@ -35,7 +36,7 @@ def connection_of(db: Db) -> Connection:
 class _Compiled:
     sql: str
     positional: tuple[str, ...] | None  # bind names in order (qmark drivers), None: by name
-    construct: Callable[[Mapping[str, Any]], dict[str, Any]]
+    construct: Callable[[Mapping[str, Any]], MutableMapping[str, Any]]
     processors: dict[str, Processor]
     defaults: tuple[tuple[str, Callable[[], Any]], ...]  # Python-side defaults not given
     results: list[tuple[int, Processor]] | None = None  # (column, processor): set at the first result
@@ -71,7 +72,9 @@ class Prepared:
         return compiled
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
+        # A Core statement compiles with the dialect's statement compiler, an SQLCompiler: its
+        # attributes read below are not on the declared return type (Compiled).
+        compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect, column_keys=self.columns))
         defaults = []
         prefetch = ((compiled.insert_prefetch, "default"), (compiled.update_prefetch, "onupdate"))
         for columns, attribute in prefetch:
@@ -80,13 +83,17 @@ class Prepared:
                 if default is None or not (default.is_callable or default.is_scalar):
                     raise ValueError(f"coluna {column} tem um default que este módulo não calcula")
                 defaults.append((column.key, _default_function(default)))
-        processors = {}
+        processors: dict[str, Processor] = {}
         for name, bind in compiled.binds.items():
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 processors[compiled.escaped_bind_names.get(name, name)] = process
-        positional = tuple(compiled.positiontup) if dialect.positional else None
-        construct = compiled.construct_params
+        positional: tuple[str, ...] | None = None
+        if dialect.positional:
+            if compiled.positiontup is None:  # set by every positional compilation
+                raise ValueError(f"compilação posicional sem a ordem dos parâmetros: {compiled.string}")
+            positional = tuple(compiled.positiontup)
+        construct: Callable[[Mapping[str, Any]], MutableMapping[str, Any]] = compiled.construct_params
         if self.columns is not None and set(compiled.binds) == {*self.columns, *(n for n, _f in defaults)}:
             construct = dict  # an insert of exactly the given columns: the row is the parameters
         return _Compiled(compiled.string, positional, construct, processors, tuple(defaults))

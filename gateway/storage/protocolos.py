@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from gateway.message.tables import RECEBIDO, STATUS_PROTOCOLO
 from gateway.storage.models import (
+    PROTOCOLO_STATUS_TABLE,
+    PROTOCOLO_TABLE,
     TIPOS_PROTOCOLO,
     Protocolo,
     ProtocoloStatus,
@@ -34,7 +36,7 @@ def numero_for(protocolo_id: int) -> str:
     return f"{protocolo_id:0{NUMERO_DIGITS}d}"
 
 
-_TABLE, _HISTORICO_TABLE = Protocolo.__table__, ProtocoloStatus.__table__  # type: ignore[attr-defined]
+_TABLE, _HISTORICO_TABLE = PROTOCOLO_TABLE, PROTOCOLO_STATUS_TABLE
 _INSERT = _TABLE.insert().returning(_TABLE.c.id)
 _NUMERO = _TABLE.update().where(_TABLE.c.id == bindparam("protocolo_id")).values(numero=bindparam("numero"))
 _HISTORICO = _HISTORICO_TABLE.insert()

@@ -34,15 +34,16 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, Result, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import AUDITORIA_DIAS_MIN, RetencaoSettings
 from gateway.storage.auditoria import auditar
-from gateway.storage.models import Auditoria, Demonstrativo, Entrega, Mensagem
+from gateway.storage.models import AUDITORIA_TABLE, DEMONSTRATIVO_TABLE, ENTREGA_TABLE, MENSAGEM_TABLE
 
-_M, _E, _D, _A = (m.__table__ for m in (Mensagem, Entrega, Demonstrativo, Auditoria))  # type: ignore[attr-defined]
+_M, _E, _D, _A = MENSAGEM_TABLE, ENTREGA_TABLE, DEMONSTRATIVO_TABLE, AUDITORIA_TABLE
 FINISHED = ("entregue", "recusada")  # deliveries whose request is not read again
 
 # A message that is the request of an unfinished delivery (correlated to the mensagem row).
@@ -105,8 +106,9 @@ def _mensagens(sessions: sessionmaker[Session], report: PruneReport, batch: int,
             chosen = [(id_, size) for id_, size in rows if id_ not in kept]
             if chosen and not report.dry_run:
                 # The condition again: a delivery scheduled or retried meanwhile keeps its request.
-                done = session.execute(update(_M).where(_M.c.id.in_([i for i, _s in chosen]), ~_PENDING)
-                                       .values(corpo=b"", corpo_removido_em=moment)).rowcount
+                ids = [i for i, _s in chosen]
+                done = _rowcount(session.execute(update(_M).where(_M.c.id.in_(ids), ~_PENDING)
+                                                 .values(corpo=b"", corpo_removido_em=moment)))
                 if done != len(chosen):
                     chosen = [(i, s) for i, s in chosen if i in _emptied(session, [i for i, _s in chosen])]
             report.mensagens += len(chosen)
@@ -155,7 +157,13 @@ def _auditoria(sessions: sessionmaker[Session], report: PruneReport, batch: int)
     while True:
         with sessions.begin() as session:
             chunk = select(_A.c.id).where(old).order_by(_A.c.id).limit(batch).scalar_subquery()
-            deleted = session.execute(delete(_A).where(_A.c.id.in_(chunk))).rowcount
+            deleted = _rowcount(session.execute(delete(_A).where(_A.c.id.in_(chunk))))
         report.auditoria += deleted
         if deleted < batch:
             return
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE or DELETE: Session.execute declares a Result, and runs DML into a
+    CursorResult (which has the rowcount)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -92,7 +92,7 @@ class LockingConnection(sqlite3.Connection):
             self._holding = True
 
     def _give_back(self) -> None:
-        if self._holding:
+        if self._holding and self._write_lock is not None:  # holding: begin_write took the lock
             self._holding = False
             self._write_lock.release()
 

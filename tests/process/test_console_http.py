@@ -360,6 +360,27 @@ def test_the_lotes_list_filters_and_searches(users: Stack, worker: WorkerProcess
         assert "Traceback" not in response.text
 
 
+
+def test_the_operators_own_status_name_follows_the_tiss_light(users: Stack, worker: WorkerProcess) -> None:
+    """Wherever a protocol's status shows (list, lote page, capa), the operator's own name for it
+    (its adapter's STATUS) follows the TISS light, which is unchanged."""
+    _numero, protocolo = users.send_lote("pasa", 1)
+    wait_until(lambda: users.delivered(protocolo), what="entrega")
+    ident = lote_id(users, protocolo)
+    client = console(users, "operador.teste")
+    proprio = "(PASA: Enviado para a Operadora)"  # PASA's name of 1 Recebido (the clock is frozen)
+    (row,) = doc(client.get(f"/lotes?q={protocolo}")).xpath("//tr[@data-lote-id]")
+    assert row.xpath("string(.//*[@data-situacao]/@data-situacao)") == "1"
+    assert row.xpath("string(.//*[@data-situacao])") == "Recebido"
+    assert row.xpath("string(.//*[@data-status-operadora])") == proprio
+    page = doc(client.get(f"/lotes/{ident}"))
+    assert page.xpath('string(//*[@id="resumo-lote"]//*[@data-situacao])') == "Recebido"
+    assert page.xpath('string(//*[@id="resumo-lote"]//*[@data-status-operadora])') == proprio
+    assert page.xpath('string(//section[@id="entregas"]//*[@data-status-operadora])') == proprio
+    assert page.xpath('string(//section[@id="historico"]//*[@data-status-operadora])') == proprio
+    capa = doc(client.get(f"/lotes/{ident}/capa"))
+    assert capa.xpath('string(//*[@class="capa-situacao"]//*[@data-status-operadora])') == proprio
+
 def test_bad_requests_never_crash_the_console(users: Stack) -> None:
     client = console(users, "operador.teste")
     for path, status in (("/lotes/abc", 404), ("/lotes/99999999999999999999", 404),

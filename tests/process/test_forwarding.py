@@ -188,6 +188,11 @@ def test_protocolo_show_and_lote_list(stack: Stack, worker: WorkerProcess) -> No
     assert _cli(stack, "protocolo", "show", "999999999999").returncode == 1
     listed = json.loads(_cli(stack, "lote", "list", "--operadora", OPERADORAS["cassems"][0], "--json").stdout)
     assert any((row["lote"], row["protocolo"], row["guias"]) == (numero, protocolo, 60) for row in listed)
+    # The operator's own name of the status follows the TISS one (CASSEMS calls 1 Recebido "Lote enviado").
+    assert data["status"] == "1 Recebido (CASSEMS: Lote enviado)"
+    assert "status: 1 Recebido (CASSEMS: Lote enviado)" in text.splitlines()
+    (row,) = [row for row in listed if row["protocolo"] == protocolo]
+    assert row["status"] == "1 Recebido (CASSEMS: Lote enviado)"
 
 
 def test_sigusr1_prints_every_thread_of_the_worker_and_the_simulator(stack: Stack,

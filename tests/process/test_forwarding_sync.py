@@ -23,8 +23,8 @@ from gateway.delivery import relay as proxy
 from gateway.message import hashing, reader, responses
 from gateway.message.services import ANS_NS, DSIG_NS, SERVICE_BY_NAME
 from gateway.message.validation import validate, validate_message
-from gateway.storage.inbound import ProtocoloDaOperadora
 from gateway.storage.models import Demonstrativo, Entrega, Mensagem, Protocolo, Transacao
+from gateway.storage.rows import ProtocoloDaOperadora
 from simulator import answers
 from simulator.clock import horario_local
 from simulator.models import SimCancelamento, SimGuia, SimLote

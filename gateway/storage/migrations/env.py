@@ -6,6 +6,7 @@ command line with ``-x`` or an ini file).
 """
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from gateway.storage.db import make_engine
 from gateway.storage.models import Base
@@ -14,7 +15,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _configure(connection) -> None:
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -37,7 +38,10 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: sem conexão em config.attributes e sem sqlalchemy.url")
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             _configure(connection)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 
 from gateway.config import EntregaSettings
-from gateway.delivery import outbox
+from gateway.delivery import outbox, state
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import declared_encoding, soap_envelope
 from gateway.storage.db import session_factory
@@ -59,7 +59,7 @@ def test_backoff_doubles_with_jitter_up_to_the_ceiling() -> None:
     settings = EntregaSettings(espera_inicial_s=2, espera_max_s=60)
     rng = random.Random(7)
     for tentativas, ceiling in [(1, 2), (2, 4), (3, 8), (5, 32), (6, 60), (30, 60)]:
-        delays = [outbox.retry_delay(settings, tentativas, rng) for _ in range(200)]
+        delays = [state.retry_delay(settings, tentativas, rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays), (tentativas, min(delays), max(delays))
         assert max(delays) - min(delays) > ceiling / 4  # jitter spreads the retries
 
@@ -142,7 +142,7 @@ def test_failures_back_off_then_dead_letter_and_retry_brings_them_back(db_engine
             moment = NOW + timedelta(hours=attempt)
             assert outbox.claim(session, "w", limit=1, lease=30, now=moment) == [entrega_id]
             entrega = session.get_one(Entrega, entrega_id)
-            outbox.failed(session, entrega, f"falha {attempt}", settings, NOW + timedelta(hours=attempt))
+            state.failed(entrega, f"falha {attempt}", settings, NOW + timedelta(hours=attempt))
     with sessions() as session:
         entrega = session.get_one(Entrega, entrega_id)
         assert (entrega.estado, entrega.tentativas, entrega.ultimo_erro) == ("morta", 3, "falha 3")

@@ -11,8 +11,8 @@ from lxml import etree
 
 from gateway.message import hashing, reader, validation
 from gateway.message import responses as r
+from gateway.message.conta import read_conta
 from simulator import answers as a
-from simulator.leitura import ler_lote
 from tests.factory import Party, build_lote, build_request
 from tests.unit.message.test_responses import NS, REGISTRO, VERSIONS, check, ctx_for, request_for
 
@@ -61,9 +61,9 @@ def texts(element: etree._Element, path: str) -> list[str]:
 
 def protocolo(version: str, guide_type: str, status: int, *, numero_lote: str = "7", n: int = 3,
               numero_protocolo: str = "PEG000000123") -> a.ProtocoloSituacao:
-    """A lote built by the factory, read with simulator.leitura, with deterministic glosas:
+    """A lote built by the factory, read with gateway.message.conta, with deterministic glosas:
     guide 1 none, guide 2 30% of its first item (1705), guide 3 total (1001 on guide and items)."""
-    conta = ler_lote(read(build_lote(guide_type, n, version=version, party=PARTY, numero_lote=numero_lote)))
+    conta = read_conta(read(build_lote(guide_type, n, version=version, party=PARTY, numero_lote=numero_lote)))
     odonto = conta.tipo_guia == "odonto"
     guias = []
     for index, guia in enumerate(conta.guias):

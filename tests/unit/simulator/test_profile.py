@@ -8,6 +8,7 @@ from importlib.resources import files
 import pytest
 from lxml import etree
 
+from adapters.rules import OPERADORAS
 from gateway.config import DEMO_CNPJ, DEMO_OPERADORAS
 from gateway.message import hashing
 from gateway.message.identificacao import md5_hex
@@ -19,7 +20,6 @@ from simulator.profile import (
     PROFILE_KEYS,
     Profile,
     ProfileError,
-    by_registro,
     load_all,
     load_profile,
     parse_profile,
@@ -76,8 +76,6 @@ def test_load_all_five_profiles_in_order() -> None:
         assert isinstance(profile, Profile)
         assert profile.key == key
         assert profile.registro_ans == REGISTROS[key]
-        assert by_registro(profile.registro_ans) is profile
-    assert by_registro("999999") is None
 
 
 def test_unknown_profile_key() -> None:
@@ -186,18 +184,23 @@ def _mutated(old: str, new: str) -> str:
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
-    ("max_guias_lote = 100", "max_guia_lote = 100",
-     "pasa.toml: chave desconhecida 'max_guia_lote' (quis dizer 'max_guias_lote'?)"),
-    ("max_guias_lote = 100", 'max_guias_lote = "100"', "max_guias_lote deve ser um número inteiro"),
-    ("max_guias_lote = 100", "max_guias_lote = 101", "max_guias_lote deve estar entre 1 e 100"),
-    ("envio_parcial = false", "envio_parcial = 0", "envio_parcial deve ser true ou false"),
+    ("max_bytes = 15728640", "max_byte = 15728640",
+     "pasa.toml: chave desconhecida 'max_byte' (quis dizer 'max_bytes'?)"),
+    ("protocolo_inicial = 48760", 'protocolo_inicial = "48760"',
+     "protocolo_inicial deve ser um número inteiro"),
+    # the manual's rules are adapters/rules.py's (their range checks: tests/unit/adapters/test_rules.py)
+    ("max_bytes = 15728640", "max_bytes = 15728640\nmax_guias_lote = 100",
+     "max_guias_lote: regra do manual da operadora, definida em adapters/rules.py (OPERADORAS['pasa'])"),
+    ("assina_respostas = false", "assina_respostas = 0", "assina_respostas deve ser true ou false"),
+    ("max_bytes = 15728640", "max_bytes = 14000000", "max_bytes 14000000 abaixo do tamanho máximo de arquivo "
+                                                     "do manual da operadora (15000000 bytes"),
     ('cnpj = "39419809000198"', "", "cnpj é obrigatório"),
     ('cnpj = "39419809000198"', 'cnpj = "39419809000199"', "cnpj '39419809000199' inválido"),
     ('registro_ans = "331988"', 'registro_ans = "33198"', "registro_ans deve ter 6 dígitos"),
     ('hash_variante = "utf-8"', 'hash_variante = "utf8"', "variante de hash desconhecida 'utf8'"),
     ('versoes = ["4.02.00", "4.03.00"]', 'versoes = ["4.00.01"]', "versão '4.00.01' não suportada"),
-    ('regras = ["prestador_conhecido",', 'regras = ["prestador_conhecido", "sem_regra",',
-     "regra desconhecida 'sem_regra'"),
+    ("formato_critica =", 'regras = ["prestador_conhecido", "sem_regra"]\nformato_critica =',
+     "regras: regra do manual da operadora"),
     ("apos_horas = 6\n", "apos_horas = 80\n",
      "status[2] (Liberado para faturamento): apos_horas deve crescer"),
     ("status_tiss = 2\n", "status_tiss = 11\n", "status_tiss 11 fora de dm_statusProtocolo"),
@@ -212,12 +215,13 @@ def _mutated(old: str, new: str) -> str:
     ('documento = "11222333000181"', 'documento = "11222333000180"', "não é CNPJ/CPF válido"),
     ("demonstrativo_analise_desde = 5", "demonstrativo_analise_desde = 2", "status de lote analisado"),
     ('formato_critica = "{codigo}', 'formato_critica = "{guia}', "formato_critica só pode usar"),
-    ("um_tipo_de_guia_por_lote = true", "um_tipo_de_guia_por_lote = false", "devem andar juntos"),
+    ("assina_respostas = false", "assina_respostas = false\num_tipo_de_guia_por_lote = false",
+     "um_tipo_de_guia_por_lote: regra do manual da operadora"),
     ("max_bytes = 15728640", "max_bytes = [15]", "max_bytes deve ser um número inteiro"),
     ('[status_recusa]\nnome = "Inválido"', '[status_recusa]\nnivel = 1\nnome = "Inválido"',
      "chave desconhecida 'status_recusa.nivel'"),
     ("[[status]]", "[[estado]]", "chave desconhecida 'estado'"),
-    ("max_guias_lote = 100", "max_guias_lote = ", "TOML inválido"),
+    ("max_bytes = 15728640", "max_bytes = ", "TOML inválido"),
 ])
 def test_strict_validation(old: str, new: str, message: str) -> None:
     with pytest.raises(ProfileError) as info:
@@ -228,6 +232,24 @@ def test_strict_validation(old: str, new: str, message: str) -> None:
 
 def test_unmodified_text_parses() -> None:
     assert parse_profile(_pasa_text(), "pasa") == load_profile("pasa")
+
+
+def test_an_operator_without_rules_in_adapters_is_refused() -> None:
+    with pytest.raises(ProfileError, match=r"operadora 'bradesco' sem regras em adapters/rules\.py"):
+        parse_profile(_pasa_text(), "bradesco")
+
+
+@pytest.mark.parametrize("key", PROFILE_KEYS)
+def test_the_manuals_rules_come_from_adapters(key: str) -> None:
+    """One place for each manual's rule: the profile's are adapters.rules' (the adapters use them too)."""
+    profile, regras = load_profile(key), OPERADORAS[key]
+    assert profile.max_guias_lote == regras.limite_guias
+    assert profile.tipos_guia == regras.tipos_guia
+    assert profile.campos_obrigatorios == regras.campos_obrigatorios
+    assert (profile.um_tipo_de_guia_por_lote, profile.envio_parcial, profile.assinatura_exigida) == (
+        regras.um_tipo_de_guia_por_lote, regras.envio_parcial, regras.exige_assinatura)
+    assert profile.regras == ("prestador_conhecido", *(rule.name for rule in regras.rules))
+    assert regras.max_bytes is None or profile.max_bytes >= regras.max_bytes
 
 
 # ------------------------------------------------------------------------------------- rules

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, exc, select, text
 
-from gateway.storage import db, inbound
+from gateway.storage import db, rows
 from gateway.storage.models import Guia, Lote, Mensagem, Prestador
 from gateway.storage.prepared import Prepared
 
@@ -40,7 +40,7 @@ def test_insert_and_select_store_and_read_what_core_does(db_engine: Engine) -> N
         lote = dict(prestador_id=prestador_id, registro_ans="331988", numero_lote="7", tipo_guia="sp-sadt",
                     quantidade_guias=1, valor_informado=Decimal("1234.50"), mensagem_id=fast, criado_em=NOW)
         lote_core = connection.execute(Lote.__table__.insert().returning(Lote.id), lote).scalar_one()
-        lote_fast = inbound.add_lote(connection, {**lote, "numero_lote": "8"}, [dict(
+        lote_fast = rows.add_lote(connection, {**lote, "numero_lote": "8"}, [dict(
             numero_guia_prestador="G1", numero_guia_operadora=None, tipo="sp-sadt", numero_carteira="C1",
             valor_informado=Decimal("1234.50"))])
         assert _raw(connection, "lote", lote_core)[3:] == _raw(connection, "lote", lote_fast)[3:]
@@ -62,12 +62,12 @@ def test_python_side_defaults_are_filled(db_engine: Engine) -> None:
 def test_driver_errors_are_sqlalchemy_errors(db_engine: Engine) -> None:
     with db_engine.begin() as connection:
         prestador_id = _prestador(connection)
-        mensagem_id = inbound.add_mensagem(connection, dict(direcao="entrada", tamanho=0, corpo=b""))
+        mensagem_id = rows.add_mensagem(connection, dict(direcao="entrada", tamanho=0, corpo=b""))
         row = dict(prestador_id=prestador_id, tipo="ENVIO_LOTE_GUIAS", sequencial="1", hash_="h",
                    requisicao_id=mensagem_id)
-        inbound.add_transacao(connection, **row)
+        rows.add_transacao(connection, **row)
         with pytest.raises(exc.IntegrityError):
-            inbound.add_transacao(connection, **row)
+            rows.add_transacao(connection, **row)
 
 
 def test_sqlite_writers_at_once_all_commit(tmp_path) -> None:
@@ -84,7 +84,7 @@ def test_sqlite_writers_at_once_all_commit(tmp_path) -> None:
         try:
             for i in range(40):
                 with db.session_factory(engine).begin() as session:
-                    inbound.add_mensagem(session, dict(direcao="entrada", tamanho=i, corpo=b"x" * 2000,
+                    rows.add_mensagem(session, dict(direcao="entrada", tamanho=i, corpo=b"x" * 2000,
                                                        servico=f"t{n}"))
         except BaseException as error:  # reported below
             errors.append(error)
@@ -112,7 +112,7 @@ def test_postgresql_compresses_message_bodies_with_lz4(db_engine: Engine) -> Non
         if "lz4" not in offered:
             pytest.skip("this PostgreSQL was built without lz4")
         corpo = b"<ans:guia>" + b"<ans:valor>123.45</ans:valor>" * 20_000 + b"</ans:guia>"
-        row_id = inbound.add_mensagem(connection, dict(direcao="entrada", tamanho=len(corpo), corpo=corpo))
+        row_id = rows.add_mensagem(connection, dict(direcao="entrada", tamanho=len(corpo), corpo=corpo))
         method = connection.execute(text("SELECT pg_column_compression(corpo) FROM mensagem WHERE id = :id"),
                                     {"id": row_id}).scalar_one()
         assert method == "lz4"

@@ -1,4 +1,5 @@
-"""The reads and writes of the request path, as Core statements.
+"""The rows of messages, transactions, lotes, protocols and demonstrativos, read and written as
+Core statements by the request path, the relay and the worker (whichever way a message went).
 
 Every accepted message runs these: a handful of statements per request instead of ORM units of
 work (a 100-guide lote was ~60% ORM bookkeeping); the ones every request runs go through
@@ -20,15 +21,15 @@ from sqlalchemy.orm import Session
 
 from gateway.message.findings import Finding
 from gateway.storage.models import (
-    Critica,
-    Demonstrativo,
-    Entrega,
-    Guia,
-    Lote,
-    Mensagem,
-    Prestador,
-    Protocolo,
-    Transacao,
+    CRITICA_TABLE,
+    DEMONSTRATIVO_TABLE,
+    ENTREGA_TABLE,
+    GUIA_TABLE,
+    LOTE_TABLE,
+    MENSAGEM_TABLE,
+    PRESTADOR_TABLE,
+    PROTOCOLO_TABLE,
+    TRANSACAO_TABLE,
 )
 from gateway.storage.prepared import Db, Prepared, connection_of
 
@@ -111,7 +112,8 @@ class ProtocoloDaOperadora:
 
 
 # Statements are built once: building a select() or insert() costs more than running it here.
-_P, _M, _T, _L, _G, _PR = (m.__table__ for m in (Prestador, Mensagem, Transacao, Lote, Guia, Protocolo))  # type: ignore[attr-defined]
+_P, _M, _T, _L, _G, _PR = (PRESTADOR_TABLE, MENSAGEM_TABLE, TRANSACAO_TABLE, LOTE_TABLE, GUIA_TABLE,
+                          PROTOCOLO_TABLE)
 _PRESTADOR = select(_P.c.ativo, _P.c.bloqueado_ate).where(_P.c.id == bindparam("id"))
 _TRANSACAO = (select(_T.c.hash, _M.c.corpo).select_from(_T.outerjoin(_M, _M.c.id == _T.c.resposta_id))
               .where(_T.c.prestador_id == bindparam("prestador_id"),
@@ -133,7 +135,7 @@ _INSERT = {table.name: table.insert().returning(table.c.id) for table in (_M, _T
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}  # (table, columns given) -> statement
 _GUIA_COLUNAS = ("lote_id", "numero_guia_prestador", "numero_guia_operadora", "tipo", "numero_carteira",
                  "valor_informado")
-_E, _C, _D = Entrega.__table__, Critica.__table__, Demonstrativo.__table__  # type: ignore[attr-defined]
+_E, _C, _D = ENTREGA_TABLE, CRITICA_TABLE, DEMONSTRATIVO_TABLE
 _COLUNAS_PARTE = (select(_E.c.parte, _E.c.partes, _E.c.estado, _E.c.numero_lote, _E.c.numero_protocolo,
                          _E.c.guias, _E.c.resposta_id, _E.c.envio_id, _E.c.situacao_id)
                   .order_by(_E.c.parte, _E.c.id))

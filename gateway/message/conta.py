@@ -1,5 +1,5 @@
-"""What an operator reads of a lote de guias beyond its key data: each guide's items (procedures and
-other expenses) with their values, which the glosas and the demonstrativos are made of.
+"""A lote de guias read down to the items, as an operator bills it (the conta): each guide's items
+(procedures and other expenses) with their values, which glosas and demonstrativos are made of.
 
 The guide-level data comes from :func:`gateway.message.lote.read_lote`; the item paths follow the
 guide types of the 4.01-4.03 schemas (the same in the three versions).
@@ -51,19 +51,23 @@ def _item_path(items: str, proc: str, quantidade: str, valor: str, data: str, *,
         _xp("ans:denteRegiao/ans:codRegiao") if odonto else None, _xp("ans:denteFace") if odonto else None)
 
 
-_PROCEDIMENTO = dict(proc="ans:procedimento", quantidade="ans:quantidadeExecutada",
-                     valor="ans:valorTotal", data="ans:dataExecucao")
+def _procedimentos(items: str) -> _ItemPath:
+    """Executed procedures (SP-SADT, honorários, resumo de internação): the same fields under ``items``."""
+    return _item_path(items, proc="ans:procedimento", quantidade="ans:quantidadeExecutada",
+                      valor="ans:valorTotal", data="ans:dataExecucao")
+
+
 _DESPESAS = _item_path("ans:outrasDespesas/ans:despesa", "ans:servicosExecutados",
                        "ans:servicosExecutados/ans:quantidadeExecutada",
                        "ans:servicosExecutados/ans:valorTotal", "ans:servicosExecutados/ans:dataExecucao")
 ITEM_PATHS: dict[str, tuple[_ItemPath, ...]] = {
     "guiaConsulta": (_item_path("ans:dadosAtendimento/ans:procedimento", "", "'1'",
                                 "ans:valorProcedimento", "../ans:dataAtendimento", sequencial="''"),),
-    "guiaSP-SADT": (_item_path("ans:procedimentosExecutados/ans:procedimentoExecutado", **_PROCEDIMENTO),
+    "guiaSP-SADT": (_procedimentos("ans:procedimentosExecutados/ans:procedimentoExecutado"),
                     _DESPESAS),
-    "guiaHonorarios": (_item_path("ans:procedimentosRealizados/ans:procedimentoRealizado", **_PROCEDIMENTO),),
+    "guiaHonorarios": (_procedimentos("ans:procedimentosRealizados/ans:procedimentoRealizado"),),
     "guiaResumoInternacao": (
-        _item_path("ans:procedimentosExecutados/ans:procedimentoExecutado", **_PROCEDIMENTO), _DESPESAS),
+        _procedimentos("ans:procedimentosExecutados/ans:procedimentoExecutado"), _DESPESAS),
     "guiaOdonto": (_item_path("ans:procedimentosExecutados", "ans:procSolic", "ans:qtdProc", "ans:valorProc",
                               "ans:dataRealizacao", odonto=True),),
 }
@@ -116,7 +120,7 @@ class LoteConta:
         return sum((g.lida.valor_informado for g in self.guias), Decimal("0.00"))
 
 
-def ler_lote(root: etree._Element) -> LoteConta:
+def read_conta(root: etree._Element) -> LoteConta:
     """Read a schema-valid loteGuiasWS with every guide's items."""
     lido = read_lote(root)
     elements = _GUIAS(root)

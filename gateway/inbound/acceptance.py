@@ -1,0 +1,161 @@
+"""Store and answer, in one write transaction, the services the gateway answers from its own data.
+
+A lote gets its protocoloRecebimento (or the refusal the operator would give it: lote already
+sent, the adapter's críticas); the other store-and-forward services their receipt; both are
+scheduled for delivery in the same transaction (the outbox). A status query's answer is built
+beforehand (gateway.inbound.status): the write transaction then holds the database's write lock
+(SQLite has one for all workers) only to store the messages.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+from lxml import etree
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.delivery import outbox
+from gateway.delivery.checked import Answered, CheckedCall, store_once
+from gateway.delivery.sync_relay import operadora_nao_conectada
+from gateway.inbound.snapshot import Snapshot
+from gateway.inbound.status import STATUS, StatusAnswer, answer_status, guia_recebida
+from gateway.message import responses
+from gateway.message.faults import Reply
+from gateway.message.findings import Finding
+from gateway.message.findings import error as critica
+from gateway.message.lote import LoteLido, read_lote
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.storage import rows
+from gateway.storage.protocolos import insert_protocolo
+
+if TYPE_CHECKING:
+    from adapters.base import Adapter
+
+# Services answered with a receipt (store-and-forward) and the tipo of their protocol; the
+# synchronous ones, cancelamento included, are relayed to the operator (gateway.delivery.relay).
+RECEIPT_SERVICES = {"tissLoteAnexo": "anexo", "tissRecursoGlosa": "recurso",
+                    "tissEnvioDocumentos": "documento", "tissComunicacaoBeneficiario": "comunicacao"}
+LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ APRESENTADA is nearest
+
+
+@dataclass(frozen=True, slots=True)
+class _LoteRead:
+    """A loteGuias read before its write transaction (reading it needs no lock)."""
+
+    lido: LoteLido
+    criticas: Sequence[Finding]  # the operator's rules (its adapter), empty without one
+
+
+class _Built(NamedTuple):
+    root: etree._Element | responses.Draft
+    outcome: str = "accepted"
+    code: str | None = None
+
+
+class Acceptance:
+    def __init__(self, registry: SchemaRegistry, engine: Engine, adapters: Mapping[str, "Adapter"],
+                 clock: Callable[[], datetime]):
+        self.registry = registry
+        # Read-write, on a plain connection: the Session machinery cost more than the inserts.
+        self.engine = engine
+        self.adapters = adapters  # registro ANS -> the operator's adapter
+        self.clock = clock
+
+    def answer(self, checked: CheckedCall, snapshot: Snapshot) -> Answered:
+        """``snapshot``: the request's read-only transaction; closed here before writing."""
+        name = checked.call.service.name
+        ready: StatusAnswer | None = None
+        lote: _LoteRead | None = None
+        if name == STATUS.name:
+            try:
+                ready = answer_status(snapshot.connection(), checked, self.clock(), self.registry)
+            finally:
+                snapshot.close()
+        elif name == "tissLoteGuias":
+            lote = self._read_lote(checked)
+        snapshot.close()
+        return store_once(self.engine.begin, checked,
+                          lambda connection: self._store_and_answer(connection, checked, ready, lote))
+
+    def _read_lote(self, checked: CheckedCall) -> _LoteRead:
+        message = checked.call.message
+        adapter = self.adapters.get(checked.operadora.registro_ans)
+        return _LoteRead(read_lote(message.root), adapter.criticas(message) if adapter is not None else [])
+
+    def _store_and_answer(self, connection: Connection, checked: CheckedCall, ready: StatusAnswer | None,
+                          lote: _LoteRead | None) -> Answered:
+        call, now = checked.call, self.clock()
+        message = call.message
+        request_id = rows.add_mensagem(connection, checked.mensagem("entrada", message.data, "aceita",
+                                                                       checked.hash_lower))
+        # The unique key decides which concurrent copy proceeds (IntegrityError for the others).
+        transacao_id = rows.add_transacao(connection, prestador_id=checked.prestador_id,
+                                             tipo=call.cabecalho.tipo, sequencial=call.cabecalho.sequencial,
+                                             hash_=checked.hash_lower, requisicao_id=request_id)
+        if ready is None:
+            reply_ctx = responses.reply_context(message.root, registro_ans=checked.operadora.registro_ans,
+                                                sequencial=str(request_id), now=now)
+            built = self._build(connection, checked, reply_ctx, request_id, lote)
+        else:  # built beforehand: only its sequencialTransacao was still to come
+            built = _Built(ready.root, "refused", ready.refused) if ready.refused else _Built(ready.root)
+            responses.set_sequencial(built.root, str(request_id))
+        data = responses.envelope(built.root, message.encoding)
+        response = checked.mensagem("saida", data, "resposta", None)
+        response["resposta_de_id"] = request_id
+        rows.set_resposta(connection, transacao_id, rows.add_mensagem(connection, response))
+        return Answered(Reply(data, message.encoding), built.outcome, built.code)
+
+    def _build(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
+               request_id: int, lote: _LoteRead | None) -> _Built:
+        service = checked.call.service
+        if lote is not None:
+            return self._lote(connection, checked, ctx, request_id, lote)
+        if service.name in RECEIPT_SERVICES:
+            protocolo_id, numero = insert_protocolo(connection, tipo=RECEIPT_SERVICES[service.name],
+                                                    prestador_id=checked.prestador_id,
+                                                    registro_ans=checked.operadora.registro_ans, now=ctx.now)
+            self._schedule(connection, checked, request_id, protocolo_id, None, ctx.now)
+            return _Built(responses.recibo(ctx, service, checked.call.message.root, numero_protocolo=numero))
+        raise operadora_nao_conectada(checked)
+
+    def _lote(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
+              request_id: int, lote: _LoteRead) -> _Built:
+        lido, service = lote.lido, checked.call.service
+        registro = checked.operadora.registro_ans
+        if rows.lote_existe(connection, checked.prestador_id, registro, lido.numero_lote):
+            code = LOTE_JA_INFORMADO.get(ctx.version, "1308")
+            text = f"Número de lote {lido.numero_lote} já informado anteriormente."
+            rows.add_criticas(connection, request_id, [critica(code, text, "loteGuias/numeroLote")])
+            return _Built(responses.mensagem_erro(ctx, service, code, text), "refused", code)
+        found = lote.criticas
+        if found:  # the operator would refuse it: the provider hears it now, with the same codes
+            rows.add_criticas(connection, request_id, found)
+            first = found[0]
+            return _Built(responses.mensagem_erro(ctx, service, first.code or "5001", first.message[:500]),
+                          "refused", first.code)
+        protocolo_id, numero = insert_protocolo(connection, tipo="lote", prestador_id=checked.prestador_id,
+                                                registro_ans=registro, now=ctx.now)
+        lote_id = rows.add_lote(connection, dict(
+            prestador_id=checked.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
+            tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
+            valor_informado=lido.valor_informado, hash=checked.hash_found, mensagem_id=request_id,
+            protocolo_id=protocolo_id, criado_em=ctx.now,
+        ), [dict(numero_guia_prestador=g.numero_guia_prestador, numero_guia_operadora=g.numero_guia_operadora,
+                 tipo=lido.tipo_guia, numero_carteira=g.numero_carteira, valor_informado=g.valor_informado)
+            for g in lido.guias])
+        self._schedule(connection, checked, request_id, protocolo_id, lote_id, ctx.now)
+        return _Built(responses.protocolo_recebimento_draft(
+            ctx, numero_lote=lido.numero_lote, numero_protocolo=numero,
+            data_envio_lote=ctx.now.date(), valor_total=lido.valor_informado,
+            guias=[guia_recebida(g, lido.tipo_guia) for g in lido.guias]))
+
+    def _schedule(self, connection: Connection, checked: CheckedCall, request_id: int,
+                  protocolo_id: int | None, lote_id: int | None, now: datetime) -> None:
+        """Deliver to the operator later, committed with the acceptance (the outbox)."""
+        operadora = checked.operadora
+        if operadora.endpoint and operadora.registro_ans in self.adapters:
+            outbox.schedule(connection, registro_ans=operadora.registro_ans,
+                            servico=checked.call.service.name, prestador_id=checked.prestador_id,
+                            mensagem_id=request_id, protocolo_id=protocolo_id, lote_id=lote_id, now=now,
+                            request_id=checked.request_id)

@@ -1,0 +1,125 @@
+"""situacaoProtocoloWS from the gateway's data, at once, also for a forwarded lote.
+
+The status is the gateway protocol's: the worker's tracker keeps it at the least advanced status
+of the operator lotes the lote became (gateway.delivery.tracking). The guides are all the lote's
+guides, whatever part they went in. Where the operator already answered the situação of a part
+(``Entrega.situacao_id``), each of its guides shows the values the operator reported
+(vlInformadoGuia: processado, glosa, liberado), its glosa motives and the operator's guide
+number, and the lote totals add up the parts' answers; a guide of a part not answered yet shows
+the received value (nothing glosado nor liberado yet). ct_guiaDados has no status of its own: the
+guide-level information is the values and glosas the operator reported. A part the operator
+refused makes the answer that refusal (mensagemErro with the operator's crítica code).
+
+A status answer only reads: it is built in the request's read-only transaction, before the write
+transaction that stores it (its sequencialTransacao set then).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from lxml import etree
+
+from gateway.delivery import relay
+from gateway.delivery.checked import CheckedCall
+from gateway.delivery.client import Answer
+from gateway.delivery.reading import read_answer
+from gateway.message import responses
+from gateway.message.cabecalho import FIELDS
+from gateway.message.lote import GuiaLida
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import SERVICE_BY_NAME
+from gateway.message.situacao import GuiaSituacao, read_situacao
+from gateway.storage import rows
+from gateway.storage.prepared import Db
+
+STATUS = SERVICE_BY_NAME["tissSolicitacaoStatusProtocolo"]
+_PROTOCOLO = FIELDS["protocolo"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswer:
+    root: etree._Element | responses.Draft  # its sequencialTransacao still "0"
+    refused: str | None = None  # the Table 38 code when the protocol was not found
+
+
+def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaRegistry) -> StatusAnswer:
+    call, operadora = checked.call, checked.operadora
+    ctx = responses.reply_context(call.message.root, registro_ans=operadora.registro_ans, sequencial="0",
+                                  now=now)
+    numero = _PROTOCOLO(call.message.root).strip()
+    lote = rows.lote_do_protocolo(db, numero, checked.prestador_id, operadora.registro_ans)
+    if lote is None:  # unknown, another provider's, or not a lote: the same answer
+        code = (responses.PROTOCOLO_NAO_LOCALIZADO if ctx.version >= "4.03.00"
+                else responses.CODIGO_PROTOCOLO_NAO_ENCONTRADO)
+        return StatusAnswer(responses.protocolo_nao_localizado(ctx, numero_protocolo=numero), code)
+    partes = rows.partes_do_lote(db, lote.lote_id) if lote.lote_id is not None else []
+    recusada = next((p for p in partes if p.estado == "recusada"), None)
+    if recusada is not None:
+        codigo, texto = rows.critica_de(db, recusada.resposta_id or recusada.envio_id) \
+            or (None, "lote recusado")
+        if codigo not in responses.codigos_glosa(ctx.version):
+            codigo = relay.CRITICA_PADRAO
+        return StatusAnswer(responses.mensagem_erro(
+            ctx, call.service, codigo, f"O lote {lote.numero_lote} (protocolo {lote.numero_protocolo}) foi "
+            f"recusado pela operadora {operadora.nome}: {texto}"))
+    analise = _situacoes(db, partes, ctx.version, registry)
+    guias = [guia_recebida(g, lote.tipo_guia, analise.guias.get(g.numero_guia_prestador)) for g in lote.guias]
+    valor_total: Decimal | responses.ValorTotal = lote.valor_informado or Decimal("0.00")
+    if analise.totais:
+        nao_analisadas = sum((g.valor_informado or Decimal(0) for g in lote.guias
+                              if g.numero_guia_prestador not in analise.cobertas), Decimal("0.00"))
+        valor_total = responses.ValorTotal(
+            sum((t.processado for t in analise.totais), nao_analisadas),
+            sum((t.glosa for t in analise.totais), Decimal("0.00")),
+            sum((t.liberado for t in analise.totais), Decimal("0.00")))
+    return StatusAnswer(responses.situacao_protocolo_draft(
+        ctx, numero_protocolo=lote.numero_protocolo, numero_lote=lote.numero_lote,
+        status=lote.status, data_envio_lote=lote.criado_em.date(),
+        valor_total=valor_total, guias=guias))
+
+
+def guia_recebida(guia: GuiaLida | rows.GuiaGravada, tipo_guia: str,
+                  analisada: GuiaSituacao | None = None) -> responses.GuiaRecebida:
+    """A guide as protocolo/situação list it: as received, or as the operator analysed it."""
+    if analisada is None:
+        return responses.GuiaRecebida(numero_guia_prestador=guia.numero_guia_prestador,
+                                      numero_guia_operadora=guia.numero_guia_operadora,
+                                      numero_carteira=guia.numero_carteira,
+                                      valor_informado=guia.valor_informado, odonto=tipo_guia == "odonto")
+    return responses.GuiaRecebida(
+        numero_guia_prestador=guia.numero_guia_prestador,
+        numero_guia_operadora=guia.numero_guia_operadora or analisada.numero_guia_operadora,
+        numero_carteira=guia.numero_carteira, valor_informado=guia.valor_informado,
+        odonto=tipo_guia == "odonto", valores=analisada.valores, glosas=analisada.glosas)
+
+
+@dataclass
+class _Analise:
+    guias: dict[str, GuiaSituacao] = field(default_factory=dict)
+    totais: list[responses.ValorTotal] = field(default_factory=list)
+    cobertas: set[str] = field(default_factory=set)  # guides of the answered parts
+
+
+def _situacoes(db: Db, partes: Sequence[rows.ParteEncaminhada], version: str,
+               registry: SchemaRegistry) -> _Analise:
+    """What the operator answered of each part's situação (only answers that are valid
+    situacaoProtocoloWS with a detalheLote whose values all count; a broken or refused one is
+    as none)."""
+    analise = _Analise()
+    respostas = rows.corpos(db, [p.situacao_id for p in partes if p.situacao_id is not None])
+    for parte in partes:
+        corpo = respostas.get(parte.situacao_id) if parte.situacao_id is not None else None
+        if corpo is None:
+            continue
+        reading = read_answer(Answer(200, corpo, ""), STATUS, registry)
+        lida = read_situacao(reading.message.root, version) \
+            if reading.kind == "entregue" and reading.message is not None else None
+        if lida is None or lida.valor_total is None or not lida.valores_completos:
+            continue
+        guias = {g.numero_guia_prestador: g for g in lida.guias}
+        analise.totais.append(lida.valor_total)
+        analise.guias.update(guias)
+        analise.cobertas.update(parte.guias or guias)
+    return analise

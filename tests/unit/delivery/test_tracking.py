@@ -1,0 +1,110 @@
+"""Protocol tracking on its own: what the worker gives the tracker, and one poll against a fake
+operator (a valid situacaoProtocoloWS answer), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+
+from adapters import Adapter, Destino, load_adapter
+from gateway.config import demo_config
+from gateway.delivery.client import Answer
+from gateway.delivery.state import State
+from gateway.delivery.tracking import Tracker, TrackerContext
+from gateway.delivery.worker import Worker
+from gateway.message import reader
+from gateway.message.responses import GuiaRecebida, ValorTotal, envelope, reply_context, situacao_protocolo
+from gateway.message.schema_registry import SchemaRegistry
+from gateway.storage.db import session_factory
+from gateway.storage.models import Entrega, Mensagem, Prestador
+from tests.factory import Party, build_lote
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+PASA = "331988"
+
+
+class FakeOperator:
+    """An operator client answering every status query with ``status`` (the calls are kept)."""
+
+    def __init__(self, status: int):
+        self.status = status
+        self.calls: list[tuple[str, bytes]] = []
+
+    def client(self, registro_ans: str) -> FakeOperator:
+        return self
+
+    def call(self, servico: str, corpo: bytes) -> Answer:
+        self.calls.append((servico, corpo))
+        ctx = reply_context(reader.read(corpo).root, registro_ans=PASA, sequencial="77", now=NOW)
+        valores = ValorTotal(Decimal("100.00"), Decimal("10.00"), Decimal("90.00"))
+        guia = GuiaRecebida("1", None, "123456", Decimal("100.00"), valores=valores)
+        answer = situacao_protocolo(ctx, numero_protocolo="P1", numero_lote="1", status=self.status,
+                                    data_envio_lote=date(2026, 11, 20), valor_total=valores, guias=[guia])
+        return Answer(200, envelope(answer), "text/xml")
+
+
+def pasa(registry: SchemaRegistry) -> Adapter:
+    return load_adapter("pasa", Destino(PASA, ("4.03.00",)), registry)
+
+
+def worker(engine: Engine, registry: SchemaRegistry, operator: FakeOperator) -> Worker:
+    return Worker(demo_config("127.0.0.1:9000"), registry, session_factory(engine), {PASA: pasa(registry)},
+                  clock=lambda: NOW, clients=operator)  # type: ignore[arg-type]
+
+
+def delivered_lote(engine: Engine, registry: SchemaRegistry) -> int:
+    """A PASA lote delivered an hour ago, its status due for a query."""
+    lote = reader.read(build_lote("consulta", 1, party=Party(registro_ans=PASA)))
+    [envio] = pasa(registry).preparar(lote, sequenciais=["501"], agora=NOW)
+    with session_factory(engine).begin() as session:
+        prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="P", login="p")
+        session.add(prestador)
+        session.flush()
+        mensagem = Mensagem(direcao="entrada", tamanho=1, corpo=b"x", prestador_id=prestador.id)
+        session.add(mensagem)
+        session.flush()
+        entrega = Entrega(registro_ans=PASA, servico="tissLoteGuias", prestador_id=prestador.id,
+                          mensagem_id=mensagem.id, estado=State.ENTREGUE, corpo=envio.corpo, partes=1,
+                          sequencial="501", numero_protocolo="P1", status=1, status_em=NOW,
+                          proxima_consulta_em=NOW - timedelta(hours=1), entregue_em=NOW - timedelta(hours=1))
+        session.add(entrega)
+        session.flush()
+        return entrega.id
+
+
+def test_the_tracker_gets_what_it_needs_from_the_worker_not_the_worker(db_engine: Engine,
+                                                                       registry: SchemaRegistry) -> None:
+    made = worker(db_engine, registry, FakeOperator(3))
+    context = made.tracker.context
+    assert [f.name for f in dataclasses.fields(TrackerContext)] == [
+        "sessions", "clock", "settings", "breaker", "client", "registry", "adapters"]
+    assert (context.sessions, context.clock, context.settings, context.breaker, context.registry,
+            context.adapters) == (made.sessions, made.clock, made.settings, made.breaker, made.registry,
+                                  made.adapters)
+    assert context.client == made.clients.client
+    assert not any(value is made or getattr(value, "__self__", None) is made  # no way back to the worker
+                   for value in (*vars(made.tracker).values(), *vars(context).values()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        context.clock = datetime.now  # type: ignore[misc]
+
+
+def test_a_poll_reads_the_operators_status_and_logs_its_own_name(db_engine: Engine, registry: SchemaRegistry,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    entrega_id = delivered_lote(db_engine, registry)
+    operator = FakeOperator(3)
+    tracker = worker(db_engine, registry, operator).tracker
+    assert isinstance(tracker, Tracker)
+    with caplog.at_level(logging.INFO, logger="tiss_gateway.tracking"):
+        assert tracker.run_once() == 1
+    assert [servico for servico, _corpo in operator.calls] == ["tissSolicitacaoStatusProtocolo"]
+    with session_factory(db_engine)() as session:
+        entrega = session.get_one(Entrega, entrega_id)
+        assert (entrega.status, entrega.status_em, entrega.consultas) == (3, NOW, 1)
+        assert entrega.situacao_id is not None and entrega.proxima_consulta_em is not None
+    logged = f"entrega {entrega_id}: situação 1 -> 3 Liberado para pagamento (PASA: Faturado)"
+    assert logged in caplog.messages
