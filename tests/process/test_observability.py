@@ -193,7 +193,7 @@ def test_metrics_count_requests_by_service_version_and_outcome_over_both_workers
     good = build_lote("consulta", 1, envelope=True, numero_lote=new_number(), party=party("pasa"))
     wrong_hash = re.sub(rb"<ans:hash>\w+</ans:hash>", b"<ans:hash>" + b"0f" * 16 + b"</ans:hash>", good)
     faulted = post_lote(stack, body=wrong_hash, request_id="obs-wrong-hash")
-    assert faulted.status_code == 400 and b"HashInvalido" in faulted.content
+    assert faulted.status_code == 500 and b"HashInvalido" in faulted.content
     with stack.db.connect() as connection:
         code = connection.scalar(select(Mensagem.codigo_erro).where(Mensagem.request_id == "obs-wrong-hash"))
     status = stack.status("pasa", protocolo_of(post_lote(stack)))

@@ -275,7 +275,7 @@ def test_zeep_client_from_the_official_4_01_00_wsdl_calls_every_operation(gatewa
     _call_every_operation(make, "4.01.00", db)
 
 
-# --- 2. every failure path: a tissFault, HTTP 400 (413 for the size), and the message stored -------
+# --- 2. every failure path: a tissFault, HTTP 500 (413 for the size), and the message stored -------
 
 
 def _soap(body: bytes) -> bytes:
@@ -358,7 +358,7 @@ def test_failure_answers_a_tiss_fault_and_stores_the_message(gateway, db, case):
     data = build()
     before = count(db, Mensagem, Mensagem.resultado == "recusada")
     response = post(gateway, path, data)
-    assert response.status_code == 400, (response.status_code, response.content[:1000])
+    assert response.status_code == 500, (response.status_code, response.content[:1000])
     found, faultstring = fault(response)
     assert found == expected_fault, faultstring
     if expected_text:
@@ -402,10 +402,10 @@ def test_lockout_after_five_wrong_passwords(gateway, db):
     before = count(db, Mensagem, Mensagem.resultado == "recusada")
     for _ in range(5):
         response = post(gateway, LOTE, lote(party=wrong))
-        assert response.status_code == 400
+        assert response.status_code == 500
         assert fault(response)[0] == "LoginInvalido"
     response = post(gateway, LOTE, lote(party=BLOQUEIO))  # the right password, too late
-    assert response.status_code == 400
+    assert response.status_code == 500
     found, faultstring = fault(response)
     assert found == "LoginInvalido" and "bloqueado" in faultstring.lower()
     assert count(db, Mensagem, Mensagem.resultado == "recusada") == before + 6
@@ -492,7 +492,7 @@ def test_same_sequencial_with_other_content_is_refused(gateway):
     numero = new_id()
     protocolo_of(post(gateway, LOTE, lote(numero)))
     response = post(gateway, LOTE, lote(new_id(), sequencial=numero))
-    assert response.status_code == 400
+    assert response.status_code == 500
     found, faultstring = fault(response)
     assert found == "SchemaInvalido" and numero in faultstring
 

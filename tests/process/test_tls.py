@@ -143,8 +143,8 @@ def _accepted(response: requests.Response) -> None:
 
 
 def _refused(response: requests.Response) -> None:
-    """The TISS answer for a failed login: tissFaultWS LoginInvalido, HTTP 400."""
-    assert response.status_code == 400, response.content[:1500]
+    """The TISS answer for a failed login: tissFaultWS LoginInvalido, HTTP 500."""
+    assert response.status_code == 500, response.content[:1500]
     root = etree.fromstring(response.content)
     fault = root.xpath("soap:Body/soap:Fault/detail/ans:tissFaultWS/ans:tissFault/text()", namespaces=NS)
     assert fault == ["LoginInvalido"], response.content[:1500]
@@ -212,7 +212,7 @@ def test_the_header_is_ignored_from_an_address_that_is_not_a_trusted_proxy(https
 def test_the_password_is_still_checked_with_the_right_certificate(https, files):
     wrong = Party(cnpj=PINADO.cnpj, login=PINADO.login, senha="errada", registro_ans=PASA)
     response = _post(https, wrong, cert="pinado", files=files)
-    assert response.status_code == 400 and b"LoginInvalido" in response.content
+    assert response.status_code == 500 and b"LoginInvalido" in response.content
     assert b"Certificado" not in response.content
 
 

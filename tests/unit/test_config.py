@@ -80,7 +80,7 @@ def test_defaults_without_a_file(tmp_path, monkeypatch) -> None:
     assert config == Config()
     assert config.gateway.database_url is None and config.gateway.public_base_url is None
     assert (config.gateway.lockout_attempts, config.gateway.lockout_minutes) == (5, 30)
-    assert config.gateway.fault_http_status == 400
+    assert config.gateway.fault_http_status == 500
     (tmp_path / "config.toml").write_text('[gateway]\nlockout_minutes = 10\n')
     assert load_config(None).gateway.lockout_minutes == 10
     other = tmp_path / "other.toml"

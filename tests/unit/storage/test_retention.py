@@ -199,7 +199,7 @@ def test_cli_prune_reports_json_and_refuses_an_access_log_under_90_days(
 def test_a_replay_after_prune_gets_a_clear_tiss_fault(database_url: str, db_engine: Engine,
                                                       tiss_home: Path) -> None:
     """A real gateway: the same transaction replays byte for byte; once its answer is pruned the
-    replay gets SchemaInvalido (HTTP 400) naming the retention, and new messages still work."""
+    replay gets SchemaInvalido (HTTP 500) naming the retention, and new messages still work."""
     with GatewayProcess(database_url, tiss_home) as gateway:
         lote = build_lote("consulta", 2, envelope=True, numero_lote="9001", sequencial="9001")
         first = _post(gateway, "tissLoteGuias", lote)
@@ -220,7 +220,7 @@ def test_a_replay_after_prune_gets_a_clear_tiss_fault(database_url: str, db_engi
         assert (report["mensagens"], report["mantidas"]) == (3, 1), done.stdout
         for service, body in (("tissLoteGuias", lote), ("tissSolicitacaoStatusProtocolo", status)):
             replay = _post(gateway, service, body)
-            assert replay.status_code == 400, replay.text
+            assert replay.status_code == 500, replay.text
             assert b"SchemaInvalido" in replay.content, replay.text
             assert "retenção" in replay.content.decode("utf-8"), replay.text
         fresh = build_lote("consulta", 1, envelope=True, numero_lote="9003", sequencial="9003")
