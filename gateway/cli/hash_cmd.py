@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: {exc}", file=sys.stderr)
             return UNREADABLE
         path.write_bytes(data)
-        print(hashing.hash_element(message.root).text)
+        written = hashing.hash_element(message.root)
+        print(written.text if written is not None else "")
         return OK
     computed = hashing.compute(message.root, message.encoding, args.variant)
     print(computed)

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli.db_cmd import REFUSED, database_options, with_session
 
@@ -97,7 +97,7 @@ def run_add(args: argparse.Namespace) -> int:
     return _with_session(args, action)
 
 
-def _as_dict(prestador: Prestador) -> dict[str, object]:
+def _as_dict(prestador: Prestador) -> dict[str, Any]:
     return {
         "login": prestador.login,
         "documento": prestador.documento,

@@ -14,6 +14,7 @@ write, and audit, in their own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config
 from gateway.console import auth, capa, charts, demonstrativos, formatos, queries, situacao, xml_view
+from gateway.console.capa import Analise
 from gateway.console.web import (
     PREFIX,
     FormTooLarge,
@@ -286,17 +288,17 @@ class ConsoleApp:
                            valor_informado=lote.valor_informado, quantidade_guias=lote.quantidade_guias)
 
     def _analises_demonstrativos(self, corpo: Callable[[int], bytes | None],
-                                 mensagem_ids: list[int]) -> dict[str, capa.Analise]:
+                                 mensagem_ids: list[int]) -> dict[str, Analise]:
         """Oldest first: a newer demonstrativo of the same protocol replaces an older one."""
-        found: dict[str, capa.Analise] = {}
+        found: dict[str, Analise] = {}
         for mensagem_id in mensagem_ids:
             found.update(self.cache.get("demonstrativo", mensagem_id,
-                                        lambda m=mensagem_id: capa.dos_demonstrativos(corpo(m))))
+                                        functools.partial(_demonstrativo, corpo, mensagem_id)))
         return found
 
     def _situacoes(self, corpo: Callable[[int], bytes | None],
-                   ids: list[int]) -> dict[int, capa.Analise | None]:
-        return {i: self.cache.get("situacao", i, lambda m=i: capa.da_situacao(corpo(m), self.registry))
+                   ids: list[int]) -> dict[int, Analise | None]:
+        return {i: self.cache.get("situacao", i, functools.partial(_situacao, corpo, i, self.registry))
                 for i in ids}
 
     def pagina_lote(self, request: Request, escopo: auth.Escopo, lote_id: int) -> Response:
@@ -539,3 +541,12 @@ def _paginacao(request: Request, pagina: queries.Pagina) -> dict[str, str | None
 def _valor_exato(valor: Decimal | None) -> str:
     """The exact decimal, for data-valor attributes (tests and scripts read figures from them)."""
     return "" if valor is None else str(valor)
+
+
+def _demonstrativo(corpo: Callable[[int], bytes | None], mensagem_id: int) -> dict[str, Analise]:
+    return capa.dos_demonstrativos(corpo(mensagem_id))
+
+
+def _situacao(corpo: Callable[[int], bytes | None], mensagem_id: int,
+             registry: SchemaRegistry) -> Analise | None:
+    return capa.da_situacao(corpo(mensagem_id), registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, exists, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -44,7 +44,7 @@ class Pagina:
 def _pagina(session: Session, query, pagina: int, por_pagina: int = POR_PAGINA) -> Pagina:
     pagina = max(1, pagina)
     rows = session.execute(query.limit(por_pagina + 1).offset((pagina - 1) * por_pagina)).all()
-    return Pagina(rows[:por_pagina], pagina, len(rows) > por_pagina)
+    return Pagina(list(rows[:por_pagina]), pagina, len(rows) > por_pagina)
 
 
 # --- lotes ---------------------------------------------------------------------------------------
@@ -128,8 +128,8 @@ def estados_das_entregas(session: Session, lote_ids: list[int]) -> dict[int, Cou
     rows = session.execute(select(Entrega.lote_id, Entrega.estado, func.count())
                            .where(Entrega.lote_id.in_(lote_ids)).group_by(Entrega.lote_id, Entrega.estado))
     found: dict[int, Counter] = {}
-    for lote_id, estado, n in rows:
-        found.setdefault(lote_id, Counter())[estado] = n
+    for lote_id, estado, n in rows:  # lote_id is not NULL: the IN above
+        found.setdefault(cast(int, lote_id), Counter())[estado] = n
     return found
 
 
@@ -311,7 +311,7 @@ def protocolos_da_operadora(session: Session, registro_ans: str, numeros: list[s
     rows = session.execute(select(Entrega.numero_protocolo, Entrega.lote_id).where(
         Entrega.registro_ans == registro_ans, Entrega.prestador_id == prestador_id,
         Entrega.numero_protocolo.in_(sorted(set(numeros))), Entrega.lote_id.is_not(None)))
-    return {numero: lote_id for numero, lote_id in rows}
+    return {cast(str, numero): cast(int, lote_id) for numero, lote_id in rows}  # both not NULL (where)
 
 
 # --- charts --------------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def lotes_por_dia(session: Session, inicio: date, fim: date, *, escopo_prestador
         query = query.where(Lote.registro_ans == registro_ans)
     found: dict[date, int] = {}
     for value, n in session.execute(query):
-        found[value if isinstance(value, date) else date.fromisoformat(str(value))] = n
+        found[value if isinstance(value, date) else date.fromisoformat(str(value))] = cast(int, n)
     return found
 
 
@@ -363,7 +363,7 @@ def demonstrativos_dos_protocolos(session: Session, protocolo_ids: list[int]) ->
     """(protocolo_id, mensagem_id) of the stored análise / odonto demonstrativos, newest last."""
     if not protocolo_ids:
         return []
-    found = []
+    found: list[Any] = []
     ids = sorted(set(protocolo_ids))
     for start in range(0, len(ids), 500):
         found += session.execute(select(Demonstrativo.protocolo_id, Demonstrativo.mensagem_id).where(

@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -254,11 +255,12 @@ class QueueCollector:
         up.add_metric([], 1)
         counts: dict[tuple[str, str], int] = {}
         first: dict[str, datetime] = {}
-        for registro, estado, count, criada in queue:
-            counts[(registro, estado)] = count
+        for row in queue:  # (registro_ans, estado, count, oldest criada_em)
+            registro, estado, criada = str(row[0]), str(row[1]), cast(datetime | None, row[3])
+            counts[(registro, estado)] = int(row[2])
             if estado != "morta" and criada is not None:
                 first[registro] = min(first.get(registro, criada), criada)
-        waiting = {registro: due for registro, due in late if due is not None}
+        waiting = {str(row[0]): cast(datetime, row[1]) for row in late if row[1] is not None}
         for registro in sorted(set(self.operadoras) | {r for r, _e in counts} | set(waiting)):
             for estado in QUEUE_ESTADOS:
                 depth.add_metric([registro, estado], counts.get((registro, estado), 0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -95,7 +95,7 @@ def _revision(session: Session) -> str | None:
     connection.execute(_PING)
     try:
         with connection.begin_nested():
-            heads = connection.execute(_REVISION).scalars().all()
+            heads: Sequence[str] = connection.execute(_REVISION).scalars().all()
     except (OperationalError, ProgrammingError):  # no alembic_version table
         return None
     return ",".join(sorted(heads)) or None

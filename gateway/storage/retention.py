@@ -31,7 +31,7 @@ reused by the database; PostgreSQL's autovacuum and SQLite's ``VACUUM`` give it 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -103,7 +103,7 @@ def _mensagens(sessions: sessionmaker[Session], report: PruneReport, batch: int,
             if not rows:
                 return
             last = rows[-1][0]
-            chosen = [(id_, size) for id_, size in rows if id_ not in kept]
+            chosen = [(cast(int, id_), cast(int | None, size)) for id_, size in rows if id_ not in kept]
             if chosen and not report.dry_run:
                 # The condition again: a delivery scheduled or retried meanwhile keeps its request.
                 ids = [i for i, _s in chosen]
@@ -122,7 +122,8 @@ def _still_read(session: Session, before: datetime) -> set[int]:
     for column in (_E.c.situacao_id, _D.c.mensagem_id):
         query = (select(column).select_from(column.table.join(_M, _M.c.id == column))
                  .where(_M.c.criada_em < before, _M.c.corpo_removido_em.is_(None)))
-        found.update(i for i in session.execute(query).scalars() if i is not None)
+        ids: Sequence[int | None] = session.execute(query).scalars().all()
+        found.update(i for i in ids if i is not None)
     return found
 
 
@@ -138,8 +139,8 @@ def _entregas(sessions: sessionmaker[Session], report: PruneReport, batch: int) 
     last = 0
     while True:
         with sessions.begin() as session:
-            ids = session.execute(select(_E.c.id).where(_E.c.id > last, *finished)
-                                  .order_by(_E.c.id).limit(batch)).scalars().all()
+            ids: Sequence[int] = session.execute(select(_E.c.id).where(_E.c.id > last, *finished)
+                                                 .order_by(_E.c.id).limit(batch)).scalars().all()
             if not ids:
                 return
             last = ids[-1]

@@ -241,7 +241,7 @@ def protocolo_encaminhado(session: Session, *, prestador_id: int, registro_ans: 
         return None
     partes = connection.execute(_PARTES, {"protocolo_id": row.id}).all()
     return ProtocoloEncaminhado(row.id, row.numero, row.tipo, row.status, row.numero_lote,
-                                [_parte(*p) for p in partes])
+                                [_parte(*p.tuple()) for p in partes])
 
 
 def protocolos_da_operadora(session: Session, numeros: Sequence[str], *, prestador_id: int,
