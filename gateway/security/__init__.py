@@ -1,2 +1,3 @@
-"""Digital signature of TISS messages: sandbox ICP-Brasil-shaped certificates (``pki``) and
-enveloped XMLDSig sign/verify of a ``*WS`` element or ``mensagemTISS`` (``xmldsig``)."""
+"""Cryptography, and nothing else: password hashing (``senhas``), sandbox ICP-Brasil-shaped
+certificates (``pki``) and enveloped XMLDSig sign/verify of a ``*WS`` element or ``mensagemTISS``
+(``xmldsig``)."""
