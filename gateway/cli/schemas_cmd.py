@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import schemas as shipped
 from gateway.home import gateway_home
 from gateway.message.schema_import import import_schema_set
 from gateway.message.schema_registry import SchemaRegistry, SchemaSetError
@@ -40,6 +41,9 @@ def run_list(args: argparse.Namespace) -> int:
               f"{row['origin']}")
         if row["detail"]:
             print(f"    {row['detail']}")
+    for version in sorted(set(shipped.manifest()["versions"]) - {row["version"] for row in rows}):
+        print(f"{version}  não instalada: tiss-gateway schemas import <zip da ANS ou pasta do "
+              f"PadraoTISS {version}>")
     return 0 if all(row["hashes_ok"] for row in rows) else 1
 
 

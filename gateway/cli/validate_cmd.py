@@ -1,4 +1,8 @@
-"""``tiss-gateway validate [--json] FILE...``: exit 0 all valid, 1 any findings, 2 unreadable."""
+"""``tiss-gateway validate [--json] FILE...``: exit 0 all valid, 1 any findings, 2 unreadable.
+
+A version whose schemas are not installed (4.01.00 before ``tiss-gateway schemas import``, a TISS
+2.x/3.x file, which names its version in ``versaoPadrao``) is a 5028 finding that says so and how
+to import them; its hash is still checked and printed."""
 
 import argparse
 import json
@@ -66,6 +70,6 @@ def _print_human(name: str, report: Report) -> None:
             f"linha {finding.line}" if finding.line else "", finding.location or "") if x)
         print(f"  [{finding.code or '----'}] {finding.severity}: {finding.message}"
               + (f" ({where})" if where else ""))
-    if report.hash and report.hash.found:
-        print(f"  hash: informado {report.hash.found}, calculado {report.hash.computed}, "
+    if report.hash:  # also when the version's schemas are missing (a TISS 3 file, 4.01.00 not imported)
+        print(f"  hash: informado {report.hash.found or 'nenhum'}, calculado {report.hash.computed}, "
               f"variante {report.hash.variant or 'nenhuma'}")

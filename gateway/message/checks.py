@@ -1,9 +1,9 @@
 """The checks every receiver of a TISS request makes of the message itself, the same way on both
 sides (the gateway's inbound pipeline and the simulated operators).
 
-service matches the URL -> cabecalho/Padrao present and the URL's version -> a version this side
-takes -> schema of that version -> hash by this side's policy. What a side checks of the sender
-(login, certificate, origem, destino, duplicates) is that side's own.
+service matches the URL -> cabecalho/Padrao present and the URL's version -> its schemas installed
+-> a version this side takes -> schema of that version -> hash by this side's policy. What a side
+checks of the sender (login, certificate, origem, destino, duplicates) is that side's own.
 """
 
 from collections.abc import Callable
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from lxml import etree
 
 from gateway.message.cabecalho import FIELDS
-from gateway.message.faults import TissFault, check_padrao, fault_for
+from gateway.message.faults import TissFault, check_padrao, fault_for, wrong_service
 from gateway.message.hashing import HashPolicy
 from gateway.message.reader import TissMessage
-from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.schema_registry import SchemaRegistry, missing_version_text
 from gateway.message.services import Service
 from gateway.message.validation import validate_message
 
@@ -80,10 +80,11 @@ def check_message(call: Call, endpoint: Endpoint, *, registry: SchemaRegistry, p
     """The message-level checks; a failure raises the TissFault to answer with."""
     message = call.message
     if endpoint.service and endpoint.service != call.service.name:
-        raise TissFault("SchemaInvalido", f"{message.kind} não é uma mensagem do serviço "
-                        f"{endpoint.service}.", code="5001")
+        raise wrong_service(message.kind, endpoint.service)
     check_padrao(message.version, endpoint.version)
     version = message.version or ""  # check_padrao refused a message without one
+    if registry.get(version) is None:  # before the side's own refusal: say how to install it
+        raise TissFault("VersaoInvalida", missing_version_text(version, registry.versions()), code="5028")
     refusal = refuse_version(version)
     if refusal is not None:
         raise TissFault("VersaoInvalida", refusal, code="5028")

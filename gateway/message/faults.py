@@ -13,6 +13,7 @@ from spyne import Fault
 
 from gateway.message import responses
 from gateway.message.findings import Finding
+from gateway.message.services import SERVICE_BY_NAME, SERVICE_BY_REQUEST
 
 
 class TissFault(Fault):
@@ -40,6 +41,16 @@ def fault_for(findings: Sequence[Finding]) -> TissFault:
     return TissFault(fault, text[:2000], code=first.code, findings=findings)
 
 
+def wrong_service(kind: str, endpoint_service: str) -> TissFault:
+    """A ``*WS`` request posted to the URL of another service."""
+    own = SERVICE_BY_REQUEST.get(kind)
+    expected = SERVICE_BY_NAME[endpoint_service].request if endpoint_service in SERVICE_BY_NAME else "?"
+    where = f"é a mensagem do web service {own.name}" if own else "não é uma requisição TISS"
+    text = (f"{kind} {where} e veio ao endereço de {endpoint_service}, que recebe {expected}"
+            + (f": envie-a ao endereço que termina em /{own.name}." if own else "."))
+    return TissFault("SchemaInvalido", text, code="5001")
+
+
 def check_padrao(version: str | None, endpoint_version: str | None) -> None:
     """cabecalho/Padrao present, and the one of the endpoint's URL when it names a version."""
     if not version:
@@ -57,12 +68,13 @@ class Reply:
     encoding: str
 
 
-def fault_reply(error: Exception) -> Reply:
+def fault_reply(error: Exception, encoding: str = "UTF-8") -> Reply:
+    """The tissFaultWS envelope answering ``error``, written in ``encoding`` (the request's, see
+    :func:`gateway.message.reader.reply_encoding`: ISO-8859-1 or UTF-8)."""
     if isinstance(error, TissFault):
-        data = responses.fault_envelope(error.tiss_fault, error.faultstring, client=error.client)
+        fault, text, client = error.tiss_fault, error.faultstring, error.client
     elif isinstance(error, Fault) and str(error.faultcode).startswith("Client"):
-        data = responses.fault_envelope("SchemaInvalido", str(error.faultstring), client=True)
+        fault, text, client = "SchemaInvalido", str(error.faultstring), True
     else:
-        data = responses.fault_envelope("ErroInesperadoServidor",
-                                        "Erro inesperado no gateway.", client=False)
-    return Reply(data, "UTF-8")
+        fault, text, client = "ErroInesperadoServidor", "Erro inesperado no gateway.", False
+    return Reply(responses.fault_envelope(fault, text, client=client, encoding=encoding), encoding)

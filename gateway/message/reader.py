@@ -2,15 +2,29 @@
 
 Accepts a ``mensagemTISS`` document or any ``*WS`` element, bare or as the first child of a
 SOAP 1.1 ``Body``. Everything later (schema, hash, storage) works on the tree parsed here.
+:func:`request_refusal` says, in Portuguese, why a ``Body`` is not what a web service takes (the
+file form, a message wrapped twice, a response...); :func:`reply_encoding` is the encoding a
+fault answering these bytes is written in.
 """
 
+import codecs
+import re
 import threading
 from dataclasses import dataclass
 
 from lxml import etree
 
 from gateway.message import findings as f
-from gateway.message.services import ANS_NS, MESSAGE_KINDS, SOAP11_NS, SOAP12_NS
+from gateway.message.services import (
+    ANS_NS,
+    MENSAGEM_TISS,
+    MESSAGE_KINDS,
+    SERVICE_BY_REQUEST,
+    SERVICE_BY_RESPONSE,
+    SOAP11_NS,
+    SOAP12_NS,
+    Service,
+)
 
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024  # largest limit in the operators' manuals (PASA)
 
@@ -92,12 +106,12 @@ def find_tiss_root(tree: etree._ElementTree) -> tuple[etree._Element, bool]:
             raise MessageError(f.error(
                 f.MENSAGEM_FORA_DO_PADRAO, "Envelope SOAP sem mensagem TISS no Body.",
                 "/Envelope/Body", top.sourceline))
-        return _check_kind(child), True
+        return _check_kind(child, _BODY_CHILD), True
     if isinstance(top.tag, str) and top.tag.startswith(f"{{{SOAP12_NS}}}"):
         raise MessageError(f.error(
             f.MENSAGEM_FORA_DO_PADRAO, "SOAP 1.2 não é aceito: o TISS usa SOAP 1.1.",
             None, top.sourceline))
-    return _check_kind(top), False
+    return _check_kind(top, _ROOT), False
 
 
 def read(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -124,12 +138,147 @@ def _first_element(parent: etree._Element) -> etree._Element | None:
     return None
 
 
-def _check_kind(element: etree._Element) -> etree._Element:
+def _check_kind(element: etree._Element, where: str) -> etree._Element:
     qname = etree.QName(element)
     if qname.namespace == ANS_NS and qname.localname in MESSAGE_KINDS:
+        twice = _wrapped_twice(element, where)
+        if twice is not None:
+            raise MessageError(twice)
         return element
-    where = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
+    inner = _inner_message(element)
+    if inner is not None:
+        raise MessageError(_twice_finding(inner, element, where))
+    name = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
     raise MessageError(f.error(
         f.MENSAGEM_FORA_DO_PADRAO,
-        f"Elemento {where} não é uma mensagem TISS (esperado mensagemTISS ou *WS no "
+        f"Elemento {name} não é uma mensagem TISS (esperado mensagemTISS ou *WS no "
         f"namespace {ANS_NS}).", "/" + qname.localname, element.sourceline))
+
+
+# --- what a web service's Body must hold ------------------------------------------------------
+
+_BODY_CHILD = "o filho direto do soap:Body"
+_ROOT = "a raiz do documento (ou o filho direto do soap:Body)"
+
+
+def request_refusal(element: etree._Element, service: Service | None) -> f.Finding | None:
+    """Why ``element``, the first element of a request's ``soap:Body``, is not a ``*WS`` request a
+    web service takes; None when it is one (of any service: whether it is the service of the URL
+    is checked later, with the message read). ``service``: the URL's, named in the texts."""
+    if element.tag in _REQUEST_TAGS:  # the usual case: one set lookup, a look at its few children
+        return _wrapped_twice(element, _BODY_CHILD)
+    qname = etree.QName(element)
+    expected = _expected(service)
+    if qname.namespace == ANS_NS and qname.localname == MENSAGEM_TISS:
+        return _file_form(element, service)
+    inner = _inner_message(element)
+    if inner is not None:
+        return _twice_finding(inner, element, _BODY_CHILD)
+    if qname.namespace == ANS_NS and qname.localname in SERVICE_BY_RESPONSE:
+        answered = SERVICE_BY_RESPONSE[qname.localname].name
+        return _refusal(element, f"{qname.localname} é a resposta do web service {answered}, não uma "
+                        f"requisição: {expected}.")
+    if qname.namespace == SOAP11_NS and qname.localname == "Fault":
+        return _refusal(element, f"O soap:Body traz um soap:Fault, não uma mensagem TISS: {expected}.")
+    return _refusal(element, f"O soap:Body traz o elemento {_written(element)}, que não é uma "
+                    f"requisição TISS: {expected}, no namespace {ANS_NS}.")
+
+
+def unenveloped_refusal(root: etree._Element, service: Service | None) -> f.Finding:
+    """Why a document whose root is not a SOAP 1.1 ``Envelope`` is refused by a web service."""
+    qname = etree.QName(root)
+    expected = _expected(service)
+    if qname.namespace == SOAP12_NS:
+        text = f"Envelope SOAP 1.2 não é aceito: o TISS usa SOAP 1.1 (namespace {SOAP11_NS})."
+    elif qname.namespace == ANS_NS and qname.localname == MENSAGEM_TISS:
+        return _file_form(root, service)
+    elif qname.namespace == ANS_NS and qname.localname in MESSAGE_KINDS:
+        text = (f"Mensagem {qname.localname} sem Envelope SOAP 1.1: {expected} dentro de "
+                "soap:Envelope/soap:Body.")
+    else:
+        text = (f"Envelope SOAP 1.1 ausente: a raiz do documento é {_written(root)}, esperado "
+                f"soap:Envelope do namespace {SOAP11_NS}.")
+    return _refusal(root, text)
+
+
+def _file_form(element: etree._Element, service: Service | None) -> f.Finding:
+    return _refusal(element, "mensagemTISS é o formato de arquivo do TISS (envio ou upload de arquivo "
+                    f"XML), não o de web service: {_expected(service)} (cabecalho, corpo e hash, sem "
+                    "epilogo) como filho direto do soap:Body.")
+
+
+def _expected(service: Service | None) -> str:
+    if service is None:
+        return "os web services TISS recebem o elemento *WS do serviço (por exemplo loteGuiasWS)"
+    return f"o web service {service.name} recebe o elemento {service.request}"
+
+
+def _refusal(element: etree._Element, text: str) -> f.Finding:
+    return f.error(f.MENSAGEM_FORA_DO_PADRAO, text, "/" + etree.QName(element).localname,
+                   element.sourceline)
+
+
+_MESSAGE_TAGS = tuple(f"{{{ANS_NS}}}{kind}" for kind in sorted(MESSAGE_KINDS))
+_MESSAGE_TAG_SET = frozenset(_MESSAGE_TAGS)
+_REQUEST_TAGS = frozenset(f"{{{ANS_NS}}}{kind}" for kind in SERVICE_BY_REQUEST)
+
+
+def _is_message(element: etree._Element) -> bool:
+    return element.tag in _MESSAGE_TAG_SET
+
+
+def _inner_message(wrapper: etree._Element) -> etree._Element | None:
+    """The TISS message inside a non-TISS element (an operation wrapper, a second envelope)."""
+    return next(wrapper.iterdescendants(*_MESSAGE_TAGS), None)  # tags matched in C
+
+
+def _wrapped_twice(element: etree._Element, where: str) -> f.Finding | None:
+    """A TISS message whose own child is a TISS message: what a client that wraps the element it
+    is given in the element of the operation sends (node ``soap`` given a whole ``*WS``)."""
+    inner = next((child for child in element if child.tag in _MESSAGE_TAG_SET), None)
+    return _twice_finding(inner, element, where) if inner is not None else None
+
+
+def _twice_finding(inner: etree._Element, wrapper: etree._Element, where: str) -> f.Finding:
+    name = etree.QName(inner).localname
+    if etree.QName(wrapper).localname == "Envelope":
+        around = "de outro Envelope SOAP"
+    else:
+        around = f"do elemento {_written(wrapper)}"
+    text = (f"Mensagem encapsulada duas vezes: {name} veio dentro {around} e deve ser {where}, "
+            "sem elemento de operação nem outro envelope em volta.")
+    if _is_message(wrapper):
+        text += (f" Clientes que recebem o elemento inteiro como parâmetro (por exemplo o node soap) "
+                 f"o embrulham de novo: passe só os filhos de {name} (cabecalho, corpo e hash).")
+    return f.error(f.MENSAGEM_FORA_DO_PADRAO, text, "/" + etree.QName(wrapper).localname,
+                   inner.sourceline)
+
+
+def _written(element: etree._Element) -> str:
+    qname = etree.QName(element)
+    if qname.namespace in (None, ANS_NS):
+        return qname.localname
+    return f"{{{qname.namespace}}}{qname.localname}"
+
+
+# --- the encoding of a fault ------------------------------------------------------------------
+
+_DECLARATION = re.compile(rb"\s*<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
+_REPLY_ENCODINGS = {"iso8859-1": "ISO-8859-1", "utf-8": "UTF-8"}
+
+
+def reply_encoding(data: bytes, tree: etree._ElementTree | None = None) -> str:
+    """The encoding of a fault answering ``data``: the one the request declared when it is
+    ISO-8859-1 or UTF-8 (under any of their names), else UTF-8. ``tree``: the request as parsed,
+    when it parsed; otherwise the XML declaration is read from the bytes (a malformed document
+    still says its encoding)."""
+    if tree is not None:
+        declared = tree.docinfo.encoding
+    else:
+        match = _DECLARATION.match(data, 0, 200) if not data.startswith(codecs.BOM_UTF8) else None
+        declared = match.group(1).decode("ascii") if match else None
+    try:
+        name = codecs.lookup(declared).name if declared else ""
+    except LookupError:
+        return "UTF-8"
+    return _REPLY_ENCODINGS.get(name, "UTF-8")

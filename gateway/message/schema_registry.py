@@ -8,6 +8,7 @@ offline: every include/import must name a file of the same set.
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -21,6 +22,7 @@ from gateway.message import schema_types
 from gateway.message.services import MENSAGEM_TISS
 
 IMPORT_RECORD = "import.json"
+_VERSION = re.compile(r"\d\.\d\d\.\d\d")
 schema_types.prepare()  # before any thread compiles: libxml2 is not thread-safe there
 
 
@@ -189,6 +191,25 @@ class SchemaRegistry:
                 record["version"], record_path.parent, record["origin"], record.get("valid_from"),
                 record["files"], official=record.get("official", False))
         return found
+
+
+def missing_version_text(version: str, installed: list[str]) -> str:
+    """Why a message of ``version`` cannot be validated here, and how to install that version's
+    schemas (the VersaoInvalida/5028 text of the SOAP fault and of ``tiss-gateway validate``)."""
+    have = ", ".join(installed) or "nenhuma"
+    if not _VERSION.fullmatch(version):
+        return f"Versão do padrão '{version}' inválida: esperado N.NN.NN (versões instaladas: {have})."
+    if version[:1] in ("1", "2", "3"):  # TISS 2.x/3.x: versaoPadrao, another message structure
+        return (f"Mensagem TISS {version} (versão informada em cabecalho/versaoPadrao, como no TISS "
+                f"2.x e 3.x): os schemas dessa versão não estão instalados neste gateway, que valida "
+                f"as versões {have} do TISS 4 (versão em cabecalho/Padrao).")
+    entry = shipped.manifest()["versions"].get(version)
+    not_shipped = " Nenhum pacote PyPI traz o conjunto oficial dessa versão." \
+        if entry is not None and not entry.get("bundled_by") else ""
+    return (f"Os schemas da versão {version} do padrão TISS não estão instalados neste gateway "
+            f"(versões instaladas: {have}).{not_shipped} Para validá-la, importe-os com "
+            f"'tiss-gateway schemas import <zip da ANS ou pasta do PadraoTISS {version}>' "
+            "(num servidor em execução, recarregue-o depois: SIGHUP).")
 
 
 _default: SchemaRegistry | None = None

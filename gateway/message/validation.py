@@ -10,7 +10,7 @@ from gateway.message import hashing, reader
 from gateway.message.findings import Finding
 from gateway.message.hashing import HashCheck, HashPolicy
 from gateway.message.reader import MessageError, TissMessage
-from gateway.message.schema_registry import SchemaRegistry, default_registry
+from gateway.message.schema_registry import SchemaRegistry, default_registry, missing_version_text
 from gateway.message.services import ANS_NS
 
 MAX_GUIAS_POR_LOTE = 100
@@ -22,6 +22,9 @@ _GUIAS = {
 }
 # lxml schema objects keep their error log on the instance: validate one message at a time each.
 _schema_locks: dict[int, threading.Lock] = {}
+# TISS 2.x and 3.x name the version element versaoPadrao (4.x: Padrao).
+_legacy_version = etree.XPath("normalize-space(ans:cabecalho/ans:versaoPadrao)", namespaces=_NS,
+                              smart_strings=False)
 
 
 @dataclass
@@ -59,16 +62,26 @@ def validate_message(message: TissMessage, *, registry: SchemaRegistry | None = 
     report = Report(False, message.version, message.kind, message=message)
     schema_set = registry.get(message.version) if message.version else None
     if schema_set is None:
-        report.findings.append(_version_finding(message, registry))
+        # No schema to validate with; the hash is still checked and reported (a TISS 2.x/3.x file's
+        # too), as a finding only where the message has one.
+        report.version = message.version or _legacy_version(message.root) or None
+        report.findings.append(_version_finding(message, report.version, registry))
+        _check_hash(report, message, policy, missing_is_finding=False)
         return report
     report.findings.extend(schema_findings(schema_set.schema(message.kind), message))
     report.findings.extend(_guide_limit(message))
-    if message.kind != "tissFaultWS":
-        report.hash = hashing.check(message.root, message.encoding, policy, message.data)
-        if not report.hash.accepted:
-            report.findings.append(_hash_finding(report.hash))
+    _check_hash(report, message, policy)
     report.valid = not any(x.severity is f.Severity.ERROR for x in report.findings)
     return report
+
+
+def _check_hash(report: Report, message: TissMessage, policy: HashPolicy, *,
+                missing_is_finding: bool = True) -> None:
+    if message.kind == "tissFaultWS":
+        return
+    report.hash = hashing.check(message.root, message.encoding, policy, message.data)
+    if not report.hash.accepted and (missing_is_finding or report.hash.found is not None):
+        report.findings.append(_hash_finding(report.hash))
 
 
 def schema_findings(schema: etree.XMLSchema, message: TissMessage) -> list[Finding]:
@@ -94,14 +107,13 @@ def _guide_limit(message: TissMessage) -> list[Finding]:
                     "guiasTISS")]
 
 
-def _version_finding(message: TissMessage, registry: SchemaRegistry) -> Finding:
-    known = ", ".join(registry.versions()) or "nenhuma"
-    if not message.version:
+def _version_finding(message: TissMessage, version: str | None, registry: SchemaRegistry) -> Finding:
+    if not version:
         text = "Versão do padrão (cabecalho/Padrao) não informada."
     else:
-        text = (f"Versão do padrão {message.version} não disponível no gateway "
-                f"(versões instaladas: {known}).")
-    return f.error(f.VERSAO_INVALIDA, text, "cabecalho/Padrao", message.root.sourceline)
+        text = missing_version_text(version, registry.versions())
+    where = "cabecalho/Padrao" if message.version or not version else "cabecalho/versaoPadrao"
+    return f.error(f.VERSAO_INVALIDA, text, where, message.root.sourceline)
 
 
 def _hash_finding(check: HashCheck) -> Finding:

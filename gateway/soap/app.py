@@ -2,7 +2,9 @@
 
 URLs: ``POST /tiss/v4_03_00/tissLoteGuias`` (version fixed by the path) or ``/tiss/tissLoteGuias``
 (version taken from ``Padrao``); ``GET`` of either with ``?wsdl``; the XSDs a WSDL imports at
-``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``; the web console under ``/console``.
+``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``; the web console under ``/console``. A POST to
+the URL of a version whose schemas are not installed gets the VersaoInvalida that says how to import
+them (gateway.message.checks); a GET there, a 404 with the same text.
 """
 
 import io
@@ -12,10 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from spyne import Fault
 from spyne.server.wsgi import WsgiApplication
 
-from gateway.message import responses
+from gateway.message import reader, responses
 from gateway.message.faults import TissFault
 from gateway.message.findings import Finding
-from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.schema_registry import SchemaRegistry, missing_version_text
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.soap import wsdl
 from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, Receiver, spyne_application
@@ -52,18 +54,19 @@ class TissWsgi:
             return _plain(start_response, "404 Not Found", "não encontrado")
         version = wsdl.version_from_path(parts[1]) if len(parts) > 1 else None
         rest = parts[2:] if version else parts[1:]
-        if version and version not in self.registry.sets():
-            return _plain(start_response, "404 Not Found", f"versão {version} não instalada")
+        if version and version not in self.registry.sets() and method != "POST":
+            return _plain(start_response, "404 Not Found",
+                          missing_version_text(version, self.registry.versions()))
         if version and len(rest) == 2 and rest[0] == "schemas" and method == "GET":
             return self._schema(start_response, version, rest[1])
         if len(rest) != 1 or rest[0] not in SERVICE_BY_NAME:
             return _plain(start_response, "404 Not Found", "serviço TISS desconhecido")
         service = rest[0]
+        if method == "POST":  # also for a version not installed: VersaoInvalida says how to install it
+            return self._soap(environ, start_response, service, version)
         if method == "GET" and environ.get("QUERY_STRING", "").lower() in ("wsdl", "wsdl="):
             return self._wsdl(environ, start_response, service, version)
-        if method != "POST":
-            return _plain(start_response, "405 Method Not Allowed", "use POST (SOAP 1.1) ou GET ?wsdl")
-        return self._soap(environ, start_response, service, version)
+        return _plain(start_response, "405 Method Not Allowed", "use POST (SOAP 1.1) ou GET ?wsdl")
 
     def _soap(self, environ: dict, start_response: StartResponse, service: str,
               version: str | None) -> Iterable[bytes]:
@@ -71,7 +74,7 @@ class TissWsgi:
         environ[SERVICE_KEY] = service
         environ[VERSION_KEY] = version
         length = environ.get("CONTENT_LENGTH") or "0"
-        size = f"{length} bytes"
+        size, data = f"{length} bytes", b""
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             # No Content-Length: Spyne would silently cut the body at max_bytes. Read one byte more.
             data = environ["wsgi.input"].read(self.max_bytes + 1)
@@ -80,10 +83,11 @@ class TissWsgi:
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), length
         if length.isdigit() and int(length) > self.max_bytes:
             self.pipeline.refused_oversize(environ, int(length))
+            encoding = reader.reply_encoding(data or _head(environ))  # the XML declaration's
             body = responses.fault_envelope(
                 "SchemaInvalido", f"Mensagem de {size} excede o limite de {self.max_bytes} "
-                "bytes (5002).", client=True)
-            return _reply(start_response, "413 Request Entity Too Large", body, "UTF-8")
+                "bytes (5002).", client=True, encoding=encoding)
+            return _reply(start_response, "413 Request Entity Too Large", body, encoding)
         try:
             return self.spyne(environ, start_response)
         except Exception:  # a bug must still answer in TISS terms, never with an HTML page
@@ -127,6 +131,14 @@ class TissWsgi:
         scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
         host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
         return f"{scheme}://{host}"
+
+
+def _head(environ: dict) -> bytes:
+    """The first bytes of a body left unread (enough for its XML declaration)."""
+    try:
+        return environ["wsgi.input"].read(200)
+    except (OSError, ValueError):  # the client went away
+        return b""
 
 
 def _reply(start_response: StartResponse, status: str, body: bytes, charset: str) -> list[bytes]:

@@ -4,7 +4,12 @@ Spyne's stock Soap11 would decode the body with the HTTP charset, re-encode it, 
 it into Python objects. TISS needs the opposite: the exact bytes (for the hash and for audit) and
 the one lxml tree (parse once). So the in-protocol parses with the gateway's safe reader and
 hands ``ctx.in_body_doc`` to the service untouched; the out-protocol writes the bytes the
-service prepared (or a tissFaultWS envelope for an error).
+service prepared (or a tissFaultWS envelope for an error, in the encoding the request declared:
+ISO-8859-1 or UTF-8, else UTF-8).
+
+A Body that is not a ``*WS`` request is refused before Spyne dispatches on it, with a text that
+says what came instead (the mensagemTISS file form, a message wrapped twice, a response...):
+Spyne's own answer would be "Requested resource ... not found".
 """
 
 from types import SimpleNamespace
@@ -14,7 +19,13 @@ from spyne.protocol.soap import Soap11
 
 from gateway.message import reader
 from gateway.message.faults import TissFault, fault_reply
+from gateway.message.findings import Finding
 from gateway.message.reader import MessageError
+from gateway.message.services import SERVICE_BY_NAME
+
+PIPELINE_KEY = "tiss.pipeline"  # WSGI environ keys gateway.soap.app sets for each request
+SERVICE_KEY = "tiss.service"
+VERSION_KEY = "tiss.version"
 
 
 class TissSoapIn(Soap11):
@@ -29,45 +40,42 @@ class TissSoapIn(Soap11):
             tree = reader.parse(raw, self.max_bytes)
         except MessageError as exc:
             ctx.udc.finding = exc.finding
-            raise TissFault("SchemaInvalido", exc.finding.message, code=exc.finding.code,
-                            findings=[exc.finding]) from None
+            raise _refused(exc.finding) from None
         ctx.udc.tree = tree
         ctx.in_document = (tree.getroot(), {})
 
     def decompose_incoming_envelope(self, ctx, message=Soap11.REQUEST):
         envelope = ctx.in_document[0]
-        if envelope.tag == f"{{{self.ns_soap_env}}}Envelope":
-            # Spyne takes Body[0] as the message: an empty Body, a Header without Body, or a
-            # comment / processing instruction before the TISS element would crash it (a 500).
-            body = envelope.find(f"{{{self.ns_soap_env}}}Body")
-            first = next((c for c in body if isinstance(c.tag, str)), None) if body is not None else None
-            if first is None:
-                raise TissFault("SchemaInvalido", "Envelope SOAP sem mensagem TISS no Body.", code="5001")
-            while body[0] is not first:  # outside the *WS element: neither hashed nor stored apart
-                body.remove(body[0])
-            if first.tag != f"{{{self.ns_soap_env}}}Fault":
-                # What Soap11 would do, without looking Header and Body up again with two XPaths.
-                header = envelope.find(f"{{{self.ns_soap_env}}}Header")
-                ctx.in_document = envelope
-                ctx.in_header_doc = header.getchildren() if header is not None else None
-                ctx.in_body_doc = first
-                ctx.method_request_string = first.tag
-                self.validate_body(ctx, message)
-                return
-        try:
-            super().decompose_incoming_envelope(ctx, message)
-        except TissFault:
-            raise
-        except Fault as exc:  # no envelope, empty envelope, ...
-            raise TissFault("SchemaInvalido", f"Envelope SOAP 1.1 inválido: {exc.faultstring}",
-                            code="5001") from None
-        if ctx.in_body_doc is None:
+        service = SERVICE_BY_NAME.get(ctx.transport.req_env.get(SERVICE_KEY, ""))
+        if envelope.tag != f"{{{self.ns_soap_env}}}Envelope":
+            raise _refused(reader.unenveloped_refusal(envelope, service))
+        # Spyne takes Body[0] as the message: an empty Body, a Header without Body, or a comment /
+        # processing instruction before the TISS element would crash it (a 500).
+        body = envelope.find(f"{{{self.ns_soap_env}}}Body")
+        first = next((c for c in body if isinstance(c.tag, str)), None) if body is not None else None
+        if first is None:
             raise TissFault("SchemaInvalido", "Envelope SOAP sem mensagem TISS no Body.", code="5001")
+        refusal = reader.request_refusal(first, service)
+        if refusal is not None:  # Spyne would say "Requested resource ... not found", in English
+            raise _refused(refusal)
+        while body[0] is not first:  # outside the *WS element: neither hashed nor stored apart
+            body.remove(body[0])
+        # What Soap11 would do, without looking Header and Body up again with two XPaths.
+        header = envelope.find(f"{{{self.ns_soap_env}}}Header")
+        ctx.in_document = envelope
+        ctx.in_header_doc = header.getchildren() if header is not None else None
+        ctx.in_body_doc = first
+        ctx.method_request_string = first.tag
+        self.validate_body(ctx, message)
 
     def deserialize(self, ctx, message):
         self.event_manager.fire_event("before_deserialize", ctx)
         ctx.in_object = ctx.in_body_doc
         self.event_manager.fire_event("after_deserialize", ctx)
+
+
+def _refused(finding: Finding) -> TissFault:
+    return TissFault("SchemaInvalido", finding.message, code=finding.code, findings=[finding])
 
 
 class TissSoapOut(Soap11):
@@ -79,8 +87,8 @@ class TissSoapOut(Soap11):
         ctx.out_document = None
         if ctx.udc is None:  # failed before the request was read
             ctx.udc = SimpleNamespace(raw=b"", tree=None, reply=None, finding=None)
-        if ctx.out_error is not None:
-            ctx.udc.reply = fault_reply(ctx.out_error)
+        if ctx.out_error is not None:  # in the request's encoding when it declared one we write
+            ctx.udc.reply = fault_reply(ctx.out_error, reader.reply_encoding(ctx.udc.raw, ctx.udc.tree))
         else:
             ctx.udc.reply = ctx.out_object[0] if isinstance(ctx.out_object, list | tuple) \
                 else ctx.out_object

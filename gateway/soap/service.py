@@ -17,11 +17,7 @@ from gateway.message.checks import Call, Endpoint, read_cabecalho
 from gateway.message.faults import Reply
 from gateway.message.findings import Finding
 from gateway.message.services import ANS_NS, SERVICES, Service
-from gateway.soap.protocol import TissSoapIn, TissSoapOut
-
-PIPELINE_KEY = "tiss.pipeline"
-SERVICE_KEY = "tiss.service"
-VERSION_KEY = "tiss.version"
+from gateway.soap.protocol import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, TissSoapIn, TissSoapOut
 
 Environ = dict[str, Any]  # a WSGI request environment (values of many kinds)
 

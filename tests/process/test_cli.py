@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from gateway.message import hashing, reader
+from tests.conftest import OFFICIAL_SCHEMAS
 from tests.factory import build_lote, build_request, envelope
 from tests.unit.message.test_reader import BILLION_LAUGHS, XXE
+from tests.unit.message.test_validation import tiss3
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -74,6 +76,31 @@ def test_hostile_files_are_findings_not_tracebacks(files, tiss_home, name) -> No
     assert "root:x:0" not in result.stdout
 
 
+def test_a_tiss_3_file_names_its_version_and_keeps_its_hash(tmp_path, tiss_home) -> None:
+    path = tmp_path / "tiss3.xml"
+    path.write_bytes(tiss3())
+    result = cli("validate", str(path), home=tiss_home)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{path}: INVÁLIDO (mensagemTISS 3.05.00)"
+    assert "[5028] erro: Mensagem TISS 3.05.00 (versão informada em cabecalho/versaoPadrao" in lines[1]
+    digest = reader.read(path.read_bytes()).root.findtext(".//{*}epilogo/{*}hash")
+    assert lines[2] == f"  hash: informado {digest}, calculado {digest}, variante declared"
+
+
+def test_4_01_00_without_its_schemas_says_how_to_import_them(files, tmp_path) -> None:
+    home = tmp_path / "home"  # only the bundled sets
+    result = cli("validate", "--json", str(files["lote-401.xml"]), home=home)
+    assert result.returncode == 1
+    (report,) = json.loads(result.stdout)
+    assert report["version"] == "4.01.00" and report["hash"]["variant"] == "declared"
+    assert [f["code"] for f in report["findings"]] == ["5028"]
+    assert "'tiss-gateway schemas import <zip da ANS ou pasta do PadraoTISS 4.01.00>'" in \
+        report["findings"][0]["message"]
+    assert cli("schemas", "import", str(OFFICIAL_SCHEMAS / "4.01.00"), home=home).returncode == 0
+    assert cli("validate", str(files["lote-401.xml"]), home=home).returncode == 0
+
+
 def test_unreadable_file_and_bad_usage_exit_2(tmp_path, tiss_home) -> None:
     assert cli("validate", str(tmp_path / "missing.xml"), home=tiss_home).returncode == 2
     assert cli("validate", "--no-such-flag", "x", home=tiss_home).returncode == 2
@@ -113,15 +140,17 @@ def test_hash_write_converts_encoding(files, tiss_home) -> None:
 
 
 def test_schemas_list_and_import(tmp_path) -> None:
-    from tests.conftest import OFFICIAL_SCHEMAS
-
     home = tmp_path / "home"
     listed = cli("schemas", "list", "--json", home=home)
     assert listed.returncode == 0
     assert [r["version"] for r in json.loads(listed.stdout)] == ["4.02.00", "4.03.00"]
+    human = cli("schemas", "list", home=home).stdout
+    assert "4.01.00  não instalada: tiss-gateway schemas import <zip da ANS ou pasta do PadraoTISS " \
+        "4.01.00>" in human
     imported = cli("schemas", "import", str(OFFICIAL_SCHEMAS / "4.01.00"), home=home)
     assert imported.returncode == 0, imported.stderr
     rows = json.loads(cli("schemas", "list", "--json", home=home).stdout)
+    assert "não instalada" not in cli("schemas", "list", home=home).stdout
     assert [(r["version"], r["hashes"], r["valid_from"]) for r in rows] == [
         ("4.01.00", "oficial", "2022-10-01"), ("4.02.00", "oficial", "2025-06-01"),
         ("4.03.00", "oficial", "2025-12-01")]

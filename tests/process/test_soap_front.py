@@ -32,7 +32,7 @@ from gateway.storage.db import make_engine
 from gateway.storage.models import Critica, Lote, Mensagem, Protocolo, Transacao
 from tests.conftest import OFFICIAL_SCHEMAS
 from tests.db_fixtures import BACKENDS
-from tests.factory import Party, build_lote, build_request, cnpj_check_digits, envelope
+from tests.factory import Party, build_lote, build_mensagem_tiss, build_request, cnpj_check_digits, envelope
 from tests.gateway_process import GatewayProcess, cli
 
 NS = {"ans": ANS_NS, "soap": SOAP11_NS}
@@ -303,6 +303,24 @@ def _wrong_hash() -> bytes:
                   lote())
 
 
+def _undeclared(data: bytes) -> bytes:
+    """A document without its XML declaration."""
+    return re.sub(rb"^<\?xml[^>]*\?>\s*", b"", data)
+
+
+def _mensagem_tiss() -> bytes:
+    numero = new_id()
+    return build_mensagem_tiss("sp-sadt", 1, numero_lote=numero, sequencial=numero, encoding="UTF-8")
+
+
+def _wrapped(before: bytes, after: bytes) -> Callable[[], bytes]:
+    """A lote whose *WS element comes inside ``before`` ... ``after`` in the Body (UTF-8: the
+    envelope declares no encoding)."""
+    def build() -> bytes:
+        return _soap(before + _undeclared(_bare_lote(encoding="UTF-8")) + after)
+    return build
+
+
 XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE soapenv:Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
        + _soap(b'<ans:loteGuiasWS xmlns:ans="' + ANS_NS.encode() + b'">&xxe;</ans:loteGuiasWS>'))
 LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">'
@@ -314,18 +332,34 @@ FAILURES: dict[str, tuple[str, Callable[[], bytes], str, str, str | None]] = {
     "not-xml": (LOTE, lambda: b"ol\xe1, isto n\xe3o \xe9 XML", "SchemaInvalido", "5002", None),
     "doctype-xxe": (LOTE, lambda: XXE, "SchemaInvalido", "5002", "DOCTYPE"),
     "doctype-entity-expansion": (LOTE, lambda: LAUGHS, "SchemaInvalido", "5002", "DOCTYPE"),
-    "not-a-soap-envelope": (LOTE, _bare_lote, "SchemaInvalido", "5001", "Envelope"),
+    "not-a-soap-envelope": (LOTE, _bare_lote, "SchemaInvalido", "5001", "loteGuiasWS sem Envelope SOAP 1.1"),
     "soap-1.2": (LOTE, lambda: lote().replace(SOAP11_NS.encode(), b"http://www.w3.org/2003/05/soap-envelope"),
-                 "SchemaInvalido", "5001", "Envelope"),
+                 "SchemaInvalido", "5001", "SOAP 1.2 não é aceito"),
     "empty-body": (LOTE, lambda: _soap(b""), "SchemaInvalido", "5001", "sem mensagem TISS"),
     "header-without-body": (LOTE, lambda: f'<e:Envelope xmlns:e="{SOAP11_NS}"><e:Header/></e:Envelope>'
                             .encode(), "SchemaInvalido", "5001", "sem mensagem TISS"),
     "unknown-body-element": (LOTE, lambda: _soap(b'<pedido xmlns="urn:outro"><a>1</a></pedido>'),
                              "SchemaInvalido", "5001", None),
     "unknown-ans-element": (LOTE, lambda: _soap(f'<ans:fooWS xmlns:ans="{ANS_NS}"/>'.encode()),
-                            "SchemaInvalido", "5001", None),
+                            "SchemaInvalido", "5001", "fooWS, que não é uma requisição TISS"),
     "body-of-another-service": (LOTE, lambda: status_request("123"), "SchemaInvalido", "5001",
-                                "não é uma mensagem do serviço tissLoteGuias"),
+                                "é a mensagem do web service tissSolicitacaoStatusProtocolo e veio ao "
+                                "endereço de tissLoteGuias, que recebe loteGuiasWS"),
+    "response-element": (LOTE, lambda: _soap(f'<ans:protocoloRecebimentoWS xmlns:ans="{ANS_NS}"/>'.encode()),
+                         "SchemaInvalido", "5001", "é a resposta do web service tissLoteGuias"),
+    "mensagemTISS-in-body": (LOTE, lambda: _soap(_undeclared(_mensagem_tiss())),
+                             "SchemaInvalido", "5001", "mensagemTISS é o formato de arquivo"),
+    "mensagemTISS-bare": (LOTE, _mensagem_tiss, "SchemaInvalido", "5001",
+                          "o web service tissLoteGuias recebe o elemento loteGuiasWS"),
+    "envelope-in-body": (LOTE, _wrapped(f'<e:Envelope xmlns:e="{SOAP11_NS}"><e:Body>'.encode(),
+                                        b"</e:Body></e:Envelope>"),
+                         "SchemaInvalido", "5001", "loteGuiasWS veio dentro de outro Envelope SOAP"),
+    "operation-wrapper": (LOTE, _wrapped(b'<op:tissLoteGuias_Operation xmlns:op="urn:op">',
+                                         b"</op:tissLoteGuias_Operation>"),
+                          "SchemaInvalido", "5001", "Mensagem encapsulada duas vezes"),
+    "ws-inside-ws": (LOTE, _wrapped(f'<ans:loteGuiasWS xmlns:ans="{ANS_NS}">'.encode(),
+                                    b"</ans:loteGuiasWS>"),
+                     "SchemaInvalido", "5001", "passe só os filhos de loteGuiasWS"),
     "url-version-not-padrao": ("/tiss/v4_02_00/tissLoteGuias", lote, "VersaoInvalida", "5028", "4.02.00"),
     "unknown-version-versionless": ("/tiss/tissLoteGuias", lambda: envelope(_with_padrao("9.99.99")),
                                     "VersaoInvalida", "5028", "9.99.99"),
@@ -384,12 +418,46 @@ def test_oversize_is_refused_with_413_and_stored(gateway, db, chunked):
     else:
         sent = post(gateway, LOTE, data)
     assert sent.status_code == 413
+    assert sent.headers["Content-Type"] == "text/xml; charset=ISO-8859-1"  # what the lote declares
     found, faultstring = fault(sent)
     assert found == "SchemaInvalido" and "5002" in faultstring
     assert count(db, Mensagem, Mensagem.resultado == "recusada") == before + 1
     row = last_refused(db)
     assert (row.codigo_erro, row.servico) == ("5002", "tissLoteGuias")
     assert row.tamanho > 15 * MiB
+
+
+# The request's declared encoding (ISO-8859-1 or UTF-8, under any of their names) -> the fault's.
+# An unknown login answers "Login ou senha inválidos." (accented) and locks nobody out.
+NINGUEM = Party(login="sem-cadastro")
+FAULT_ENCODINGS = {
+    "iso-8859-1": (lambda: lote(party=NINGUEM), "ISO-8859-1"),
+    "utf-8": (lambda: lote(party=NINGUEM, encoding="UTF-8"), "UTF-8"),
+    "latin1-alias": (lambda: restamp_declared(lote(party=NINGUEM), b"latin1"), "ISO-8859-1"),
+    "malformed-iso-8859-1": (lambda: lote()[:-40], "ISO-8859-1"),  # unparsed: the declaration is read
+    "windows-1252": (lambda: restamp_declared(lote(party=NINGUEM), b"windows-1252"), "UTF-8"),
+    "no-declaration": (lambda: _undeclared(lote(encoding="UTF-8", party=NINGUEM)), "UTF-8"),
+    "not-xml": (lambda: b"ol\xe1, isto n\xe3o \xe9 XML", "UTF-8"),
+}
+
+
+def restamp_declared(data: bytes, encoding: bytes) -> bytes:
+    """``data`` (ISO-8859-1) declaring the same encoding under another name, hash unchanged."""
+    return data.replace(b'encoding="ISO-8859-1"', b'encoding="' + encoding + b'"', 1)
+
+
+@pytest.mark.parametrize("case", FAULT_ENCODINGS, ids=list(FAULT_ENCODINGS))
+def test_fault_is_written_in_the_request_encoding(gateway, case):
+    build, expected = FAULT_ENCODINGS[case]
+    response = post(gateway, LOTE, build())
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == f"text/xml; charset={expected}"
+    assert declared_encoding(response.content).upper() == expected
+    found, faultstring = fault(response)
+    assert found in ("LoginInvalido", "SchemaInvalido")
+    if found == "LoginInvalido":  # the accented text in the bytes of that encoding
+        assert "inválidos" in faultstring
+        assert "inválidos".encode(expected) in response.content
 
 
 def test_comment_before_the_tiss_element_is_accepted(gateway):

@@ -83,3 +83,20 @@ def test_schema_and_hash(registry):
     with pytest.raises(TissFault) as raised:
         check(call_of(tampered, status), registry)
     assert (raised.value.tiss_fault, raised.value.code) == ("HashInvalido", "5014")
+
+
+def test_a_version_whose_schemas_are_not_installed_says_how_to_import_them(tmp_path):
+    """Before the side's own refusal: 4.01.00 comes in no PyPI package, only by import."""
+    bundled_only = SchemaRegistry(tmp_path)
+    with pytest.raises(TissFault) as raised:
+        check(call_of(build_lote("sp-sadt", 1, version="4.01.00")), bundled_only,
+              refuse_version=lambda v: "nunca usado")
+    assert (raised.value.tiss_fault, raised.value.code) == ("VersaoInvalida", "5028")
+    assert "'tiss-gateway schemas import <zip da ANS ou pasta do PadraoTISS 4.01.00>'" in \
+        raised.value.faultstring
+
+
+def test_another_service_names_the_one_the_message_belongs_to(registry):
+    with pytest.raises(TissFault) as raised:
+        check(call_of(build_lote("sp-sadt", 1)), registry, Endpoint("tissSolicitacaoProcedimento", None))
+    assert "loteGuiasWS é a mensagem do web service tissLoteGuias" in raised.value.faultstring

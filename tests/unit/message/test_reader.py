@@ -1,9 +1,11 @@
 """Hostile and broken input: every case is a finding with a Table 38 code, never an exception."""
 
 import pytest
+from lxml import etree
 
 from gateway.message import reader
 from gateway.message.reader import MessageError
+from gateway.message.services import SERVICE_BY_NAME
 from gateway.message.validation import validate
 
 ANS = "http://www.ans.gov.br/padroes/tiss/schemas"
@@ -67,3 +69,105 @@ def test_missing_version_is_5028() -> None:
     assert [f.code for f in report.findings] == ["5028"]
     assert report.version == "9.99.99"
     assert report.kind == "loteGuiasWS"
+
+
+# --- what a web service's Body must hold (gateway.soap asks before dispatching) -------------------
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+LOTE = SERVICE_BY_NAME["tissLoteGuias"]
+
+
+def element(xml: str) -> etree._Element:
+    return etree.fromstring(xml.encode())
+
+
+@pytest.mark.parametrize(("xml", "expected"), [
+    (f'<ans:mensagemTISS xmlns:ans="{ANS}"/>',
+     "mensagemTISS é o formato de arquivo do TISS (envio ou upload de arquivo XML), não o de web "
+     "service: o web service tissLoteGuias recebe o elemento loteGuiasWS (cabecalho, corpo e hash, "
+     "sem epilogo) como filho direto do soap:Body."),
+    (f'<s:Envelope xmlns:s="{SOAP}"><s:Body><ans:loteGuiasWS xmlns:ans="{ANS}"/></s:Body></s:Envelope>',
+     "Mensagem encapsulada duas vezes: loteGuiasWS veio dentro de outro Envelope SOAP e deve ser o "
+     "filho direto do soap:Body, sem elemento de operação nem outro envelope em volta."),
+    (f'<op:tissLoteGuias_Operation xmlns:op="urn:x"><ans:loteGuiasWS xmlns:ans="{ANS}"/>'
+     "</op:tissLoteGuias_Operation>",
+     "Mensagem encapsulada duas vezes: loteGuiasWS veio dentro do elemento {urn:x}tissLoteGuias_Operation"),
+    (f'<ans:loteGuiasWS xmlns:ans="{ANS}"><ans:loteGuiasWS><ans:cabecalho/></ans:loteGuiasWS>'
+     "</ans:loteGuiasWS>",
+     "passe só os filhos de loteGuiasWS (cabecalho, corpo e hash)."),
+    (f'<ans:protocoloRecebimentoWS xmlns:ans="{ANS}"/>',
+     "protocoloRecebimentoWS é a resposta do web service tissLoteGuias, não uma requisição"),
+    (f'<s:Fault xmlns:s="{SOAP}"/>', "O soap:Body traz um soap:Fault"),
+    ('<pedido xmlns="urn:outro"/>',
+     "O soap:Body traz o elemento {urn:outro}pedido, que não é uma requisição TISS: o web service "
+     f"tissLoteGuias recebe o elemento loteGuiasWS, no namespace {ANS}."),
+], ids=["mensagemTISS", "envelope-twice", "operation-wrapper", "ws-in-ws", "response", "fault", "foreign"])
+def test_body_refusals_say_what_was_wrong(xml: str, expected: str) -> None:
+    finding = reader.request_refusal(element(xml), LOTE)
+    assert finding is not None and finding.code == "5001"
+    assert expected in finding.message
+
+
+def test_any_request_element_is_for_the_body_to_take() -> None:
+    """Another service's request is refused later (gateway.message.faults.wrong_service)."""
+    for kind in ("loteGuiasWS", "solicitacaoStatusProtocoloWS"):
+        assert reader.request_refusal(element(f'<ans:{kind} xmlns:ans="{ANS}"><ans:cabecalho/></ans:{kind}>'),
+                                      LOTE) is None
+
+
+@pytest.mark.parametrize(("xml", "expected"), [
+    (f'<ans:mensagemTISS xmlns:ans="{ANS}"/>', "mensagemTISS é o formato de arquivo"),
+    (f'<ans:loteGuiasWS xmlns:ans="{ANS}"/>',
+     "Mensagem loteGuiasWS sem Envelope SOAP 1.1: o web service tissLoteGuias recebe o elemento "
+     "loteGuiasWS dentro de soap:Envelope/soap:Body."),
+    ('<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"/>', "Envelope SOAP 1.2 não é aceito"),
+    ("<html/>", "Envelope SOAP 1.1 ausente: a raiz do documento é html"),
+])
+def test_documents_without_a_soap_11_envelope(xml: str, expected: str) -> None:
+    finding = reader.unenveloped_refusal(element(xml), LOTE)
+    assert finding.code == "5001" and expected in finding.message
+
+
+def test_without_a_service_the_texts_name_the_rule() -> None:
+    finding = reader.request_refusal(element(f'<ans:mensagemTISS xmlns:ans="{ANS}"/>'), None)
+    assert finding is not None
+    assert "os web services TISS recebem o elemento *WS do serviço (por exemplo loteGuiasWS)" \
+        in finding.message
+
+
+def test_a_file_wrapped_twice_is_named_when_read() -> None:
+    data = (f'<s:Envelope xmlns:s="{SOAP}"><s:Body><op:x xmlns:op="urn:x">'
+            f'<ans:loteGuiasWS xmlns:ans="{ANS}"/></op:x></s:Body></s:Envelope>').encode()
+    with pytest.raises(MessageError, match="encapsulada duas vezes: loteGuiasWS veio dentro do elemento"):
+        reader.read(data)
+
+
+# --- the encoding of a fault ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b'<?xml version="1.0" encoding="ISO-8859-1"?><a/>', "ISO-8859-1"),
+    (b"<?xml version='1.0' encoding='iso-8859-1'?><a/>", "ISO-8859-1"),
+    (b'<?xml version="1.0" encoding="latin1"?><a/>', "ISO-8859-1"),
+    (b'<?xml version="1.0" encoding="utf8"?><a/>', "UTF-8"),
+    (b'<?xml version="1.0" encoding="UTF-8"?><a/>', "UTF-8"),
+    (b'<?xml version="1.0" encoding="windows-1252"?><a/>', "UTF-8"),
+    (b'<?xml version="1.0" encoding="US-ASCII"?><a/>', "UTF-8"),
+    (b'<?xml version="1.0"?><a/>', "UTF-8"),
+    (b"<a/>", "UTF-8"),
+])
+def test_reply_encoding_of_a_parsed_request(data: bytes, expected: str) -> None:
+    assert reader.reply_encoding(data, reader.parse(data)) == expected
+    assert reader.reply_encoding(data) == expected  # read from the declaration alone
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b'<?xml version="1.0" encoding="ISO-8859-1"?><a>\xe9</b>', "ISO-8859-1"),  # malformed
+    (b'  \n<?xml version="1.0" encoding="ISO-8859-1"?>', "ISO-8859-1"),
+    (b'<?xml version="1.0" encoding="x-nonsense"?><a/>', "UTF-8"),
+    (b'\xef\xbb\xbf<?xml version="1.0" encoding="ISO-8859-1"?><a/>', "UTF-8"),  # a UTF-8 BOM wins
+    (b"ol\xe1, isto n\xe3o \xe9 XML", "UTF-8"),
+    (b"", "UTF-8"),
+    (b"<a/>" + b" " * 300 + b'<?xml version="1.0" encoding="ISO-8859-1"?>', "UTF-8"),
+])
+def test_reply_encoding_of_unreadable_bytes(data: bytes, expected: str) -> None:
+    assert reader.reply_encoding(data) == expected

@@ -9,7 +9,7 @@ import pytest
 
 import schemas as shipped
 from gateway.message.schema_import import import_schema_set
-from gateway.message.schema_registry import SchemaRegistry, SchemaSetError
+from gateway.message.schema_registry import SchemaRegistry, SchemaSetError, missing_version_text
 from tests.conftest import OFFICIAL_SCHEMAS
 
 
@@ -107,3 +107,23 @@ def test_incomplete_set_is_refused(tmp_path: Path) -> None:
         import_schema_set(folder, tmp_path / "home")
     with pytest.raises(SchemaSetError):
         import_schema_set(tmp_path / "nothing-here.txt", tmp_path / "home")
+
+
+IMPORT_401 = "'tiss-gateway schemas import <zip da ANS ou pasta do PadraoTISS 4.01.00>'"
+
+
+def test_missing_version_text_says_how_to_import() -> None:
+    text = missing_version_text("4.01.00", ["4.02.00", "4.03.00"])
+    assert IMPORT_401 in text
+    assert "(versões instaladas: 4.02.00, 4.03.00)" in text
+    assert "Nenhum pacote PyPI traz o conjunto oficial dessa versão." in text
+    future = missing_version_text("4.04.00", [])
+    assert "PadraoTISS 4.04.00>" in future and "nenhuma" in future and "PyPI" not in future
+
+
+def test_missing_version_text_of_tiss_3_and_of_garbage() -> None:
+    text = missing_version_text("3.05.00", ["4.03.00"])
+    assert text.startswith("Mensagem TISS 3.05.00 (versão informada em cabecalho/versaoPadrao")
+    assert "import" not in text
+    assert missing_version_text("4.3", ["4.03.00"]) == \
+        "Versão do padrão '4.3' inválida: esperado N.NN.NN (versões instaladas: 4.03.00)."
