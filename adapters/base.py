@@ -15,7 +15,8 @@ The work, in order:
   lote, the operator's file size), each part re-stamped (sequencialTransacao, data/hora,
   ``Padrao`` = the version the operator takes: :mod:`adapters.conversion`), checked against that
   version's schema, hashed in the operator's variant and signed when the operator requires it or
-  a key is configured.
+  a key is configured;
+- ``resposta_para`` (real-time services): the operator's answer back in the provider's version.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from adapters.conversion import (
     criticas_de_conversao,
     lote_ws,
     remove_signatures,
+    resposta_na_versao,
     schema_criticas,
     stamp,
     stamp_padrao,
@@ -59,7 +61,7 @@ from gateway.message import hashing
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.message.services import MENSAGEM_TISS, SERVICE_BY_REQUEST, SERVICES
+from gateway.message.services import ANS_NS, MENSAGEM_TISS, SERVICE_BY_REQUEST, SERVICES
 from gateway.message.tables import STATUS_PROTOCOLO
 
 if TYPE_CHECKING:
@@ -297,6 +299,13 @@ class Adapter:
         if self.max_bytes is not None and len(corpo) > self.max_bytes:
             raise AdapterError(f"{self.nome}: parte com {len(corpo)} bytes excede {self.max_bytes}")
         return Envio(servico, corpo, parte.numero_lote, parte.guias, sequencial, versao)
+
+    def resposta_para(self, root: etree._Element, versao: str, encoding: str) -> list[Finding]:
+        """The operator's answer ``root`` to a real-time request, converted in place to the
+        ``versao`` the provider asked in (:func:`adapters.conversion.resposta_na_versao`); returns
+        what does not fit that version, naming the element ([]: a valid answer in ``versao``)."""
+        origem = (root.findtext(f"{{{ANS_NS}}}cabecalho/{{{ANS_NS}}}Padrao") or "").strip() or versao
+        return resposta_na_versao(self.registry, root, origem, versao, encoding, self.nome)
 
     # ---------------------------------------------------------------------- the operator's words
 

@@ -145,12 +145,12 @@ def _classifica(texto: str, caminho: str) -> tuple[str, str, str]:
 
 
 def _critica_de_conversao(chave: tuple[str, str, str], erros: list[Finding], guias: list[str],
-                          origem: str, destino: str, operadora: str) -> Finding:
+                          origem: str, destino: str, operadora: str, *, resposta: bool = False) -> Finding:
     problema, elemento, detalhe = chave
     onde = _guias_citadas(erros, guias)
     if problema == "faltando":
         texto = (f"O elemento {elemento}, obrigatório em {detalhe} na versão {destino}, não consta "
-                 f"da mensagem{onde}")
+                 f"da {'resposta' if resposta else 'mensagem'}{onde}")
     elif problema == "nao-esperado":
         de = f" de {detalhe}" if detalhe else ""
         texto = f"O elemento {elemento}{de}{onde} não existe na versão {destino}"
@@ -158,7 +158,9 @@ def _critica_de_conversao(chave: tuple[str, str, str], erros: list[Finding], gui
         texto = f"Valor de {elemento}{onde} inválido na versão {destino}: {detalhe}"
     else:
         texto = f"Mensagem fora do schema {destino}: {detalhe}"
-    if origem and origem != destino:
+    if resposta:
+        texto += f" (resposta da operadora {operadora} na versão {origem})"
+    elif origem and origem != destino:
         como = {"faltando": f" com {elemento} preenchido", "nao-esperado": f" sem {elemento}"}
         texto += (f". A operadora {operadora} não aceita a versão {origem} e a mensagem seria enviada "
                   f"na {destino}: envie-a na versão {destino}{como.get(problema, '')}")
@@ -179,6 +181,42 @@ def _guias_citadas(erros: list[Finding], guias: list[str]) -> str:
     citadas = ", ".join(numeros[:_MAX_GUIAS_CITADAS])
     resto = f" e mais {len(numeros) - _MAX_GUIAS_CITADAS}" if len(numeros) > _MAX_GUIAS_CITADAS else ""
     return f" ({'guia' if len(numeros) == 1 else 'guias'} {citadas}{resto})"
+
+
+# --------------------------------------------------------------------------------- answers
+
+# An operator's refusal code the provider's version lacks (dm_tipoGlosa grows: 3169-3312 came with
+# 4.03.00) -> the code older versions give the same refusal; any other such code becomes 5002 with
+# the operator's description (what the gateway answers for a refusal it cannot code otherwise).
+CODIGO_EQUIVALENTE = {"3291": "3162",  # protocolo não localizado
+                      "3268": "1308"}  # lote já informado / guia já apresentada
+CODIGO_SEM_EQUIVALENTE = "5002"
+_CODIGOS_DE_RECUSA = etree.XPath(
+    "//ans:mensagemErro/ans:codigoGlosa | /*/ans:respostaElegibilidade/ans:codigoGlosa/ans:codigoGlosa",
+    namespaces={"ans": ANS_NS})
+
+
+def resposta_na_versao(registry: SchemaRegistry, root: etree._Element, origem: str, destino: str,
+                       encoding: str, operadora: str) -> list[Finding]:
+    """Convert an operator's answer ``root`` (a ``*WS`` in ``origem``, the operator's version) in
+    place for a provider that asked in ``destino``: ``Padrao`` re-stamped, the answer's refusal
+    codes the provider's version lacks recoded, then validated against ``destino``'s schema.
+    Returns what does not fit (críticas naming the element), [] when the answer is valid there."""
+    stamp_padrao(root, destino)
+    if origem != destino:
+        codigos = codigos_tipo_glosa(registry, destino)
+        for element in _CODIGOS_DE_RECUSA(root):
+            codigo = (element.text or "").strip()
+            if codigos and codigo not in codigos:
+                equivalente = CODIGO_EQUIVALENTE.get(codigo, CODIGO_SEM_EQUIVALENTE)
+                element.text = equivalente if equivalente in codigos else CODIGO_SEM_EQUIVALENTE
+    erros = schema_criticas(registry, root, destino, encoding)
+    grupos: dict[tuple[str, str, str], list[Finding]] = {}
+    for erro in erros:
+        texto = erro.message.removeprefix(f"Mensagem fora do schema {destino}: ")
+        grupos.setdefault(_classifica(texto, erro.location or ""), []).append(erro)
+    return [_critica_de_conversao(chave, itens, [], origem, destino, operadora, resposta=True)
+            for chave, itens in grupos.items()]
 
 
 # --------------------------------------------------------------------------------- tables

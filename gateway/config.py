@@ -120,7 +120,9 @@ class Operadora:
     registro_ans: str
     nome: str
     adapter: str  # module name in adapters/
-    endpoint: str | None = None  # the operator's web-service base URL
+    # Padrao version -> the base URL of the operator's web services in that version (the WSDL of a
+    # service is <base>/<service>?wsdl); empty: not connected, messages are stored only.
+    enderecos: Mapping[str, str] = field(default_factory=dict)
     versoes: tuple[str, ...] = VERSIONS  # accepted Padrao versions
     hash_aceito: tuple[str, ...] = (hashing.DECLARED,)  # gateway.message.hashing.VARIANTS names
     hash_emitido: str = hashing.DECLARED
@@ -133,7 +135,17 @@ class Operadora:
 
     @property
     def versoes_envio(self) -> tuple[str, ...]:
-        return self.versoes_operadora or self.versoes
+        """The versions its web service takes: those with an endereço, when it is connected."""
+        return tuple(self.enderecos) or self.versoes_operadora or self.versoes
+
+    @property
+    def conectada(self) -> bool:
+        """Its web services are known: messages to it are forwarded."""
+        return bool(self.enderecos)
+
+    def endereco(self, versao: str) -> str | None:
+        """The base URL of its web services in ``versao`` (None: it takes no such version)."""
+        return self.enderecos.get(versao)
 
     def hash_policy(self) -> hashing.HashPolicy:
         return hashing.HashPolicy.of(self.hash_aceito)
@@ -444,7 +456,7 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
     path = f"operadoras.{registro}"
     if not _REGISTRO_ANS.fullmatch(registro):
         raise _Invalid(f"[{path}]: o registro ANS da operadora deve ter 6 dígitos (ex.: [operadoras.329665])")
-    r.keys(table, ("registro_ans", "nome", "adapter", "endpoint", "versoes", "hash_aceito",
+    r.keys(table, ("registro_ans", "nome", "adapter", "endpoint", "enderecos", "versoes", "hash_aceito",
                    "hash_emitido", "versoes_operadora", "timeout_s", "assinatura_chave",
                    "assinatura_certificados", "cnpj", "codigos_proprios"), path)
     if "registro_ans" in table and table["registro_ans"] != registro:
@@ -457,8 +469,9 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         raise _Invalid(f"{path}.adapter deve ser o nome de um módulo em adapters/ (ex.: 'unimed'): "
                        f"{adapter!r}")
     versoes = _versoes(r, table.get("versoes", list(VERSIONS)), f"{path}.versoes")
-    versoes_operadora = _versoes(r, table.get("versoes_operadora", list(versoes)),
-                                 f"{path}.versoes_operadora")
+    enderecos = _enderecos(r, table, path, versoes)
+    versoes_operadora = tuple(enderecos) or _versoes(r, table.get("versoes_operadora", list(versoes)),
+                                                     f"{path}.versoes_operadora")
     chave = r.path(table.get("assinatura_chave"), f"{path}.assinatura_chave", source)
     certificados = r.path(table.get("assinatura_certificados"), f"{path}.assinatura_certificados", source)
     if (chave is None) != (certificados is None):
@@ -473,7 +486,7 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         registro_ans=registro,
         nome=r.string(table["nome"], f"{path}.nome") or "",
         adapter=adapter or "",
-        endpoint=r.url(table.get("endpoint"), f"{path}.endpoint"),
+        enderecos=enderecos,
         versoes=versoes,
         hash_aceito=hash_aceito,
         hash_emitido=hash_emitido or hashing.DECLARED,
@@ -485,6 +498,50 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         codigos_proprios=r.strings(table["codigos_proprios"], f"{path}.codigos_proprios")
         if "codigos_proprios" in table else (),
     )
+
+
+def _enderecos(r: _Reader, table: Mapping[str, Any], path: str, versoes: tuple[str, ...]) -> dict[str, str]:
+    """Version -> base URL of the operator's web services: ``[<path>.enderecos]`` (one per version,
+    as operators publish one WSDL per service and version), or ``endpoint`` for an operator that
+    takes exactly one version (``versoes_operadora``). Their versions are ``versoes_operadora``."""
+    if "endpoint" in table and "enderecos" in table:
+        raise _Invalid(f"{path}: use endpoint (uma só versão) ou [{path}.enderecos] (uma URL por "
+                       "versão), não os dois")
+    if "enderecos" in table:
+        return _enderecos_por_versao(r, r.table(table["enderecos"], f"{path}.enderecos"), table, path)
+    endpoint = r.url(table.get("endpoint"), f"{path}.endpoint")
+    if endpoint is None:
+        return {}
+    versoes_operadora = _versoes(r, table.get("versoes_operadora", list(versoes)),
+                                 f"{path}.versoes_operadora")
+    if len(versoes_operadora) != 1:
+        exemplo = "\n".join(f'"{v}" = "{endpoint}/v{v.replace(".", "_")}"' for v in versoes_operadora)
+        raise _Invalid(f"{path}.endpoint é o endereço de uma só versão, e a operadora recebe "
+                       f"{', '.join(versoes_operadora)} (versoes_operadora"
+                       f"{'' if 'versoes_operadora' in table else ', que sem valor é versoes'}): dê o "
+                       f"endereço de cada versão em [{path}.enderecos], p.ex.\n{exemplo}\nou "
+                       "versoes_operadora com a única versão que esse endereço recebe")
+    return {versoes_operadora[0]: endpoint}
+
+
+def _enderecos_por_versao(r: _Reader, enderecos: Mapping[str, Any], table: Mapping[str, Any],
+                          path: str) -> dict[str, str]:
+    where = f"{path}.enderecos"
+    if not enderecos:
+        raise _Invalid(f"[{where}] deve ter ao menos uma versão (ex.: \"4.03.00\" = \"https://.../v4_03_00\")")
+    found: dict[str, str] = {}
+    for versao, url in enderecos.items():
+        if not _VERSAO.fullmatch(versao):
+            raise _Invalid(f"{where}: versão do Padrão TISS inválida {versao!r} (formato 4.03.00)")
+        found[versao] = r.url(url, f'{where}."{versao}"') or ""
+    if "versoes_operadora" in table:
+        declaradas = _versoes(r, table["versoes_operadora"], f"{path}.versoes_operadora")
+        if set(declaradas) != set(found):
+            raise _Invalid(f"{path}.versoes_operadora ({', '.join(declaradas)}) difere das versões de "
+                           f"[{where}] ({', '.join(found)}): a operadora recebe as versões que têm "
+                           "endereço (versoes_operadora pode ser omitido)")
+        return {versao: found[versao] for versao in declaradas}
+    return found
 
 
 def _cnpj(r: _Reader, value: Any, path: str) -> str | None:
@@ -575,6 +632,13 @@ DEMO_OPERADORAS = (
 )
 
 
+# The versions each demo operator's web service takes, as its simulated operator's profile
+# (simulator/profiles/<adapter>.toml ``versoes``) says: Unimed only the newest, the others both in
+# force. A unit test keeps the two in step (the gateway does not read the simulator's profiles).
+DEMO_VERSOES_OPERADORA = {"331872": ("4.03.00",)}
+DEMO_VERSOES_EM_VIGOR = ("4.02.00", "4.03.00")
+
+
 DEMO_SIMULADOR = "127.0.0.1:9000"
 # The demo provider's certificate, issued by `serve --demo` from the simulated operators' sandbox
 # AC (IPASGO takes only messages signed by the sender).
@@ -600,16 +664,20 @@ def demo_config(simulador: str | None = DEMO_SIMULADOR) -> Config:
     """The five operators of the user's manuals and one demo provider (login demo, password demo).
 
     ``simulador`` is the admin address of ``tiss-gateway simulate --all`` (operators on the next
-    five ports, in DEMO_OPERADORAS order); None: operators without endpoints (store only).
+    five ports, in DEMO_OPERADORAS order, each version at ``/tiss/v4_0X_00``); None: operators
+    without endereços (store only).
     """
     host, _sep, port = (simulador or "").rpartition(":")
     operadoras: dict[str, Operadora] = {}
     for index, (registro, nome, adapter, _codigo) in enumerate(DEMO_OPERADORAS, 1):
         chave, certificados = _demo_assinatura(adapter)
+        versoes = DEMO_VERSOES_OPERADORA.get(registro, DEMO_VERSOES_EM_VIGOR)
+        base = f"http://{host}:{int(port) + index}/tiss" if simulador else ""
         operadoras[registro] = Operadora(
             registro_ans=registro, nome=nome, adapter=adapter,
-            endpoint=f"http://{host}:{int(port) + index}/tiss" if simulador else None,
-            timeout_s=15.0, assinatura_chave=chave, assinatura_certificados=certificados)
+            enderecos={v: f"{base}/v{v.replace('.', '_')}" for v in versoes} if base else {},
+            versoes_operadora=versoes, timeout_s=15.0, assinatura_chave=chave,
+            assinatura_certificados=certificados)
     prestador = PrestadorConfig(
         documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
         senha_hash=hash_senha(md5_hex(DEMO_SENHA)),

@@ -31,7 +31,7 @@ from gateway.message import hashing, responses
 from gateway.message.checks import Call, check_message
 from gateway.message.faults import Reply, TissFault, fault_reply
 from gateway.message.findings import Finding
-from gateway.message.reader import TissMessage
+from gateway.message.reader import TissMessage, reply_encoding
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SOAP11_NS, Service
 from gateway.soap.service import SERVICE_KEY, Environ, receive
@@ -202,8 +202,10 @@ class OperadoraSimulada:
             log.info("%s: transação repetida, mesma resposta: %s", self.profile.key,
                      earlier.sequencial_transacao)
             return Reply(earlier.resposta.corpo, checked.call.message.encoding)
-        raise TissFault("SchemaInvalido", f"sequencialTransacao {checked.call.cabecalho.sequencial} já "
-                        "usado por outra mensagem deste prestador.", code="5001")
+        cabecalho = checked.call.cabecalho
+        raise TissFault("SchemaInvalido", f"O sequencialTransacao {cabecalho.sequencial} "
+                        f"({cabecalho.tipo}) já foi usado por este prestador em outra mensagem, de conteúdo "
+                        "diferente: cada mensagem nova precisa de um sequencialTransacao novo.", code="5001")
 
     def _store_and_answer(self, session: Session, checked: CheckedCall) -> Reply:
         call, agora = checked.call, self.clock.now()
@@ -270,7 +272,8 @@ class OperadoraSimulada:
                 request.codigo_erro = fault.code or fault.tiss_fault
                 session.add(request)
                 session.flush()
-                answer = fault_reply(fault).data
+                # stored as sent: in the request's declared encoding
+                answer = fault_reply(fault, reply_encoding(call.message.data, call.message.tree)).data
                 response = self._mensagem(call, prestador, "saida", answer, "resposta", agora)
                 response.resposta_de_id = request.id
                 response.codigo_erro = fault.tiss_fault

@@ -38,6 +38,13 @@ OPERADORAS = {key: (registro, codigo) for registro, _nome, key, codigo in DEMO_O
 GUIDE = {"capitalprev": "sp-sadt", "pasa": "consulta", "unimed": "sp-sadt", "cassems": "odonto",
          "ipasgo": "consulta"}
 OPERATOR_TIMEOUT_S = 2.0
+# An operator the gateway serves without forwarding (no endereços: stored only) whose web service
+# takes only 4.02.00: what a 4.03.00 message would lose on the way down is refused at acceptance.
+SO_402 = "999402"
+# A provider the gateway knows and the operators do not: they answer its calls with their own
+# tissFault (LoginInvalido).
+SEM_CONTRATO = Party(cnpj="99888777000100", login="semcontrato", registro_ans=OPERADORAS["unimed"][0])
+_PADRAO = re.compile(rb"<(?:[\w.-]+:)?Padrao>\s*([0-9.]+)\s*<")
 _numbers = itertools.count(int(time.time()) % 100000 * 1000)
 
 
@@ -66,8 +73,10 @@ TEST_ENTREGAS = {"espera_inicial_s": 0.2, "espera_max_s": 1.0, "reserva_s": 4.0,
 
 
 def write_config(home: Path, simulator: SimulatorProcess, entregas: dict[str, float] | None = None) -> Path:
-    """The five operators at the simulator's URLs, fast retries and polling (``entregas`` overrides
-    them), IPASGO signed with a certificate of the simulator's own AC (the one it trusts)."""
+    """The five operators at the simulator's URLs (each version the simulated operator takes at its
+    own address), fast retries and polling (``entregas`` overrides them), IPASGO signed with a
+    certificate of the simulator's own AC (the one it trusts); a store-only operator taking only
+    4.02.00 (SO_402); the demo provider and one the operators do not know (SEM_CONTRATO)."""
     authority = pki.load_authority(simulator.home / "simulator" / "runtime")
     leaf = authority.issue("Gateway TISS de Teste", cnpj="11222333000181")
     leaf.save(home, "gateway-ipasgo")
@@ -75,11 +84,19 @@ def write_config(home: Path, simulator: SimulatorProcess, entregas: dict[str, fl
     lines = ["[entregas]", *(f"{k} = {v}" for k, v in settings.items()), ""]
     for key, (registro, _codigo) in OPERADORAS.items():
         lines += [f"[operadoras.{registro}]", f'nome = "{key}"', f'adapter = "{key}"',
-                  f'endpoint = "{simulator.url(key)}/tiss"', f"timeout_s = {OPERATOR_TIMEOUT_S}"]
+                  f"timeout_s = {OPERATOR_TIMEOUT_S}"]
         if key == "ipasgo":
             lines += [f'assinatura_chave = "{home / "gateway-ipasgo-key.pem"}"',
                       f'assinatura_certificados = "{home / "gateway-ipasgo-cert.pem"}"']
+        lines.append(f"[operadoras.{registro}.enderecos]")
+        lines += [f'"{v}" = "{simulator.url(key)}/tiss/v{v.replace(".", "_")}"'
+                  for v in simulator.versoes[key]]
         lines.append("")
+    lines += [f"[operadoras.{SO_402}]", 'nome = "Operadora só 4.02.00"', 'adapter = "pasa"',
+              'versoes_operadora = ["4.02.00"]', ""]
+    lines += ["[[prestadores]]", f'documento = "{SEM_CONTRATO.cnpj}"', 'nome = "Clínica Sem Contrato"',
+              f'login = "{SEM_CONTRATO.login}"',
+              f'senha_hash = "{hash_senha(md5_hex(SEM_CONTRATO.senha))}"', ""]
     lines += ["[[prestadores]]", 'documento = "11222333000181"', 'nome = "Clínica Demo"', 'login = "demo"',
               f'senha_hash = "{hash_senha(md5_hex("demo"))}"', "[prestadores.codigos]"]
     lines += [f'"{registro}" = "{codigo}"' for registro, codigo in OPERADORAS.values()]
@@ -102,16 +119,19 @@ class Stack:
         self.workers.append(worker.start())
         return worker
 
-    def post(self, service: str, body: bytes) -> requests.Response:
-        return requests.post(self.gateway.url(f"/tiss/v4_03_00/{service}"), data=body,
+    def post(self, service: str, body: bytes, version: str | None = None) -> requests.Response:
+        """POST to the gateway's address of ``version`` (default: the body's own Padrao)."""
+        found = _PADRAO.search(body)
+        version = version or (found.group(1).decode() if found else "4.03.00")
+        return requests.post(self.gateway.url(f"/tiss/v{version.replace('.', '_')}/{service}"), data=body,
                              headers={"Content-Type": "text/xml; charset=ISO-8859-1"}, timeout=60)
 
     def send_lote(self, key: str, n: int = 1, *, guide: str | None = None, numero: str | None = None,
-                  build: Callable[[bytes], bytes] | None = None) -> tuple[str, str]:
-        """(numeroLote, gateway protocol) of an accepted lote."""
+                  build: Callable[[bytes], bytes] | None = None, version: str = "4.03.00") -> tuple[str, str]:
+        """(numeroLote, gateway protocol) of an accepted lote (sent in ``version``)."""
         numero = numero or new_number()
         body = build_lote(guide or GUIDE[key], n, envelope=True, numero_lote=numero, sequencial=numero,
-                          party=party(key))
+                          party=party(key), version=version)
         response = self.post("tissLoteGuias", build(body) if build else body)
         assert response.status_code == 200, response.text[:2000]
         found = re.search(rb"<ans:numeroProtocolo>(\w+)</ans:numeroProtocolo>", response.content)
@@ -162,9 +182,9 @@ class Stack:
         assert kinds, f"a operadora não tem o lote {numero}"
         return all(kind == GLOSA_TOTAL for kind in kinds)
 
-    def status(self, key: str, protocolo: str) -> etree._Element:
+    def status(self, key: str, protocolo: str, version: str = "4.03.00") -> etree._Element:
         body = build_request("solicitacaoStatusProtocoloWS", envelope=True, sequencial=new_number(),
-                             numero_protocolo=protocolo, party=party(key))
+                             numero_protocolo=protocolo, party=party(key), version=version)
         response = self.post("tissSolicitacaoStatusProtocolo", body)
         assert response.status_code == 200, response.text[:2000]
         return etree.fromstring(response.content)

@@ -54,6 +54,7 @@ class SimulatorProcess:
         self.process: subprocess.Popen | None = None
         self.admin_url: str | None = None
         self.urls: dict[str, str] = {}
+        self.versoes: dict[str, tuple[str, ...]] = {}  # the versions each operator takes (its profile)
 
     # -- process ---------------------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -86,7 +87,9 @@ class SimulatorProcess:
             match = _READY.search(self.log())
             if match:
                 self.admin_url = match.group(1)
-                self.urls = {key: op["url"] for key, op in self.state()["operators"].items()}
+                operators = self.state()["operators"]
+                self.urls = {key: op["url"] for key, op in operators.items()}
+                self.versoes = {key: tuple(op["versoes"]) for key, op in operators.items()}
                 return
             time.sleep(0.1)
         raise SimulatorError(f"o simulador não ficou pronto em {timeout} s:\n{self.log()}")

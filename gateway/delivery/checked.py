@@ -101,5 +101,13 @@ def replay(checked: CheckedCall, earlier: rows.TransacaoAnterior) -> Answered:
                             "não é mais guardada (retenção): use um novo sequencialTransacao.", code="5001")
         log.info("transação repetida, mesma resposta: %s", sequencial)
         return Answered(Reply(earlier.resposta, checked.call.message.encoding), "replayed")
-    raise TissFault("SchemaInvalido", f"sequencialTransacao {sequencial} já usado por outra mensagem "
-                    "deste prestador.", code="5001")
+    raise TissFault("SchemaInvalido", reused_sequencial(sequencial, checked.call.cabecalho.tipo), code="5001")
+
+
+def reused_sequencial(sequencial: str, tipo: str) -> str:
+    """The refusal of a sequencialTransacao already used for a message with other content (another
+    hash): a new message needs a new number; the same message again gets its answer again."""
+    return (f"O sequencialTransacao {sequencial} ({tipo}) já foi usado por este prestador em outra "
+            "mensagem, de conteúdo diferente (outro hash): cada mensagem nova precisa de um "
+            "sequencialTransacao novo. Reenvie com um número ainda não usado; o reenvio da mesma "
+            "mensagem (mesmo hash) recebe a mesma resposta.")

@@ -1,9 +1,13 @@
 """Calls to an operator's TISS web services with zeep.
 
-zeep reads each service's WSDL once per process (cached: the documents in memory, the parsed
-client per service) to find the operator's ``soap:address``; the message itself is posted as the
+Operators publish one WSDL per service *and* version: a message goes to the endpoint of its own
+``Padrao`` (:meth:`OperatorClients.client` takes both; :func:`padrao` reads it from prepared bytes).
+zeep reads each service's WSDL once per process and version (cached: the documents in memory, the
+parsed client per service) to find the operator's ``soap:address``; a WSDL whose address names
+another version's path (``/v4_02_00/`` for the 4.03.00 WSDL) is refused, so that a message is
+never posted where the operator would refuse its version. The message itself is posted as the
 exact bytes the adapter prepared (hash and signature cover them: zeep must not re-serialise).
-One ``requests`` session per operator keeps connections alive between calls.
+One ``requests`` session per operator and version keeps connections alive between calls.
 """
 
 from __future__ import annotations
@@ -29,10 +33,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("tiss_gateway.client")
 _DECLARATION = re.compile(rb"<\?xml[^>]*\?>\s*")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_PADRAO = re.compile(rb"<(?:[\w.-]+:)?Padrao>\s*([0-9]\.[0-9]{2}\.[0-9]{2})\s*</")
+_PADRAO_NO_INICIO = 16384  # the cabeçalho opens every *WS document: Padrao is within its first bytes
+_VERSAO_NO_CAMINHO = re.compile(r"/v(\d)_(\d\d)_(\d\d)(?=/|$)")
 
 
 class TransportError(Exception):
     """The operator could not be reached or did not answer (connection, timeout, WSDL)."""
+
+
+class VersaoSemEndereco(LookupError):
+    """The configuration gives the operator no endpoint for this version (changed since the
+    message was prepared in it): nothing can be sent until someone acts."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +73,21 @@ def declared_encoding(document: bytes) -> str:
     return found.group(1).decode("ascii") if found else "UTF-8"
 
 
-class OperatorClient:
-    """One operator's web services: ``endpoint`` is the base, e.g. ``http://host/tiss/v4_03_00``."""
+def padrao(document: bytes) -> str | None:
+    """The ``cabecalho/Padrao`` of a prepared ``*WS`` document, read from its bytes (the worker
+    keeps bytes only; every encoding TISS uses is ASCII-compatible)."""
+    found = _PADRAO.search(document, 0, _PADRAO_NO_INICIO) or _PADRAO.search(document)
+    return found.group(1).decode("ascii") if found else None
 
-    def __init__(self, endpoint: str, *, timeout: float, wsdl_timeout: float | None = None):
+
+class OperatorClient:
+    """One operator's web services in one version: ``endpoint`` is the base, e.g.
+    ``http://host/tiss/v4_03_00``; ``versao`` the Padrao it takes there (None: not checked)."""
+
+    def __init__(self, endpoint: str, *, timeout: float, wsdl_timeout: float | None = None,
+                 versao: str | None = None):
         self.endpoint = endpoint.rstrip("/")
+        self.versao = versao
         self.timeout = timeout
         self.session = requests.Session()
         self.transport = Transport(session=self.session, cache=InMemoryCache(timeout=3600),
@@ -85,9 +107,20 @@ class OperatorClient:
             address = next(iter(binding.values())).binding_options["address"]
         except (requests.RequestException, zeep.exceptions.Error, StopIteration, KeyError) as exc:
             raise TransportError(f"WSDL de {service} indisponível: {exc}") from exc
+        self._check_version(service, address)
         with self._lock:
             self._addresses[service] = address
         return address
+
+    def _check_version(self, service: str, address: str) -> None:
+        """A soap:address that names another version's path would get every message refused
+        ("enviada ao endereço da versão ..."): the configuration points at the wrong WSDL."""
+        found = _VERSAO_NO_CAMINHO.search(address)
+        if self.versao is None or found is None or ".".join(found.groups()) == self.versao:
+            return
+        raise TransportError(f"o WSDL de {service} em {self.endpoint} (versão {self.versao}) dá o endereço "
+                             f"{address}, da versão {'.'.join(found.groups())}: corrija o endereço da "
+                             f"versão {self.versao} da operadora (enderecos)")
 
     def call(self, service: str, document: bytes) -> Answer:
         """POST the document in a SOAP envelope; any HTTP answer is returned, transport failures raise.
@@ -123,30 +156,39 @@ def _text(body: bytes, content_type: str, limit: int = 65536) -> str:
 
 
 class OperatorClients:
-    """One client per operator, shared by the threads of a process (WSDLs read once, connections
-    pooled by the requests session)."""
+    """One client per operator and version, shared by the threads of a process (WSDLs read once,
+    connections pooled by the requests session)."""
 
     def __init__(self, config: Config):
         self.config = config
-        self._clients: dict[str, OperatorClient] = {}
+        self._clients: dict[tuple[str, str], OperatorClient] = {}
         self._lock = threading.Lock()
 
-    def client(self, registro_ans: str) -> OperatorClient:
+    def client(self, registro_ans: str, versao: str) -> OperatorClient:
+        """The operator's endpoint for messages in ``versao``; VersaoSemEndereco when it has none."""
+        key = (registro_ans, versao)
         with self._lock:
-            found = self._clients.get(registro_ans)
+            found = self._clients.get(key)
             if found is None:
                 operadora = self.config.operadoras[registro_ans]
-                found = self._clients[registro_ans] = OperatorClient(operadora.endpoint or "",
-                                                                     timeout=operadora.timeout_s)
+                endereco = operadora.endereco(versao)
+                if endereco is None:
+                    raise VersaoSemEndereco(
+                        f"a operadora {operadora.nome} não tem endereço para a versão {versao} (tem: "
+                        f"{', '.join(operadora.enderecos) or 'nenhum'}): a mensagem foi preparada nessa "
+                        "versão e a configuração mudou depois")
+                found = self._clients[key] = OperatorClient(endereco, timeout=operadora.timeout_s,
+                                                            versao=versao)
             return found
 
     def warm_up(self, service: str = "tissLoteGuias") -> None:
-        """Read each operator's WSDL now, so the first delivery does not pay zeep's parse."""
+        """Read each operator's WSDL of every version now, so the first delivery does not pay zeep's
+        parse."""
         for operadora in self.config.operadoras.values():
-            if operadora.endpoint:
+            for versao in operadora.enderecos:
                 # An operator down now: its first delivery finds out and retries.
                 with contextlib.suppress(TransportError):
-                    self.client(operadora.registro_ans).address(service)
+                    self.client(operadora.registro_ans, versao).address(service)
 
     def close(self) -> None:
         with self._lock:

@@ -15,17 +15,22 @@ this module:
    the operator's own numbers).
 2. **exchanges** (no transaction open: on SQLite every transaction is a write lock): the
    operator's adapter says what the operator would refuse (answered at once, as for lotes), then
-   re-stamps the request (``Adapter.preparar``: version, hash variant, signature) and
-   :class:`~gateway.delivery.client.OperatorClient` posts it with the operator's timeout; the
-   answer is classified by :func:`gateway.delivery.reading.read_answer` (parsed safely, the
-   service's response, schema of its version, hash in any known variant).
+   re-stamps the request (``Adapter.preparar``: converted to a version the operator takes when it
+   does not take the provider's, hash variant, signature) and
+   :class:`~gateway.delivery.client.OperatorClient` posts it to the operator's endpoint of that
+   version with the operator's timeout; the answer is classified by
+   :func:`gateway.delivery.reading.read_answer` (parsed safely, the service's response, schema of
+   its version, hash in any known variant).
 3. **answers** the provider with the operator's content: its protocol numbers translated back to
-   the gateway's (and the parts of a split lote merged into one protocol: its guides together,
-   the totals summed), the operator's signature removed (the gateway does not sign what it
-   answers providers: the signature was the operator's over a document the gateway changes),
-   ``Padrao`` the provider's version, the hash re-stamped by the strict declared-encoding rule in
-   the encoding of the provider's request, and the whole checked against the schema of that
-   version. The operator's own cabeçalho (its sequencialTransacao, date and time) is kept.
+   the gateway's, in the protocol elements and in its sentences (gateway.delivery.numeros; and the
+   parts of a split lote merged into one protocol: its guides together, the totals summed), the
+   operator's signature removed (the gateway does not sign what it answers providers: the
+   signature was the operator's over a document the gateway changes), converted back to the
+   provider's version by the adapter (``Adapter.resposta_para``: ``Padrao`` re-stamped, refusal
+   codes that version lacks recoded, the whole checked against its schema: an answer whose
+   structures do not fit is ErroInesperadoServidor naming the element, never an invalid answer),
+   the hash re-stamped by the strict declared-encoding rule in the encoding of the provider's
+   request. The operator's own cabeçalho (its sequencialTransacao, date and time) is kept.
 
 gateway.delivery.sync_relay then stores, in one write transaction: the provider's request, every
 document sent, every raw operator answer and the answer given (Mensagem rows chained by
@@ -40,7 +45,7 @@ a server error or with something that is not a valid answer is ErroInesperadoSer
 not the provider's fault) naming the operator, with the request and the exchange stored and no
 Transacao (the provider may retry the same sequencial). A refusal by the operator — mensagemErro
 in its answer, or a tissFault that blames the message (SchemaInvalido, LoginInvalido...) — is
-relayed as the operator said it.
+relayed as the operator said it (its protocol numbers as the gateway's).
 
 The operator sees the provider's own sequencialTransacao (a second call of one request, a lote
 cancelled part by part, gets ``-2``, ``-3``... at the end) and the provider's own transaction
@@ -62,7 +67,8 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from gateway.config import Config, Operadora
-from gateway.delivery.client import OperatorClients, TransportError
+from gateway.delivery import numeros as numeros_operadora
+from gateway.delivery.client import OperatorClients, TransportError, VersaoSemEndereco
 from gateway.delivery.reading import Reading, read_answer
 from gateway.message import responses
 from gateway.message.faults import TissFault
@@ -71,7 +77,6 @@ from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS, SOAP11_NS, Service
 from gateway.message.tables import PROGRESS
-from gateway.message.validation import schema_findings
 from gateway.storage import rows
 
 if TYPE_CHECKING:
@@ -87,6 +92,7 @@ EM_PROCESSAMENTO = "3019"  # the delivery is still on its way: "aguardando liber
 ACIMA_DO_MAXIMO = "5015"  # more than 30 operator protocols in one demonstrativo de análise
 CRITICA_PADRAO = "5002"  # an operator refusal whose code is not in the provider's version
 MAX_PROTOCOLOS = 30  # ct_demonstrativoSolicitacao: numeroProtocolo maxOccurs 30
+MAX_NUMEROS_EM_TEXTO = 500  # tokens of an answer's sentences looked up as operator protocols (one query)
 
 _A = f"{{{ANS_NS}}}"
 _NS = {"ans": ANS_NS}
@@ -155,7 +161,7 @@ class Proxy:
 
     # -- 1. plan ---------------------------------------------------------------------------------
     def connected(self, operadora: Operadora) -> bool:
-        return bool(operadora.endpoint) and operadora.registro_ans in self.adapters
+        return operadora.conectada and operadora.registro_ans in self.adapters
 
     def plan(self, session: Session, message: TissMessage, service: Service, operadora: Operadora,
              prestador_id: int, sequencial: str) -> Plano:
@@ -198,8 +204,14 @@ class Proxy:
                                          f"{operadora.nome}: {exc}")
                 return result
             troca.enviado, troca.versao = prepared.corpo, prepared.versao
-            try:
-                answer = self.clients.client(operadora.registro_ans).call(service.name, prepared.corpo)
+            try:  # the endpoint of the version the adapter converted it to
+                answer = self.clients.client(operadora.registro_ans, prepared.versao).call(
+                    service.name, prepared.corpo)
+            except VersaoSemEndereco as exc:
+                log.error("%s: %s", operadora.nome, exc)
+                result.fault = _servidor(f"A mensagem não pôde ser enviada à operadora {operadora.nome}: "
+                                         f"{exc}")
+                return result
             except TransportError as exc:
                 log.warning("%s: %s sem resposta: %s", operadora.nome, service.name, exc)
                 result.fault = _servidor(f"A operadora {operadora.nome} não respondeu ({exc}).")
@@ -208,12 +220,13 @@ class Proxy:
             troca.reading = reading = read_answer(answer, service, self.registry)
             if reading.kind == "repetir":
                 log.warning("%s: resposta inválida a %s: %s", operadora.nome, service.name, reading.motivo)
+                motivo = self._texto(reading.motivo, operadora, prestador_id)
                 result.fault = _servidor(f"A operadora {operadora.nome} não deu uma resposta válida "
-                                         f"({reading.motivo}).")
+                                         f"({motivo}).")
                 return result
             if _is_fault(reading):  # the operator blames the message: relayed as it said it
                 tree = reading.message.tree.getroot()
-                text = _FAULT_STRING(tree).strip() or reading.motivo
+                text = self._texto(_FAULT_STRING(tree).strip() or reading.motivo, operadora, prestador_id)
                 result.fault = TissFault(_TISS_FAULT(tree).strip(),
                                          f"{text} (operadora {operadora.nome})"[:2000], client=True,
                                          findings=reading.criticas)
@@ -227,11 +240,24 @@ class Proxy:
                                      f"para a versão {message.version}: {exc}")
         return result
 
+    def _texto(self, texto: str, operadora: Operadora, prestador_id: int) -> str:
+        """An operator's text for the provider: its protocol numbers as the gateway's."""
+        if not numeros_operadora.candidatos(texto):
+            return texto
+        with self.readers() as session:
+            return numeros_operadora.traduzir_texto(session, texto, prestador_id=prestador_id,
+                                                    registro_ans=operadora.registro_ans)
+
     # -- 3. the answer for the provider ------------------------------------------------------------
     def _answer(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano,
                 result: Resultado, prestador_id: int) -> bytes:
         roots = [_standalone(t.reading.message.root) for t in result.trocas]
         numeros = {(e.text or "").strip() for r in roots for e in r.iter(*_PROTOCOLO_TAGS)} - {""}
+        livres: set[str] = set()  # the operator's numbers in its sentences too, in the same query
+        for r in roots:
+            for element in numeros_operadora.textos_livres(r, _PROTOCOLO_TAGS):
+                livres |= numeros_operadora.candidatos(element.text or "")
+        numeros |= set(sorted(livres)[:MAX_NUMEROS_EM_TEXTO])
         with self.readers() as session:
             conhecidos = rows.protocolos_da_operadora(session, sorted(numeros), prestador_id=prestador_id,
                                                          registro_ans=operadora.registro_ans)
@@ -240,13 +266,10 @@ class Proxy:
         root = _combinar_cancelamentos(roots) if plano.cancelamento_lote else roots[0]
         _traduzir(root, conhecidos)
         _fundir_partes(root, {c.numero for c in conhecidos.values()})
-        padrao = root.find(f"{_A}cabecalho/{_A}Padrao")
-        if padrao is not None and message.version:
-            padrao.text = message.version
         etree.cleanup_namespaces(root, top_nsmap=responses.NSMAP)
-        erros = schema_findings(self.registry.schema(message.version or "", service.response),
-                                TissMessage(b"", etree.ElementTree(root), root, service.response,
-                                            message.version, message.encoding, False))
+        # The operator answered in the version it takes: back to the provider's, validated there.
+        adapter = self.adapters[operadora.registro_ans]
+        erros = adapter.resposta_para(root, message.version or "", message.encoding)
         if erros:
             raise _Invalida(erros[0].message)
         return responses.envelope(root, message.encoding)
@@ -288,6 +311,8 @@ class _Tradutor:
         if recusada is not None:
             codigo, texto = rows.critica_de(self.session, recusada.resposta_id or recusada.envio_id) \
                 or (None, "recusado")
+            texto = numeros_operadora.traduzir_texto(self.session, texto, prestador_id=self.prestador_id,
+                                                     registro_ans=self.operadora.registro_ans)
             if codigo not in responses.codigos_glosa(self.versao):
                 codigo = CRITICA_PADRAO
             raise _Resposta(codigo, f"O protocolo {found.numero} foi recusado pela operadora "
@@ -401,14 +426,18 @@ def _standalone(root: etree._Element) -> etree._Element:
 
 
 def _traduzir(root: etree._Element, conhecidos: dict[str, rows.ProtocoloDaOperadora]) -> None:
-    """The operator's protocol numbers -> the gateway's; a lote part's numeroLote -> the
-    provider's numeroLote."""
+    """The operator's protocol numbers -> the gateway's, in its protocol elements and in its
+    sentences (a mensagemErro's descricaoGlosa...); a lote part's numeroLote -> the provider's
+    numeroLote."""
     partes = {c.numero_lote_parte: c.numero_lote for c in conhecidos.values()
               if c.numero_lote and c.numero_lote_parte and c.numero_lote_parte != c.numero_lote}
     for element in root.iter(*_PROTOCOLO_TAGS):
         found = conhecidos.get((element.text or "").strip())
         if found is not None:
             element.text = found.numero
+    traducoes = {numero: c.numero for numero, c in conhecidos.items()}
+    for element in list(numeros_operadora.textos_livres(root, _PROTOCOLO_TAGS)) if traducoes else ():
+        element.text = numeros_operadora.substituir(element.text or "", traducoes)
     if partes:
         for element in root.iter(*_LOTE_TAGS):
             numero = partes.get((element.text or "").strip())

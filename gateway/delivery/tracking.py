@@ -18,7 +18,7 @@ from adapters.base import Adapter
 from gateway.config import EntregaSettings
 from gateway.delivery import outbox
 from gateway.delivery.breaker import CircuitBreaker
-from gateway.delivery.client import OperatorClient, TransportError
+from gateway.delivery.client import OperatorClient, TransportError, VersaoSemEndereco, padrao
 from gateway.delivery.reading import read_answer
 from gateway.delivery.state import State
 from gateway.delivery.status_names import StatusNames
@@ -55,7 +55,7 @@ class TrackerContext:
     clock: Callable[[], datetime]
     settings: EntregaSettings
     breaker: CircuitBreaker  # the worker's: an operator failing deliveries is not asked either
-    client: Callable[[str], OperatorClient]  # registro ANS -> the operator's client
+    client: Callable[[str, str], OperatorClient]  # (registro ANS, versão) -> the operator's endpoint
     registry: SchemaRegistry
     adapters: Mapping[str, Adapter]  # registro ANS -> the operator's adapter
 
@@ -104,12 +104,17 @@ class Tracker:
             entrega = session.get_one(Entrega, entrega_id)
             request_id_var.set(entrega.request_id)
             registro = entrega.registro_ans
-            request = self._request(entrega)
+            request, versao = self._request(entrega)
         if not context.breaker.allows(registro):
             metrics.status_poll(registro, "adiada")
             return self._schedule(entrega_id, None, None)
-        try:
-            answer = context.client(registro).call(STATUS_SERVICE.name, request)
+        try:  # in the version of the part it asks about: the endpoint that took the part
+            answer = context.client(registro, versao).call(STATUS_SERVICE.name, request)
+        except VersaoSemEndereco as exc:
+            metrics.status_poll(registro, "falha")
+            log.warning("consulta de situação da entrega %s: %s", entrega_id, exc,
+                        extra={"entrega_id": entrega_id, "operadora": registro})
+            return self._schedule(entrega_id, None, None)
         except TransportError as exc:
             context.breaker.failure(registro)
             metrics.status_poll(registro, "falha")
@@ -124,8 +129,9 @@ class Tracker:
                   extra={"entrega_id": entrega_id, "operadora": registro, "status": status})
         self._schedule(entrega_id, status, (request, answer.body))
 
-    def _request(self, entrega: Entrega) -> bytes:
-        """A solicitacaoStatusProtocoloWS as the provider would send it, through the adapter."""
+    def _request(self, entrega: Entrega) -> tuple[bytes, str]:
+        """A solicitacaoStatusProtocoloWS as the provider would send it, through the adapter, and
+        its version: the part's own (the operator took the part in it)."""
         part = reader.read(entrega.corpo or b"")
         cabecalho = copy.deepcopy(part.root.find(f"{_A}cabecalho"))
         cabecalho.find(f"{_A}identificacaoTransacao/{_A}tipoTransacao").text = "SOLIC_STATUS_PROTOCOLO"
@@ -142,7 +148,7 @@ class Tracker:
         adapter = self.context.adapters[entrega.registro_ans]
         envios = adapter.preparar(reader.read(data), sequenciais=lambda _n: [sequencial],
                                   agora=self.context.clock())
-        return envios[0].corpo
+        return envios[0].corpo, envios[0].versao
 
     def _schedule(self, entrega_id: int, status: int | None, exchange: tuple[bytes, bytes] | None) -> None:
         context, now = self.context, self.context.clock()
@@ -203,5 +209,5 @@ def _prestador(cabecalho: etree._Element) -> tuple[str, str]:
 
 def _row(entrega: Entrega, direcao: str, data: bytes, resposta_de: int | None = None) -> dict:
     return dict(direcao=direcao, servico=STATUS_SERVICE.name, tamanho=len(data), corpo=data,
-                prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
+                versao=padrao(data), prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
                 resultado="aceita", resposta_de_id=resposta_de, request_id=entrega.request_id)

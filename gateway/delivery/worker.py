@@ -21,7 +21,7 @@ from adapters.base import Adapter
 from gateway.config import Config
 from gateway.delivery import appeals, outbox, state, tracking
 from gateway.delivery.breaker import CircuitBreaker
-from gateway.delivery.client import OperatorClient, OperatorClients, TransportError
+from gateway.delivery.client import OperatorClient, OperatorClients, TransportError, VersaoSemEndereco, padrao
 from gateway.delivery.reading import Reading, read_answer
 from gateway.delivery.state import State
 from gateway.message import reader
@@ -94,8 +94,8 @@ class Worker:
             self.deliver(entrega_id)
         return len(ids)
 
-    def client(self, registro_ans: str) -> OperatorClient:
-        return self.clients.client(registro_ans)
+    def client(self, registro_ans: str, versao: str) -> OperatorClient:
+        return self.clients.client(registro_ans, versao)
 
     # -- one delivery ------------------------------------------------------------------------------
     def deliver(self, entrega_id: int) -> None:
@@ -111,14 +111,19 @@ class Worker:
                 return  # another worker took it over (our lease expired)
             if entrega.corpo is None and not self._prepare(session, entrega):
                 return
-            registro, servico, corpo = entrega.registro_ans, entrega.servico, entrega.corpo
+            registro, servico, corpo = entrega.registro_ans, entrega.servico, entrega.corpo or b""
         if not self.breaker.allows(registro):
             self._release(entrega_id, "circuito aberto: a operadora falhou seguidamente")
             metrics.delivery(registro, "adiada")
             return
+        try:  # the endpoint of the version the adapter prepared it in
+            client = self.client(registro, padrao(corpo) or "")
+        except VersaoSemEndereco as exc:  # the configuration's doing: the operator is not to blame
+            metrics.delivery(registro, self._record(entrega_id, None, Reading("repetir", str(exc))))
+            return
         started = time.perf_counter()
         try:
-            answer = self.client(registro).call(servico, corpo)
+            answer = client.call(servico, corpo)
         except TransportError as exc:
             self.breaker.failure(registro)
             metrics.delivery(registro, self._record(entrega_id, None, Reading("repetir", str(exc))))
@@ -218,7 +223,7 @@ class Worker:
         resultado = {"entregue": "aceita", "recusada": "recusada", "repetir": "erro"}[
             reading.kind] if reading else "aceita"
         return dict(direcao=direcao, servico=entrega.servico, tamanho=len(data), corpo=data,
-                    prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
+                    versao=padrao(data), prestador_id=entrega.prestador_id, destinatario=entrega.registro_ans,
                     sequencial_transacao=entrega.sequencial, resultado=resultado,
                     codigo_erro=_codigo(reading),
                     resposta_de_id=resposta_de, request_id=entrega.request_id)

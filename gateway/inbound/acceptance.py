@@ -1,10 +1,14 @@
 """Store and answer, in one write transaction, the services the gateway answers from its own data.
 
 A lote gets its protocoloRecebimento (or the refusal the operator would give it: lote already
-sent, the adapter's críticas); the other store-and-forward services their receipt; both are
-scheduled for delivery in the same transaction (the outbox). A status query's answer is built
-beforehand (gateway.inbound.status): the write transaction then holds the database's write lock
-(SQLite has one for all workers) only to store the messages.
+sent, the adapter's críticas); the other store-and-forward services their receipt (or the
+adapter's críticas); both are scheduled for delivery in the same transaction (the outbox). The
+adapter's críticas (``Adapter.criticas``: the operator's rules, the services it takes, and whether
+the message converts to a version the operator takes) are read for every store-and-forward
+service before anything is stored: what the operator would refuse, the version included, is
+refused before a protocol is given, never after. A status query's answer is built beforehand
+(gateway.inbound.status): the write transaction then holds the database's write lock (SQLite has
+one for all workers) only to store the messages.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +30,7 @@ from gateway.message.findings import Finding
 from gateway.message.findings import error as critica
 from gateway.message.lote import LoteLido, read_lote
 from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import Service
 from gateway.storage import rows
 from gateway.storage.protocolos import insert_protocolo
 
@@ -40,11 +45,11 @@ LOTE_JA_INFORMADO = {"4.03.00": "3268"}  # 4.01/4.02 lack 3268: 1308 GUIA JÁ AP
 
 
 @dataclass(frozen=True, slots=True)
-class _LoteRead:
-    """A loteGuias read before its write transaction (reading it needs no lock)."""
+class _Read:
+    """A store-and-forward request read before its write transaction (reading needs no lock)."""
 
-    lido: LoteLido
-    criticas: Sequence[Finding]  # the operator's rules (its adapter), empty without one
+    lido: LoteLido | None  # a loteGuias, read
+    criticas: Sequence[Finding]  # what the operator would refuse (its adapter), empty without one
 
 
 class _Built(NamedTuple):
@@ -66,25 +71,26 @@ class Acceptance:
         """``snapshot``: the request's read-only transaction; closed here before writing."""
         name = checked.call.service.name
         ready: StatusAnswer | None = None
-        lote: _LoteRead | None = None
+        read: _Read | None = None
         if name == STATUS.name:
             try:
                 ready = answer_status(snapshot.connection(), checked, self.clock(), self.registry)
             finally:
                 snapshot.close()
-        elif name == "tissLoteGuias":
-            lote = self._read_lote(checked)
+        else:
+            read = self._read(checked)
         snapshot.close()
         return store_once(self.engine.begin, checked,
-                          lambda connection: self._store_and_answer(connection, checked, ready, lote))
+                          lambda connection: self._store_and_answer(connection, checked, ready, read))
 
-    def _read_lote(self, checked: CheckedCall) -> _LoteRead:
+    def _read(self, checked: CheckedCall) -> _Read:
         message = checked.call.message
         adapter = self.adapters.get(checked.operadora.registro_ans)
-        return _LoteRead(read_lote(message.root), adapter.criticas(message) if adapter is not None else [])
+        lido = read_lote(message.root) if checked.call.service.name == "tissLoteGuias" else None
+        return _Read(lido, adapter.criticas(message) if adapter is not None else [])
 
     def _store_and_answer(self, connection: Connection, checked: CheckedCall, ready: StatusAnswer | None,
-                          lote: _LoteRead | None) -> Answered:
+                          read: _Read | None) -> Answered:
         call, now = checked.call, self.clock()
         message = call.message
         request_id = rows.add_mensagem(connection, checked.mensagem("entrada", message.data, "aceita",
@@ -96,7 +102,7 @@ class Acceptance:
         if ready is None:
             reply_ctx = responses.reply_context(message.root, registro_ans=checked.operadora.registro_ans,
                                                 sequencial=str(request_id), now=now)
-            built = self._build(connection, checked, reply_ctx, request_id, lote)
+            built = self._build(connection, checked, reply_ctx, request_id, read)
         else:  # built beforehand: only its sequencialTransacao was still to come
             built = _Built(ready.root, "refused", ready.refused) if ready.refused else _Built(ready.root)
             responses.set_sequencial(built.root, str(request_id))
@@ -107,11 +113,13 @@ class Acceptance:
         return Answered(Reply(data, message.encoding), built.outcome, built.code)
 
     def _build(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
-               request_id: int, lote: _LoteRead | None) -> _Built:
+               request_id: int, read: _Read | None) -> _Built:
         service = checked.call.service
-        if lote is not None:
-            return self._lote(connection, checked, ctx, request_id, lote)
+        if read is not None and read.lido is not None:
+            return self._lote(connection, checked, ctx, request_id, read.lido, read.criticas)
         if service.name in RECEIPT_SERVICES:
+            if read is not None and read.criticas:  # the operator would refuse it: said now
+                return _refused(connection, ctx, service, request_id, read.criticas)
             protocolo_id, numero = insert_protocolo(connection, tipo=RECEIPT_SERVICES[service.name],
                                                     prestador_id=checked.prestador_id,
                                                     registro_ans=checked.operadora.registro_ans, now=ctx.now)
@@ -120,20 +128,16 @@ class Acceptance:
         raise operadora_nao_conectada(checked)
 
     def _lote(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
-              request_id: int, lote: _LoteRead) -> _Built:
-        lido, service = lote.lido, checked.call.service
+              request_id: int, lido: LoteLido, found: Sequence[Finding]) -> _Built:
+        service = checked.call.service
         registro = checked.operadora.registro_ans
         if rows.lote_existe(connection, checked.prestador_id, registro, lido.numero_lote):
             code = LOTE_JA_INFORMADO.get(ctx.version, "1308")
             text = f"Número de lote {lido.numero_lote} já informado anteriormente."
             rows.add_criticas(connection, request_id, [critica(code, text, "loteGuias/numeroLote")])
             return _Built(responses.mensagem_erro(ctx, service, code, text), "refused", code)
-        found = lote.criticas
         if found:  # the operator would refuse it: the provider hears it now, with the same codes
-            rows.add_criticas(connection, request_id, found)
-            first = found[0]
-            return _Built(responses.mensagem_erro(ctx, service, first.code or "5001", first.message[:500]),
-                          "refused", first.code)
+            return _refused(connection, ctx, service, request_id, found)
         protocolo_id, numero = insert_protocolo(connection, tipo="lote", prestador_id=checked.prestador_id,
                                                 registro_ans=registro, now=ctx.now)
         lote_id = rows.add_lote(connection, dict(
@@ -154,8 +158,17 @@ class Acceptance:
                   protocolo_id: int | None, lote_id: int | None, now: datetime) -> None:
         """Deliver to the operator later, committed with the acceptance (the outbox)."""
         operadora = checked.operadora
-        if operadora.endpoint and operadora.registro_ans in self.adapters:
+        if operadora.conectada and operadora.registro_ans in self.adapters:
             outbox.schedule(connection, registro_ans=operadora.registro_ans,
                             servico=checked.call.service.name, prestador_id=checked.prestador_id,
                             mensagem_id=request_id, protocolo_id=protocolo_id, lote_id=lote_id, now=now,
                             request_id=checked.request_id)
+
+
+def _refused(connection: Connection, ctx: responses.ReplyContext, service: Service, request_id: int,
+             found: Sequence[Finding]) -> _Built:
+    """The service's mensagemErro with the adapter's first crítica (all of them stored): no protocol."""
+    rows.add_criticas(connection, request_id, found)
+    first = found[0]
+    return _Built(responses.mensagem_erro(ctx, service, first.code or "5001", first.message[:500]),
+                  "refused", first.code)

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from gateway.delivery import relay
+from gateway.delivery import numeros, relay
 from gateway.delivery.checked import CheckedCall
 from gateway.delivery.client import Answer
 from gateway.delivery.reading import read_answer
@@ -59,6 +59,8 @@ def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaR
     if recusada is not None:
         codigo, texto = rows.critica_de(db, recusada.resposta_id or recusada.envio_id) \
             or (None, "lote recusado")
+        texto = numeros.traduzir_texto(db, texto, prestador_id=checked.prestador_id,
+                                       registro_ans=operadora.registro_ans)  # never the operator's numbers
         if codigo not in responses.codigos_glosa(ctx.version):
             codigo = relay.CRITICA_PADRAO
         return StatusAnswer(responses.mensagem_erro(

@@ -22,6 +22,7 @@ from tests.gateway_process import REPO, cli, free_port, free_port_block
 NS = {"ans": ANS_NS}
 PASA = Party(registro_ans="331988", codigo_na_operadora="1004567")
 IPASGO = Party(registro_ans="424188", codigo_na_operadora="5012377")
+UNIMED = Party(registro_ans="331872", codigo_na_operadora="20345")
 
 
 def _post(url: str, body: bytes) -> requests.Response:
@@ -70,14 +71,13 @@ def test_serve_demo_delivers_a_lote_and_its_status_moves(tmp_path: Path) -> None
         sent = _post(f"{gateway}/tissLoteGuias", build_lote("consulta", 1, envelope=True, party=IPASGO,
                                                              numero_lote="502", sequencial="502"))
         assert sent.status_code == 200, sent.text
-        deadline = time.monotonic() + 60
-        while True:
-            listed = cli("entregas", "list", "--operadora", "424188", "--json", home=tmp_path)
-            rows = json.loads(listed.stdout) if listed.returncode == 0 else []
-            if rows and rows[0]["estado"] == "entregue":
-                break
-            assert time.monotonic() < deadline, (rows, (tmp_path / "demo.log").read_text()[-5000:])
-            time.sleep(1)
+        _wait_delivered(tmp_path, "424188")
+        # Unimed takes only 4.03.00: a 4.02.00 lote is converted and delivered (to its 4.03.00 address).
+        lote = build_lote("consulta", 1, envelope=True, party=UNIMED, numero_lote="503", sequencial="503",
+                          version="4.02.00")
+        sent = _post(gateway.replace("v4_03_00", "v4_02_00") + "/tissLoteGuias", lote)
+        assert sent.status_code == 200, sent.text
+        _wait_delivered(tmp_path, "331872")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -85,3 +85,15 @@ def test_serve_demo_delivers_a_lote_and_its_status_moves(tmp_path: Path) -> None
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+def _wait_delivered(home: Path, registro: str) -> None:
+    """The operator's first delivery is delivered (``entregas list``)."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = cli("entregas", "list", "--operadora", registro, "--json", home=home)
+        rows = json.loads(listed.stdout) if listed.returncode == 0 else []
+        if rows and rows[0]["estado"] == "entregue":
+            return
+        assert time.monotonic() < deadline, (rows, (home / "demo.log").read_text()[-5000:])
+        time.sleep(1)

@@ -355,10 +355,13 @@ def test_compose_gateway_and_worker_share_a_config_that_loads_and_the_database()
 
 
 def _routed(operadora: Operadora, services: dict, listening: dict[tuple[str, int], str]) -> bool:
-    """The operator's endpoint is a compose service that simulates that very operator."""
-    match = re.fullmatch(r"https?://([\w.-]+):(\d+)/tiss", operadora.endpoint or "")
-    return bool(match) and match[1] in services and listening.get((match[1], int(match[2]))) == \
-        operadora.registro_ans
+    """Every version's address of the operator is a compose service that simulates that very
+    operator, at that version's path."""
+    def routed(versao: str, url: str) -> bool:
+        match = re.fullmatch(r"https?://([\w.-]+):(\d+)/tiss/v(\d)_(\d\d)_(\d\d)", url)
+        return bool(match) and ".".join(match.groups()[2:]) == versao and match[1] in services \
+            and listening.get((match[1], int(match[2]))) == operadora.registro_ans
+    return bool(operadora.enderecos) and all(routed(v, u) for v, u in operadora.enderecos.items())
 
 
 def test_compose_stop_grace_periods_cover_the_derived_timeouts():

@@ -29,7 +29,16 @@ from simulator import answers
 from simulator.clock import horario_local
 from simulator.models import SimCancelamento, SimGuia, SimLote
 from tests.factory import build_request, numero_guia_prestador
-from tests.forwarding_stack import NS, OPERADORAS, OPERATOR_TIMEOUT_S, Stack, new_number, party, wait_until
+from tests.forwarding_stack import (
+    NS,
+    OPERADORAS,
+    OPERATOR_TIMEOUT_S,
+    SEM_CONTRATO,
+    Stack,
+    new_number,
+    party,
+    wait_until,
+)
 from tests.gateway_process import WorkerProcess
 
 pytestmark = pytest.mark.usefixtures("clean_faults", "logs_on_failure")
@@ -227,12 +236,18 @@ def test_a_refusal_in_the_operators_answer_is_relayed(stack: Stack) -> None:
 
 
 def test_a_tiss_fault_of_the_operator_is_relayed_as_it_said_it(stack: Stack) -> None:
-    # The gateway's configuration takes 4.02.00 for Unimed; the operator only 4.03.00.
-    data = request("unimed", "pedidoElegibilidadeWS", version="4.02.00", numero_carteira=carteira("unimed"))
+    # A provider the gateway serves and Unimed does not know: Unimed's own LoginInvalido.
+    sequencial = new_number()
+    data = build_request("pedidoElegibilidadeWS", envelope=True, sequencial=sequencial, party=SEM_CONTRATO,
+                         numero_carteira=carteira("unimed"))
     response = ask(stack, "tissVerificaElegibilidade", data)
     assert response.status_code == 500, response.text[:2000]  # the message's fault, not the gateway's
     found, faultstring = fault_of(response)
-    assert found == "VersaoInvalida" and "4.02.00" in faultstring
+    assert found == "LoginInvalido"
+    assert faultstring == "Login ou senha inválidos. (operadora unimed)"  # its words, and whose
+    request_row, sent, operator = mensagens(stack, "tissVerificaElegibilidade", sequencial)  # no Transacao
+    assert (request_row.resultado, sent.destinatario, operator.remetente) == ("recusada", "331872", "331872")
+    assert b"LoginInvalido" in operator.corpo
 
 
 # --- cancelamento --------------------------------------------------------------------------------

@@ -36,7 +36,14 @@ def test_example_file_parses() -> None:
     assert maria.codigos == {"424188": "5012377"}
     assert "scrypt" not in repr(config)  # hashes stay out of logs
     assert capital.versoes_envio == ("4.03.00",) and capital.timeout_s == 30
-    assert config.operadoras["331988"].versoes_envio == ("4.01.00", "4.02.00", "4.03.00")
+    assert capital.enderecos == {"4.03.00": "https://ws.capitalprev.example/tiss/v4_03_00"}
+    pasa = config.operadoras["331988"]
+    assert pasa.versoes == ("4.01.00", "4.02.00", "4.03.00")  # taken from providers; 4.01.00 converted
+    assert pasa.versoes_envio == ("4.02.00", "4.03.00") and pasa.conectada
+    assert pasa.endereco("4.02.00") == "https://conecta.pasa.example/tiss/v4_02_00"
+    assert pasa.endereco("4.01.00") is None
+    unimed = config.operadoras["331872"]  # not integrated yet: stored only
+    assert not unimed.conectada and unimed.versoes_envio == ("4.01.00", "4.02.00", "4.03.00")
     assert config.entregas.tentativas == 12 and config.entregas.consulta_max_s == 21600
 
 
@@ -95,6 +102,11 @@ def test_demo_config() -> None:
         "329665": "capitalprev", "331988": "pasa", "331872": "unimed", "413534": "cassems",
         "424188": "ipasgo"}
     assert all(o.versoes == ("4.01.00", "4.02.00", "4.03.00") for o in config.operadoras.values())
+    # What each operator's web service takes, at the simulator's address of each version.
+    assert config.operadoras["331872"].enderecos == {"4.03.00": "http://127.0.0.1:9003/tiss/v4_03_00"}
+    assert config.operadoras["331988"].enderecos == {"4.02.00": "http://127.0.0.1:9002/tiss/v4_02_00",
+                                                    "4.03.00": "http://127.0.0.1:9002/tiss/v4_03_00"}
+    assert not any(o.conectada for o in demo_config(None).operadoras.values())
     assert all(o.registro_ans == r for r, o in config.operadoras.items())
     (demo,) = config.prestadores
     assert (demo.documento, demo.login) == ("11222333000181", "demo")
@@ -169,3 +181,73 @@ codigos = {{ 424188 = " 5012377 " }}
     (maria,) = config.prestadores
     assert maria.documento == "52998224725" and maria.codigos == {"424188": "5012377"}
     assert parse_config({}) == Config()
+
+
+def test_the_demo_operators_take_the_versions_of_their_simulated_profiles() -> None:
+    """serve --demo: the gateway converts what the simulated operator does not take (Unimed takes
+    only 4.03.00), and sends each version to that version's address."""
+    from simulator.profile import load_profile
+
+    for operadora in demo_config().operadoras.values():
+        profile = load_profile(operadora.adapter)
+        assert operadora.versoes_envio == tuple(profile.versoes), operadora.nome
+        assert operadora.versoes_operadora == tuple(profile.versoes)
+
+
+ENDERECOS = """
+[operadoras.331988]
+nome = "PASA"
+adapter = "pasa"
+versoes = ["4.02.00", "4.03.00"]
+"""
+
+
+def test_an_address_per_version(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, ENDERECOS + """
+[operadoras.331988.enderecos]
+"4.03.00" = "https://ws.example/tiss/v4_03_00/"
+"4.02.00" = "https://ws.example/tiss/v4_02_00"
+"""))
+    pasa = config.operadoras["331988"]
+    assert pasa.enderecos == {"4.03.00": "https://ws.example/tiss/v4_03_00",
+                              "4.02.00": "https://ws.example/tiss/v4_02_00"}
+    assert set(pasa.versoes_operadora) == set(pasa.versoes_envio) == {"4.02.00", "4.03.00"}
+
+
+def test_endpoint_is_the_address_of_an_operator_that_takes_one_version(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, ENDERECOS + """versoes_operadora = ["4.03.00"]
+endpoint = "https://ws.example/tiss/v4_03_00"
+"""))
+    pasa = config.operadoras["331988"]
+    assert pasa.enderecos == {"4.03.00": "https://ws.example/tiss/v4_03_00"}
+    assert pasa.versoes_envio == ("4.03.00",) and pasa.versoes == ("4.02.00", "4.03.00")
+    config = load_config(_write(tmp_path, '[operadoras.331988]\nnome="P"\nadapter="pasa"\n'
+                                          'versoes=["4.03.00"]\nendpoint="http://ws/tiss"\n'))
+    assert config.operadoras["331988"].enderecos == {"4.03.00": "http://ws/tiss"}  # versoes: one
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # endpoint names one version's address: the operator takes two (versoes_operadora is versoes)
+    ('endpoint = "https://ws.example/tiss"\n',
+     r"operadoras.331988.endpoint é o endereço de uma só versão, e a operadora recebe 4.02.00, 4.03.00 "
+     r"\(versoes_operadora, que sem valor é versoes\): dê o endereço de cada versão em "
+     r"\[operadoras.331988.enderecos\], p.ex.\n\"4.02.00\" = \"https://ws.example/tiss/v4_02_00\""),
+    ('versoes_operadora = ["4.02.00", "4.03.00"]\nendpoint = "https://ws.example/tiss"\n',
+     r"endpoint é o endereço de uma só versão.*\(versoes_operadora\): dê"),
+    ('endpoint = "https://ws.example/tiss"\n[operadoras.331988.enderecos]\n"4.03.00" = "https://x/v"\n',
+     r"operadoras.331988: use endpoint \(uma só versão\) ou \[operadoras.331988.enderecos\]"),
+    ('versoes_operadora = ["4.03.00"]\n[operadoras.331988.enderecos]\n"4.02.00" = "https://x/a"\n'
+     '"4.03.00" = "https://x/b"\n',
+     r"operadoras.331988.versoes_operadora \(4.03.00\) difere das versões de \[operadoras.331988.enderecos\] "
+     r"\(4.02.00, 4.03.00\)"),
+    ('[operadoras.331988.enderecos]\n"4.3" = "https://x/a"\n',
+     r"operadoras.331988.enderecos: versão do Padrão TISS inválida '4.3'"),
+    ('[operadoras.331988.enderecos]\n"4.03.00" = "ftp://x/a"\n',
+     r"operadoras.331988.enderecos.\"4.03.00\" deve ser uma URL http\(s\)://"),
+    ('[operadoras.331988.enderecos]\n', r"\[operadoras.331988.enderecos\] deve ter ao menos uma versão"),
+    ("enderecos = 'https://x'\n", r"operadoras.331988.enderecos deve ser uma tabela TOML"),
+    ("[operadoras.331988.enderecos]\n\"4.03.00\" = 3\n", r"enderecos.\"4.03.00\" deve ser um texto"),
+])
+def test_addresses_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, ENDERECOS + text))

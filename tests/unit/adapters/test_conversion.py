@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+from datetime import date, datetime
+from decimal import Decimal
+
 import pytest
+from lxml import etree
 
 from adapters import AdapterError
 from gateway.message import hashing
-from gateway.message.responses import codigos_glosa
+from gateway.message.responses import (
+    ReplyContext,
+    codigos_glosa,
+    glosa_elegibilidade,
+    mensagem_erro,
+    reply_context,
+)
 from gateway.message.schema_registry import SchemaRegistry
+from gateway.message.services import SERVICE_BY_NAME
 from tests.factory import (
     build_lote,
     build_mensagem_tiss,
+    build_request,
     numero_guia_prestador,
 )
 from tests.unit.adapters.support import (
@@ -105,3 +118,63 @@ def test_a_target_version_not_installed_is_5028(registry: SchemaRegistry) -> Non
     a = adapter(registry, "pasa", ("4.04.00",))
     found = a.criticas(read(build_lote("consulta", 1, party=party("pasa"))))
     assert codes(found) == ["5028"] and "4.04.00" in found[0].message
+
+
+# ------------------------------------------------------------------------------- answers
+
+
+STATUS_RECURSO = SERVICE_BY_NAME["tissSolicitacaoStatusRecursoGlosa"]
+
+
+def _ctx(kind: str, version: str = "4.03.00") -> ReplyContext:
+    """The context of an operator's answer to a ``kind`` request in ``version``."""
+    pedido = read(build_request(kind, version=version, party=party("unimed")))
+    return reply_context(pedido.root, registro_ans="331872", sequencial="7", now=datetime(2026, 1, 20, 9, 30))
+
+
+def test_an_answer_in_403_is_given_in_402_with_its_refusal_code_recoded(registry: SchemaRegistry) -> None:
+    root = mensagem_erro(_ctx("solicitacaoStatusRecursoGlosaWS"), STATUS_RECURSO, "3291",
+                         "Protocolo de recurso 48761 não localizado.")
+    a = adapter(registry, "unimed", ("4.03.00",))
+    assert a.resposta_para(root, "4.02.00", "ISO-8859-1") == []
+    assert root.findtext("ans:cabecalho/ans:Padrao", namespaces=NS) == "4.02.00"
+    erro = root.find(".//ans:mensagemErro", NS)
+    assert erro.findtext("ans:codigoGlosa", namespaces=NS) == "3162"  # 4.02.00's "protocolo não encontrado"
+    assert erro.findtext("ans:descricaoGlosa", namespaces=NS) == "Protocolo de recurso 48761 não localizado."
+
+
+def test_a_refusal_code_without_an_equivalent_becomes_5002_with_the_operators_words(
+        registry: SchemaRegistry) -> None:
+    assert "3200" in codigos_glosa("4.03.00") and "3200" not in codigos_glosa("4.02.00")
+    root = glosa_elegibilidade(_ctx("pedidoElegibilidadeWS"), "3200", "Motivo da operadora.")
+    assert adapter(registry, "unimed", ("4.03.00",)).resposta_para(root, "4.02.00", "UTF-8") == []
+    motivo = root.find("ans:respostaElegibilidade/ans:codigoGlosa", NS)
+    assert motivo.findtext("ans:codigoGlosa", namespaces=NS) == "5002"
+    assert motivo.findtext("ans:descricaoGlosa", namespaces=NS) == "Motivo da operadora."
+
+
+def test_an_answer_in_its_own_version_is_left_as_it_is(registry: SchemaRegistry) -> None:
+    root = mensagem_erro(_ctx("solicitacaoStatusRecursoGlosaWS"), STATUS_RECURSO, "3291", "Não localizado.")
+    assert adapter(registry, "unimed", ("4.03.00",)).resposta_para(root, "4.03.00", "UTF-8") == []
+    assert root.findtext(".//ans:mensagemErro/ans:codigoGlosa", namespaces=NS) == "3291"
+
+
+def test_an_answer_whose_structures_do_not_fit_the_providers_version_names_the_element(
+        registry: SchemaRegistry) -> None:
+    """observacao of a guide in a demonstrativo de análise exists only from 4.03.00."""
+    from simulator import answers
+
+    item = answers.ItemAnalisado(answers.Procedimento("22", "40304361", "Hemograma"), Decimal("100.50"))
+    guia = answers.GuiaAnalisada("5551", "3318720000012345", date(2026, 1, 5), (item,))
+    root = answers.demonstrativo_analise_conta(
+        _ctx("solicitacaoDemonstrativoRetornoWS"), numero_demonstrativo="1",
+        operadora=answers.Operadora("Unimed", "33187200000154"),
+        prestador=answers.Prestador("20345", "11222333000181"),
+        protocolos=[answers.ProtocoloSituacao("48761", "555", date(2026, 1, 10), 6, (guia,))])
+    etree.SubElement(root.find(".//ans:relacaoGuias", NS), f"{{{NS['ans']}}}observacao").text = "Conferida."
+    a = adapter(registry, "unimed", ("4.03.00",))
+    assert a.resposta_para(copy.deepcopy(root), "4.03.00", "UTF-8") == []  # valid where it came from
+    found = a.resposta_para(root, "4.02.00", "UTF-8")
+    assert codes(found) == ["5001"]
+    assert "observacao" in found[0].message and "não existe na versão 4.02.00" in found[0].message
+    assert "resposta da operadora Unimed São José dos Campos na versão 4.03.00" in found[0].message

@@ -34,8 +34,10 @@ class FakeOperator:
     def __init__(self, status: int):
         self.status = status
         self.calls: list[tuple[str, bytes]] = []
+        self.versoes: list[str] = []  # the version of the endpoint of each call
 
-    def client(self, registro_ans: str) -> FakeOperator:
+    def client(self, registro_ans: str, versao: str) -> FakeOperator:
+        self.versoes.append(versao)
         return self
 
     def call(self, servico: str, corpo: bytes) -> Answer:
@@ -48,19 +50,22 @@ class FakeOperator:
         return Answer(200, envelope(answer), "text/xml")
 
 
-def pasa(registry: SchemaRegistry) -> Adapter:
-    return load_adapter("pasa", Destino(PASA, ("4.03.00",)), registry)
+def pasa(registry: SchemaRegistry, versoes: tuple[str, ...] = ("4.03.00",)) -> Adapter:
+    return load_adapter("pasa", Destino(PASA, versoes), registry)
 
 
-def worker(engine: Engine, registry: SchemaRegistry, operator: FakeOperator) -> Worker:
-    return Worker(demo_config("127.0.0.1:9000"), registry, session_factory(engine), {PASA: pasa(registry)},
-                  clock=lambda: NOW, clients=operator)  # type: ignore[arg-type]
+def worker(engine: Engine, registry: SchemaRegistry, operator: FakeOperator,
+           versoes: tuple[str, ...] = ("4.03.00",)) -> Worker:
+    return Worker(demo_config("127.0.0.1:9000"), registry, session_factory(engine),
+                  {PASA: pasa(registry, versoes)}, clock=lambda: NOW, clients=operator)  # type: ignore[arg-type]
 
 
-def delivered_lote(engine: Engine, registry: SchemaRegistry) -> int:
-    """A PASA lote delivered an hour ago, its status due for a query."""
-    lote = reader.read(build_lote("consulta", 1, party=Party(registro_ans=PASA)))
-    [envio] = pasa(registry).preparar(lote, sequenciais=["501"], agora=NOW)
+def delivered_lote(engine: Engine, registry: SchemaRegistry, version: str = "4.03.00",
+                   versoes: tuple[str, ...] = ("4.03.00",)) -> int:
+    """A PASA lote (sent by the provider in ``version``) delivered an hour ago, its status due for a
+    query."""
+    lote = reader.read(build_lote("consulta", 1, version=version, party=Party(registro_ans=PASA)))
+    [envio] = pasa(registry, versoes).preparar(lote, sequenciais=["501"], agora=NOW)
     with session_factory(engine).begin() as session:
         prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="P", login="p")
         session.add(prestador)
@@ -108,3 +113,18 @@ def test_a_poll_reads_the_operators_status_and_logs_its_own_name(db_engine: Engi
         assert entrega.situacao_id is not None and entrega.proxima_consulta_em is not None
     logged = f"entrega {entrega_id}: situação 1 -> 3 Liberado para pagamento (PASA: Faturado)"
     assert logged in caplog.messages
+
+
+@pytest.mark.parametrize(("version", "versoes", "sent_in"), [
+    ("4.02.00", ("4.02.00", "4.03.00"), "4.02.00"),  # the operator took the part as it came
+    ("4.02.00", ("4.03.00",), "4.03.00"),  # the part was converted: asked in the part's version
+])
+def test_a_poll_goes_in_the_version_of_the_part_it_asks_about(db_engine: Engine, registry: SchemaRegistry,
+                                                             version: str, versoes: tuple[str, ...],
+                                                             sent_in: str) -> None:
+    delivered_lote(db_engine, registry, version, versoes)
+    operator = FakeOperator(2)
+    assert worker(db_engine, registry, operator, versoes).tracker.run_once() == 1
+    assert operator.versoes == [sent_in]
+    ((_servico, corpo),) = operator.calls
+    assert reader.read(corpo).version == sent_in
