@@ -12,18 +12,17 @@ Also PNG helpers for the screenshot tests (no imaging library: zlib and struct a
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import subprocess
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.debian import PackagesUnavailable, apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 PACKAGES = ("chromium", "chromium-driver")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-APT_TIMEOUT_S = 900
 
 
 class BrowserUnavailable(RuntimeError):
@@ -34,23 +33,10 @@ def ensure_chromium() -> Path:
     """``/usr/bin/chromium``, installed with apt-get first if it is missing."""
     if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            raise BrowserUnavailable(f"{CHROMIUM} não existe e não há root nem sudo para instalar "
-                                     f"{' '.join(PACKAGES)}")
-        prefix = ["sudo", "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in ([*prefix, "apt-get", "update"],
-                    [*prefix, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]):
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_S,
-                                  check=False, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BrowserUnavailable(f"{' '.join(command)}: {exc}") from exc
-        if done.returncode != 0:
-            raise BrowserUnavailable(f"{' '.join(command)} terminou com {done.returncode}:\n"
-                                     f"{(done.stdout + done.stderr)[-4000:]}")
+    try:
+        apt_install(PACKAGES)
+    except PackagesUnavailable as exc:
+        raise BrowserUnavailable(f"{CHROMIUM} não existe: {exc}") from exc
     if not CHROMIUM.is_file():
         raise BrowserUnavailable(f"{' '.join(PACKAGES)} instalados, mas {CHROMIUM} não existe")
     return CHROMIUM

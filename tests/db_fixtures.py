@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from gateway.storage.db import make_engine, session_factory
 from gateway.storage.migrate import upgrade
-from gateway.storage.models import Base
+from gateway.storage.models import Base, Mensagem, Prestador
 
 __all__ = ["database_url", "db_engine", "db_session", "empty_database_url", "pg_migrated_url", "pg_schemas"]
 
@@ -141,3 +141,14 @@ def db_engine(database_url: str) -> Iterator[Engine]:
 def db_session(db_engine: Engine) -> Iterator[Session]:
     with session_factory(db_engine)() as session:
         yield session
+
+
+def add_prestador_and_mensagem(session: Session) -> tuple[Prestador, Mensagem]:
+    """A provider and one received message of it: what an entrega or a protocol row needs."""
+    prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="P", login="p")
+    session.add(prestador)
+    session.flush()
+    mensagem = Mensagem(direcao="entrada", tamanho=1, corpo=b"x", prestador_id=prestador.id)
+    session.add(mensagem)
+    session.flush()
+    return prestador, mensagem

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import requests
 
+from tests.debian import PackagesUnavailable, apt_install
+
 HERE = Path(__file__).resolve().parent
 PHP_CLIENT = HERE / "php_client.php"
 JAVA_CLIENT = HERE / "TissClient.java"
 JAXWS_RUNTIME = Path("/usr/share/java/jaxws-rt.jar")  # its manifest's Class-Path names the rest
-APT_TIMEOUT_S = 900
 JAVA_CACHE = Path(tempfile.gettempdir()) / "tiss-interop-java"
 # Java packages of the two generated services (binding files), so TissClient.java names no version.
 JAVA_SERVICES = {"tissLoteGuias": "tiss.lote", "tissSolicitacaoStatusProtocolo": "tiss.status"}
@@ -68,23 +69,10 @@ def ensure(tool: Tool) -> None:
 
 
 def _install(tool: Tool) -> None:
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            raise StackUnavailable(f"{tool.name}: ausente, e não há root nem sudo para instalar "
-                                   f"{' '.join(tool.packages)}")
-        prefix = ["sudo", "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in ([*prefix, "apt-get", "update"],
-                    [*prefix, "apt-get", "install", "-y", "--no-install-recommends", *tool.packages]):
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_S,
-                                  check=False, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise StackUnavailable(f"{tool.name}: {' '.join(command)}: {exc}") from exc
-        if done.returncode != 0:
-            raise StackUnavailable(f"{tool.name}: {' '.join(command)} terminou com {done.returncode}:\n"
-                                   f"{(done.stdout + done.stderr)[-2000:]}")
+    try:
+        apt_install(tool.packages)
+    except PackagesUnavailable as exc:
+        raise StackUnavailable(f"{tool.name}: {exc}") from exc
     if not _works(tool):
         raise StackUnavailable(f"{tool.name}: {' '.join(tool.packages)} instalados, mas "
                                f"{' '.join(tool.check)} falha")

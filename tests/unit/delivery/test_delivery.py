@@ -14,9 +14,11 @@ from gateway.delivery import outbox, state
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import declared_encoding, soap_envelope
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega, Mensagem, Prestador
+from gateway.storage.models import Entrega
+from tests.db_fixtures import add_prestador_and_mensagem
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
 
 
 class FakeClock:
@@ -81,12 +83,7 @@ def test_the_envelope_keeps_the_document_bytes_and_its_declared_encoding() -> No
 
 def _queue(engine: Engine, count: int) -> list[int]:
     with session_factory(engine).begin() as session:
-        prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="P", login="p")
-        session.add(prestador)
-        session.flush()
-        mensagem = Mensagem(direcao="entrada", tamanho=1, corpo=b"x", prestador_id=prestador.id)
-        session.add(mensagem)
-        session.flush()
+        prestador, mensagem = add_prestador_and_mensagem(session)
         return [outbox.schedule(session, registro_ans="329665", servico="tissLoteGuias",
                                 prestador_id=prestador.id, mensagem_id=mensagem.id, now=NOW)
                 for _ in range(count)]

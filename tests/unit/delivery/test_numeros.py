@@ -11,11 +11,13 @@ from sqlalchemy import Engine
 from gateway.delivery import numeros
 from gateway.message.services import ANS_NS
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega, Mensagem, Prestador
+from gateway.storage.models import Entrega
 from gateway.storage.protocolos import insert_protocolo
+from tests.db_fixtures import add_prestador_and_mensagem
 
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 PASA = "331988"
+
 
 
 def test_candidates_are_the_tokens_with_a_digit() -> None:
@@ -45,12 +47,7 @@ def test_free_text_is_the_sentences_not_the_values() -> None:
 def _delivered(engine: Engine, numero_operadora: str) -> tuple[int, str]:
     """A provider's protocol delivered to PASA, which gave it ``numero_operadora``."""
     with session_factory(engine).begin() as session:
-        prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="P", login="p")
-        session.add(prestador)
-        session.flush()
-        mensagem = Mensagem(direcao="entrada", tamanho=1, corpo=b"x", prestador_id=prestador.id)
-        session.add(mensagem)
-        session.flush()
+        prestador, mensagem = add_prestador_and_mensagem(session)
         protocolo_id, numero = insert_protocolo(session, tipo="lote", prestador_id=prestador.id,
                                                 registro_ans=PASA, now=NOW)
         session.add(Entrega(registro_ans=PASA, servico="tissLoteGuias", prestador_id=prestador.id,

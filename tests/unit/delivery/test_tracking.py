@@ -21,7 +21,8 @@ from gateway.message import reader
 from gateway.message.responses import GuiaRecebida, ValorTotal, envelope, reply_context, situacao_protocolo
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega, Mensagem, Prestador
+from gateway.storage.models import Entrega
+from tests.db_fixtures import add_prestador_and_mensagem
 from tests.factory import Party, build_lote
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -67,12 +68,7 @@ def delivered_lote(engine: Engine, registry: SchemaRegistry, version: str = "4.0
     lote = reader.read(build_lote("consulta", 1, version=version, party=Party(registro_ans=PASA)))
     [envio] = pasa(registry, versoes).preparar(lote, sequenciais=["501"], agora=NOW)
     with session_factory(engine).begin() as session:
-        prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="P", login="p")
-        session.add(prestador)
-        session.flush()
-        mensagem = Mensagem(direcao="entrada", tamanho=1, corpo=b"x", prestador_id=prestador.id)
-        session.add(mensagem)
-        session.flush()
+        prestador, mensagem = add_prestador_and_mensagem(session)
         entrega = Entrega(registro_ans=PASA, servico="tissLoteGuias", prestador_id=prestador.id,
                           mensagem_id=mensagem.id, estado=State.ENTREGUE, corpo=envio.corpo, partes=1,
                           sequencial="501", numero_protocolo="P1", status=1, status_em=NOW,
