@@ -2,9 +2,7 @@
 to, and what a refusal stores. The same over HTTP and real processes: tests/process/test_soap_front.py.
 """
 
-import io
 from dataclasses import dataclass
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 from lxml import etree
@@ -19,6 +17,7 @@ from gateway.server import build_config, load_adapters, prepare
 from gateway.soap.app import TissWsgi
 from gateway.storage import db
 from gateway.storage.models import Critica, Mensagem, Transacao
+from tests import wsgi_call
 from tests.factory import Party, build_lote, build_request
 
 NS = {"ans": ANS_NS}
@@ -47,18 +46,9 @@ def gateway(tmp_path, registry: SchemaRegistry):
 
 
 def post(app: TissWsgi, service: str, data: bytes) -> Answer:
-    environ: dict = {}
-    setup_testing_defaults(environ)
-    environ.update({"REQUEST_METHOD": "POST", "PATH_INFO": f"/tiss/v4_03_00/{service}",
-                    "CONTENT_TYPE": "text/xml; charset=utf-8", "CONTENT_LENGTH": str(len(data)),
-                    "wsgi.input": io.BytesIO(data), "REMOTE_ADDR": "10.0.0.7"})
-    seen: dict[str, str] = {}
-
-    def start_response(status: str, headers: list, exc_info=None) -> None:
-        seen["status"] = status
-
-    body = b"".join(app(environ, start_response))
-    return Answer(seen["status"], read(body, len(body) + 1).root, environ.get(OUTCOME_KEY), body)
+    posted = wsgi_call.post(app, f"/tiss/v4_03_00/{service}", data, remote_addr="10.0.0.7")
+    return Answer(posted.status, read(posted.body, len(posted.body) + 1).root,
+                  posted.environ.get(OUTCOME_KEY), posted.body)
 
 
 def lote(sequencial: str = "1", numero_lote: str = "1", party: Party | None = None) -> bytes:

@@ -7,12 +7,10 @@ answer back with the gateway's own reader, schema and hash checks.
 
 from __future__ import annotations
 
-import io
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 from lxml import etree
@@ -43,6 +41,7 @@ from simulator.models import (
 )
 from simulator.operadora import OperadoraSimulada
 from simulator.profile import Profile, load_profile
+from tests import wsgi_call
 from tests.db_fixtures import BACKENDS
 from tests.factory import REQUEST_KINDS, Party, build_lote, build_request
 
@@ -270,18 +269,8 @@ class Sim:
              sign: bool | None = None) -> Resposta:
         if self.profile.assinatura_exigida if sign is None else sign:
             data = signed(data, self.leaf)
-        environ: dict = {}
-        setup_testing_defaults(environ)
-        environ.update({"REQUEST_METHOD": "POST", "PATH_INFO": f"/tiss/{version_path(version)}/{service}",
-                        "CONTENT_TYPE": "text/xml; charset=utf-8", "CONTENT_LENGTH": str(len(data)),
-                        "wsgi.input": io.BytesIO(data), "REMOTE_ADDR": "127.0.0.1"})
-        seen: dict[str, str] = {}
-
-        def start_response(status: str, headers: list, exc_info=None) -> None:
-            seen["status"] = status
-
-        body = b"".join(self.app(environ, start_response))
-        return Resposta(seen["status"], body, reader.read(body, len(body) + 1))
+        posted = wsgi_call.post(self.app, f"/tiss/{version_path(version)}/{service}", data)
+        return Resposta(posted.status, posted.body, reader.read(posted.body, len(posted.body) + 1))
 
     def request(self, kind: str, *, version: str = "4.03.00", **fields) -> Resposta:
         data = build_request(kind, version=version, sequencial=self.next_seq(), party=self.party,
