@@ -16,20 +16,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from lxml import etree
-from sqlalchemy import bindparam, select
 
-from gateway.storage.models import ENTREGA_TABLE, PROTOCOLO_TABLE
-from gateway.storage.prepared import Db, connection_of
+from gateway.storage import rows
+from gateway.storage.prepared import Db
 
 _NUMERO = re.compile(r"[0-9A-Za-z]+(?:[./-][0-9A-Za-z]+)*")
 _MAX_NUMERO = 40  # Entrega.numero_protocolo
 _MAX_CANDIDATOS = 200  # per text: a bound on the statement's parameters
-_E, _P = ENTREGA_TABLE, PROTOCOLO_TABLE
-_DA_OPERADORA = (select(_E.c.numero_protocolo, _P.c.numero)
-                 .select_from(_E.join(_P, _P.c.id == _E.c.protocolo_id))
-                 .where(_E.c.registro_ans == bindparam("registro_ans"),
-                        _E.c.prestador_id == bindparam("prestador_id"),
-                        _E.c.numero_protocolo.in_(bindparam("numeros", expanding=True))))
 
 
 def candidatos(texto: str) -> set[str]:
@@ -57,13 +50,9 @@ def textos_livres(root: etree._Element, excluidos: Iterable[str] = ()) -> Iterat
 def da_operadora(db: Db, numeros: Iterable[str], *, prestador_id: int,
                  registro_ans: str) -> dict[str, str]:
     """Operator protocol number -> the gateway's, for those of ``numeros`` that are one (one query)."""
-    wanted = sorted(set(numeros))
-    if not wanted:
-        return {}
-    params = {"registro_ans": registro_ans, "prestador_id": prestador_id, "numeros": wanted}
-    rows = connection_of(db).execute(_DA_OPERADORA, params)
-    return {str(operadora): str(gateway) for operadora, gateway in rows if operadora}
-
+    found = rows.protocolos_da_operadora(db, sorted(set(numeros)), prestador_id=prestador_id,
+                                         registro_ans=registro_ans)
+    return {numero: protocolo.numero for numero, protocolo in found.items()}
 
 def traduzir_texto(db: Db, texto: str, *, prestador_id: int, registro_ans: str) -> str:
     """``texto`` with the operator's protocol numbers replaced by the gateway's."""

@@ -244,7 +244,7 @@ def protocolo_encaminhado(session: Session, *, prestador_id: int, registro_ans: 
                                 [_parte(*p.tuple()) for p in partes])
 
 
-def protocolos_da_operadora(session: Session, numeros: Sequence[str], *, prestador_id: int,
+def protocolos_da_operadora(session: Db, numeros: Sequence[str], *, prestador_id: int,
                             registro_ans: str) -> dict[str, ProtocoloDaOperadora]:
     """Operator protocol numbers of this provider's deliveries -> the gateway protocols they are."""
     if not numeros:
@@ -255,7 +255,7 @@ def protocolos_da_operadora(session: Session, numeros: Sequence[str], *, prestad
              .where(_E.c.registro_ans == registro_ans, _E.c.prestador_id == prestador_id,
                     _E.c.numero_protocolo.in_(sorted(set(numeros)))))
     return {row[0]: ProtocoloDaOperadora(row[2], row[3], row[4], row[1])
-            for row in session.connection().execute(query)}
+            for row in connection_of(session).execute(query)}
 
 
 def critica_de(session: Db, mensagem_id: int | None) -> tuple[str | None, str] | None:
