@@ -112,7 +112,7 @@ class OperadoraSimulada:
 
     # -- the checks: the message's as the gateway makes them (gateway.message.checks), then ours ----
     def _refuse_version(self, version: str) -> str | None:
-        if version in self.profile.versoes and self.registry.get(version) is not None:
+        if version in self.profile.versoes:  # installed: check_message refused it before otherwise
             return None
         return f"A operadora {self.profile.nome} não aceita a versão {version} " \
                f"(aceitas: {', '.join(self.profile.versoes)})."

@@ -50,12 +50,7 @@ class Checks:
     def message(self, call: Call, endpoint: Endpoint) -> CheckedMessage:
         operadora = self.config.operadora(call.cabecalho.destino)
         return check_message(call, endpoint, registry=self.registry,
-                             policy=operadora.hash_policy() if operadora else hashing.STRICT,
-                             refuse_version=self._refuse_version)
-
-    def _refuse_version(self, version: str) -> str | None:
-        return None if self.registry.get(version) is not None else \
-            f"Versão {version} não disponível no gateway."
+                             policy=operadora.hash_policy() if operadora else hashing.STRICT)
 
     # -- the sender -------------------------------------------------------------------------------
     def sender(self, call: Call, reading: Callable[[], Connection], environ: Mapping[str, Any]) -> int:

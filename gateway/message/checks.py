@@ -76,7 +76,7 @@ VersionRefusal = Callable[[str], str | None]
 
 
 def check_message(call: Call, endpoint: Endpoint, *, registry: SchemaRegistry, policy: HashPolicy,
-                  refuse_version: VersionRefusal) -> CheckedMessage:
+                  refuse_version: VersionRefusal | None = None) -> CheckedMessage:
     """The message-level checks; a failure raises the TissFault to answer with."""
     message = call.message
     if endpoint.service and endpoint.service != call.service.name:
@@ -85,7 +85,7 @@ def check_message(call: Call, endpoint: Endpoint, *, registry: SchemaRegistry, p
     version = message.version or ""  # check_padrao refused a message without one
     if registry.get(version) is None:  # before the side's own refusal: say how to install it
         raise TissFault("VersaoInvalida", missing_version_text(version, registry.versions()), code="5028")
-    refusal = refuse_version(version)
+    refusal = refuse_version(version) if refuse_version is not None else None
     if refusal is not None:
         raise TissFault("VersaoInvalida", refusal, code="5028")
     report = validate_message(message, registry=registry, policy=policy)
