@@ -21,7 +21,7 @@ from adapters.base import Adapter
 from gateway.config import Config
 from gateway.delivery import appeals, outbox, state, tracking
 from gateway.delivery.breaker import CircuitBreaker
-from gateway.delivery.client import OperatorClient, OperatorClients, TransportError, VersaoSemEndereco, padrao
+from gateway.delivery.client import OperatorClients, TransportError, VersaoSemEndereco, padrao
 from gateway.delivery.reading import Reading, read_answer
 from gateway.delivery.state import State
 from gateway.message import reader
@@ -94,9 +94,6 @@ class Worker:
             self.deliver(entrega_id)
         return len(ids)
 
-    def client(self, registro_ans: str, versao: str) -> OperatorClient:
-        return self.clients.client(registro_ans, versao)
-
     # -- one delivery ------------------------------------------------------------------------------
     def deliver(self, entrega_id: int) -> None:
         """Under the request id of the message delivered: in the logs and sent to the operator."""
@@ -117,7 +114,7 @@ class Worker:
             metrics.delivery(registro, "adiada")
             return
         try:  # the endpoint of the version the adapter prepared it in
-            client = self.client(registro, padrao(corpo) or "")
+            client = self.clients.client(registro, padrao(corpo) or "")
         except VersaoSemEndereco as exc:  # the configuration's doing: the operator is not to blame
             metrics.delivery(registro, self._record(entrega_id, None, Reading("repetir", str(exc))))
             return
