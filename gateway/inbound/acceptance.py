@@ -131,7 +131,8 @@ class Acceptance:
               request_id: int, lido: LoteLido, found: Sequence[Finding]) -> _Built:
         service = checked.call.service
         registro = checked.operadora.registro_ans
-        if rows.lote_existe(connection, checked.prestador_id, registro, lido.numero_lote):
+        anterior = rows.lote_anterior(connection, checked.prestador_id, registro, lido.numero_lote)
+        if anterior is not None and anterior.vigente:  # a lote refused in full may be sent again
             code = LOTE_JA_INFORMADO.get(ctx.version, "1308")
             text = f"Número de lote {lido.numero_lote} já informado anteriormente."
             rows.add_criticas(connection, request_id, [critica(code, text, "loteGuias/numeroLote")])
@@ -142,6 +143,7 @@ class Acceptance:
                                                 registro_ans=registro, now=ctx.now)
         lote_id = rows.add_lote(connection, dict(
             prestador_id=checked.prestador_id, registro_ans=registro, numero_lote=lido.numero_lote,
+            numero_vigente=lido.numero_lote, reenvio_de_id=anterior.lote_id if anterior else None,
             tipo_guia=lido.tipo_guia, quantidade_guias=len(lido.guias),
             valor_informado=lido.valor_informado, hash=checked.hash_found, mensagem_id=request_id,
             protocolo_id=protocolo_id, criado_em=ctx.now,

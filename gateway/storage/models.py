@@ -33,7 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from gateway.message.tables import RECEBIDO
+from gateway.message.tables import GUIA_ACEITA, RECEBIDO
 
 # Constraint names are spelled out so that migrations (and SQLite batch mode) can address them.
 NAMING_CONVENTION = {
@@ -223,15 +223,24 @@ class ProtocoloStatus(Base):
 
 
 class Lote(Base):
-    """A lot of guides (loteGuias) received from a provider for one operator."""
+    """A lot of guides (loteGuias) received from a provider for one operator.
+
+    A provider's lote number is taken while a lote under it is accepted or in process:
+    ``numero_vigente`` holds the number then, and is cleared when the operator refuses the whole
+    lote, so that the corrected lote can be sent again under the same number (``reenvio_de_id``
+    links it to the refused one). The unique key on it is the check (NULLs never collide).
+    """
 
     __tablename__ = "lote"
-    __table_args__ = (UniqueConstraint("prestador_id", "registro_ans", "numero_lote"),)
+    __table_args__ = (UniqueConstraint("prestador_id", "registro_ans", "numero_vigente"),
+                      Index(None, "prestador_id", "registro_ans", "numero_lote"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
     registro_ans: Mapped[str] = mapped_column(String(6))
     numero_lote: Mapped[str] = mapped_column(String(20), index=True)  # st_texto12; console search
+    numero_vigente: Mapped[str | None] = mapped_column(String(20))  # numero_lote until refused in full
+    reenvio_de_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"))  # the refused lote it resends
     tipo_guia: Mapped[str] = mapped_column(String(40))
     quantidade_guias: Mapped[int] = mapped_column(Integer)
     valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -257,7 +266,9 @@ class Guia(Base):
     tipo: Mapped[str] = mapped_column(String(40))
     numero_carteira: Mapped[str | None] = mapped_column(String(20))
     valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
-    status: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[int | None] = mapped_column(Integer)  # unused since 0001; kept (no table rebuild)
+    situacao: Mapped[str] = mapped_column(String(10), default=GUIA_ACEITA,
+                                          server_default=text("'aceita'"))  # SITUACOES_GUIA
 
     lote: Mapped[Lote] = relationship(back_populates="guias")
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
-from gateway.message.tables import RECEBIDO, STATUS_PROTOCOLO
+from gateway.message.tables import RECEBIDO, SITUACOES_PROTOCOLO
 from gateway.storage.models import (
     PROTOCOLO_STATUS_TABLE,
     PROTOCOLO_TABLE,
@@ -81,8 +81,9 @@ def new_protocolo(session: Session, *, tipo: str, prestador_id: int, registro_an
 def set_status(session: Session, protocolo: Protocolo, status: int, origem: str,
                now: datetime | None = None) -> ProtocoloStatus:
     """Change a protocol's dm_statusProtocolo and append it to the history (flushes, no commit)."""
-    if status not in STATUS_PROTOCOLO:
-        raise ValueError(f"status de protocolo inválido: {status!r} (dm_statusProtocolo 1-10)")
+    if status not in SITUACOES_PROTOCOLO:
+        raise ValueError(f"status de protocolo inválido: {status!r} (dm_statusProtocolo 1-10, ou "
+                         "RECUSADO_PELA_OPERADORA)")
     now = now or utcnow()
     protocolo.status = status
     protocolo.atualizado_em = now

@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.message.findings import Finding
+from gateway.message.tables import GUIA_ACEITA
 from gateway.storage.models import (
     CRITICA_TABLE,
     DEMONSTRATIVO_TABLE,
@@ -120,9 +121,11 @@ _TRANSACAO = (select(_T.c.hash, _M.c.corpo).select_from(_T.outerjoin(_M, _M.c.id
                      _T.c.tipo_transacao == bindparam("tipo"),
                      _T.c.sequencial_transacao == bindparam("sequencial")))
 _RESPOSTA = _T.update().where(_T.c.id == bindparam("transacao_id")).values(resposta_id=bindparam("resposta"))
-_LOTE_EXISTE = select(_L.c.id).where(_L.c.prestador_id == bindparam("prestador_id"),
-                                     _L.c.registro_ans == bindparam("registro_ans"),
-                                     _L.c.numero_lote == bindparam("numero_lote")).limit(1)
+_LOTE_ANTERIOR = (select(_L.c.id, _L.c.numero_vigente)
+                  .where(_L.c.prestador_id == bindparam("prestador_id"),
+                         _L.c.registro_ans == bindparam("registro_ans"),
+                         _L.c.numero_lote == bindparam("numero_lote"))
+                  .order_by(_L.c.numero_vigente.is_(None), _L.c.id.desc()).limit(1))
 _LOTE_DO_PROTOCOLO = (
     select(_PR.c.numero, _PR.c.status, _L.c.id, _L.c.numero_lote, _L.c.tipo_guia, _L.c.valor_informado,
            _L.c.criado_em)
@@ -134,7 +137,7 @@ _GUIAS_DO_LOTE = (select(_G.c.numero_guia_prestador, _G.c.numero_guia_operadora,
 _INSERT = {table.name: table.insert().returning(table.c.id) for table in (_M, _T, _L)}
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}  # (table, columns given) -> statement
 _GUIA_COLUNAS = ("lote_id", "numero_guia_prestador", "numero_guia_operadora", "tipo", "numero_carteira",
-                 "valor_informado")
+                 "valor_informado", "situacao")
 _E, _C, _D = ENTREGA_TABLE, CRITICA_TABLE, DEMONSTRATIVO_TABLE
 _COLUNAS_PARTE = (select(_E.c.parte, _E.c.partes, _E.c.estado, _E.c.numero_lote, _E.c.numero_protocolo,
                          _E.c.guias, _E.c.resposta_id, _E.c.envio_id, _E.c.situacao_id)
@@ -149,11 +152,11 @@ _PROTOCOLO_POR_NUMERO = _PROTOCOLO.where(_PR.c.numero == bindparam("numero")).li
 _PROTOCOLO_POR_LOTE = _PROTOCOLO.where(_L.c.numero_lote == bindparam("numero_lote")).limit(1)
 _CRITICA = (select(_C.c.codigo, _C.c.mensagem).where(_C.c.mensagem_id == bindparam("mensagem_id"))
             .order_by(_C.c.id).limit(1))
-_CRITICA_COLUNAS = ("mensagem_id", "lote_id", "codigo", "mensagem", "localizacao", "linha")
+_CRITICA_COLUNAS = ("mensagem_id", "lote_id", "guia_id", "codigo", "mensagem", "localizacao", "linha")
 # The statements every request runs, on the driver's cursor (gateway.storage.prepared).
 _FAST = {name: Prepared(statement) for name, statement in (
     ("prestador", _PRESTADOR), ("transacao", _TRANSACAO), ("resposta", _RESPOSTA),
-    ("lote_existe", _LOTE_EXISTE),
+    ("lote_anterior", _LOTE_ANTERIOR),
     ("lote_do_protocolo", _LOTE_DO_PROTOCOLO), ("guias_do_lote", _GUIAS_DO_LOTE),
     ("partes_do_lote", _PARTES_DO_LOTE), ("critica", _CRITICA))}
 _FAST_GUIAS = Prepared(_G.insert(), _GUIA_COLUNAS)
@@ -192,17 +195,26 @@ def set_resposta(session: Db, transacao_id: int, resposta_id: int) -> None:
     _FAST["resposta"].execute(session, {"transacao_id": transacao_id, "resposta": resposta_id}).close()
 
 
-def lote_existe(session: Db, prestador_id: int, registro_ans: str, numero_lote: str) -> bool:
-    return _FAST["lote_existe"].first(session, {
-        "prestador_id": prestador_id, "registro_ans": registro_ans, "numero_lote": numero_lote,
-    }) is not None
+@dataclass(frozen=True)
+class LoteAnterior:
+    """The latest earlier lote under a provider's lote number (the one in force, if any)."""
+
+    lote_id: int
+    vigente: bool  # accepted or in process: the number is taken (3268); else refused in full
+
+
+def lote_anterior(session: Db, prestador_id: int, registro_ans: str, numero_lote: str) -> LoteAnterior | None:
+    row = _FAST["lote_anterior"].first(session, {
+        "prestador_id": prestador_id, "registro_ans": registro_ans, "numero_lote": numero_lote})
+    return LoteAnterior(row[0], row[1] is not None) if row is not None else None
 
 
 def add_lote(session: Db, values: Mapping[str, Any], guias: Sequence[Mapping[str, Any]]) -> int:
-    """The lote and its guides (one executemany for the guides)."""
+    """The lote and its guides (one executemany for the guides; a guide's ``situacao`` defaults
+    to GUIA_ACEITA)."""
     lote_id = _insert(session, _L, values)
     if guias:
-        _FAST_GUIAS.executemany(session, [{**g, "lote_id": lote_id} for g in guias])
+        _FAST_GUIAS.executemany(session, [{"situacao": GUIA_ACEITA, **g, "lote_id": lote_id} for g in guias])
     return lote_id
 
 
@@ -289,11 +301,12 @@ def _parte(parte: int, partes: int | None, estado: str, numero_lote: str | None,
                             situacao_id)
 
 
-def add_criticas(session: Db, mensagem_id: int, findings: Sequence[Finding], *,
-                 lote_id: int | None = None) -> None:
-    """The críticas of a message (Table 38 code, text, the element they point at)."""
-    rows = [dict(mensagem_id=mensagem_id, lote_id=lote_id, codigo=f.code, mensagem=f.message[:4000],
-                 localizacao=f.location, linha=f.line) for f in findings]
+def add_criticas(session: Db, mensagem_id: int | None, findings: Sequence[Finding], *,
+                 lote_id: int | None = None, guia_id: int | None = None) -> None:
+    """The críticas of a message (Table 38 code, text, the element they point at); ``guia_id``:
+    the guide they refuse."""
+    rows = [dict(mensagem_id=mensagem_id, lote_id=lote_id, guia_id=guia_id, codigo=f.code,
+                 mensagem=f.message[:4000], localizacao=f.location, linha=f.line) for f in findings]
     if rows:
         _FAST_CRITICAS.executemany(session, rows)
 

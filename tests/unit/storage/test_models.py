@@ -98,7 +98,7 @@ def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
 def test_migrations_ship_with_the_package() -> None:
     assert (migrate.MIGRATIONS / "env.py").is_file()
     assert (migrate.MIGRATIONS / "script.py.mako").is_file()
-    assert migrate.head() == "0003"
+    assert migrate.head() == "0004"
 
 
 # --- engine -------------------------------------------------------------------------------------
@@ -190,16 +190,27 @@ def test_transacao_unique_per_prestador_tipo_sequencial(db_session: Session) -> 
     assert len(db_session.scalars(select(Transacao)).all()) == 3
 
 
-def test_lote_unique_per_prestador_operadora_numero(db_session: Session) -> None:
+def test_lote_number_unique_while_in_force(db_session: Session) -> None:
+    """One lote in force per (provider, operator, number); a lote refused in full (numero_vigente
+    cleared) leaves the number to its corrected resend."""
     prestador = _prestador(db_session)
     for registro in ("329665", "331988"):
         db_session.add(Lote(prestador_id=prestador.id, registro_ans=registro, numero_lote="7",
-                            tipo_guia="consulta", quantidade_guias=1))
+                            numero_vigente="7", tipo_guia="consulta", quantidade_guias=1))
     db_session.commit()
     db_session.add(Lote(prestador_id=prestador.id, registro_ans="329665", numero_lote="7",
-                        tipo_guia="consulta", quantidade_guias=1))
+                        numero_vigente="7", tipo_guia="consulta", quantidade_guias=1))
     with pytest.raises(IntegrityError):
         db_session.commit()
+    db_session.rollback()
+    recusado = db_session.scalars(select(Lote).where(Lote.registro_ans == "329665")).one()
+    recusado.numero_vigente = None
+    db_session.commit()
+    db_session.add(Lote(prestador_id=prestador.id, registro_ans="329665", numero_lote="7",
+                        numero_vigente="7", reenvio_de_id=recusado.id, tipo_guia="consulta",
+                        quantidade_guias=1))
+    db_session.commit()
+    assert len(db_session.scalars(select(Lote).where(Lote.numero_lote == "7")).all()) == 3
 
 
 # --- protocols ----------------------------------------------------------------------------------
