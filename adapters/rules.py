@@ -87,6 +87,7 @@ class OperadoraRules:
     matricula_honorarios: bool = False  # honorários name who receives them
     envio_parcial: bool = False  # a guide's crítica refuses only that guide
     exige_assinatura: bool = False  # takes only signed (XMLDSig) messages
+    cancela_lote_enviado: bool = True  # tissCancelaGuia may cancel a lote (or its guides) once sent
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "campos_obrigatorios", MappingProxyType(dict(self.campos_obrigatorios)))
@@ -132,6 +133,9 @@ CAPITALPREV = OperadoraRules()
 
 # PASA, "Treinamento: Conecta" (seeds/001_*).
 PASA = OperadoraRules(
+    # "Os Lotes de Pagamentos com a situação de Enviado à Operadora não poderão ser cancelados. Em
+    # caso de necessidade, entre em contato com a Operadora." (seed 001, observação 2)
+    cancela_lote_enviado=False,
     max_guias_lote=100,  # "Esse arquivo XML deverá conter um máximo de 100 guias"
     max_bytes=15 * MB,  # "respeitando o tamanho máximo informado de 15MB": the smaller reading
 )

@@ -33,7 +33,7 @@ Facts from the official schemas that shape this module:
 import copy
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -208,19 +208,47 @@ def codigos_glosa(version: str) -> frozenset[str]:
 # --------------------------------------------------------------------------- builders
 
 
+@dataclass(frozen=True)
+class GuiaRecusada:
+    """A guide of a lote taken in part (partial sending): left out of the receipt's guide list,
+    its crítica in ``glosaProtocolo``."""
+
+    numero_guia_prestador: str
+    codigo: str  # Table 38 (dm_tipoGlosa)
+    texto: str  # the crítica, without the guide number
+    valor_informado: Decimal
+
+
+RECUSADA_PREFIXO = "Guia {numero} recusada: "  # descricaoGlosa of a refused guide in glosaProtocolo
+_RECUSADA = re.compile(r"Guia (\S+) recusada: ")
+
+
+def guia_da_recusa(descricao: str) -> str | None:
+    """The numeroGuiaPrestador a glosaProtocolo motive refuses (:data:`RECUSADA_PREFIXO`), if any."""
+    found = _RECUSADA.match(descricao)
+    return found.group(1) if found else None
+
+
 def protocolo_recebimento(ctx: ReplyContext, *, numero_lote: str, numero_protocolo: str,
                           data_envio_lote: date, valor_total: Decimal,
-                          guias: list[GuiaRecebida]) -> etree._Element:
+                          guias: list[GuiaRecebida],
+                          recusadas: Sequence[GuiaRecusada] = ()) -> etree._Element:
     """protocoloRecebimentoWS/recebimentoLote/protocoloRecebimento (ct_protocoloRecebimento)."""
     return protocolo_recebimento_draft(ctx, numero_lote=numero_lote, numero_protocolo=numero_protocolo,
                                        data_envio_lote=data_envio_lote, valor_total=valor_total,
-                                       guias=guias).element()
+                                       guias=guias, recusadas=recusadas).element()
 
 
 def protocolo_recebimento_draft(ctx: ReplyContext, *, numero_lote: str, numero_protocolo: str,
                                 data_envio_lote: date, valor_total: Decimal,
-                                guias: list[GuiaRecebida]) -> "Draft":
-    """:func:`protocolo_recebimento` as a :class:`Draft` (for :func:`envelope`)."""
+                                guias: list[GuiaRecebida],
+                                recusadas: Sequence[GuiaRecusada] = ()) -> "Draft":
+    """:func:`protocolo_recebimento` as a :class:`Draft` (for :func:`envelope`).
+
+    ``guias`` are the guides taken and ``valor_total`` their total; ``recusadas``, the guides of
+    the lote refused one by one (partial sending), go in ``glosaProtocolo``: one motivoGlosa each
+    (its crítica's code, "Guia <número> recusada: <crítica>") and their value in vlGlosaProtocolo,
+    the one place ct_protocoloDetalhe has for what was not taken."""
     draft = Draft()
     root, body = response_root(ctx, "protocoloRecebimentoWS", "recebimentoLote")
     protocolo = el(body, "protocoloRecebimento")
@@ -231,6 +259,13 @@ def protocolo_recebimento_draft(ctx: ReplyContext, *, numero_lote: str, numero_p
     detalhe = el(protocolo, "detalheProtocolo")
     el(detalhe, "numeroProtocolo", sized_text("numeroProtocolo", numero_protocolo, 12))
     el(detalhe, "valorTotalProtocolo", tiss_decimal(valor_total))
+    if recusadas:
+        glosa = el(detalhe, "glosaProtocolo")
+        motivos = el(glosa, "motivosGlosa")
+        for recusada in recusadas:
+            prefixo = RECUSADA_PREFIXO.format(numero=recusada.numero_guia_prestador)
+            motivo_glosa(el(motivos, "motivoGlosa"), ctx, recusada.codigo, prefixo + recusada.texto)
+        el(glosa, "vlGlosaProtocolo", tiss_decimal(sum((r.valor_informado for r in recusadas), Decimal(0))))
     dados = el(detalhe, "dadosGuiasProtocolo")
     odonto = _guide_kind(guias)
     draft.add_guias(dados, ("dadosGuiasOdonto",) if odonto else ("dadosGuias",), guias)

@@ -318,3 +318,9 @@ def _insert(session: Db, table: Table, values: Mapping[str, Any]) -> int:
     if statement is None:
         statement = _INSERTS[key] = Prepared(_INSERT[table.name], key[1])
     return statement.scalar(session, values)
+
+
+def guia_ids(session: Db, lote_id: int) -> dict[str, int]:
+    """numeroGuiaPrestador -> guia.id of a lote's guides (to hang a guide's críticas on it)."""
+    query = select(_G.c.numero_guia_prestador, _G.c.id).where(_G.c.lote_id == lote_id)
+    return {row[0]: row[1] for row in connection_of(session).execute(query)}

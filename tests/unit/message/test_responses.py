@@ -363,6 +363,27 @@ def test_protocolo_recebimento(version, odonto):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_protocolo_recebimento_of_a_lote_taken_in_part(version):
+    """Partial sending: the refused guides are left out of the list, each with its crítica in
+    glosaProtocolo (read back by guia_da_recusa) and their value in vlGlosaProtocolo."""
+    ctx = ctx_for(status_request(version))
+    recusadas = [r.GuiaRecusada("G-9", "1203", "matrícula 77 não localizada", Decimal("40.00")),
+                 r.GuiaRecusada("G-10", "1311", "x" * 600, Decimal("2.5"))]
+    root = r.protocolo_recebimento(ctx, numero_lote="L-1", numero_protocolo="P-1",
+                                   data_envio_lote=date(2025, 12, 1), valor_total=Decimal("100.50"),
+                                   guias=guias(1), recusadas=recusadas)
+    for body in check(root, version).values():
+        detalhe = body.find("ans:recebimentoLote/ans:protocoloRecebimento/ans:detalheProtocolo", NS)
+        assert detalhe.findtext("ans:glosaProtocolo/ans:vlGlosaProtocolo", namespaces=NS) == "42.50"
+        motivos = detalhe.findall("ans:glosaProtocolo/ans:motivosGlosa/ans:motivoGlosa", NS)
+        assert [m.findtext("ans:codigoGlosa", namespaces=NS) for m in motivos] == ["1203", "1311"]
+        textos = [m.findtext("ans:descricaoGlosa", namespaces=NS) for m in motivos]
+        assert textos[0] == "Guia G-9 recusada: matrícula 77 não localizada" and len(textos[1]) == 500
+        assert [r.guia_da_recusa(t) for t in textos] == ["G-9", "G-10"]
+    assert r.guia_da_recusa("Valor apresentado a maior") is None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("status", range(1, 11))
 def test_situacao_protocolo(version, status):
     ctx = ctx_for(status_request(version))
