@@ -1,5 +1,6 @@
 """``tiss-gateway entregas list|retry``, ``protocolo show NUMERO``, ``lote list``: the deliveries
-and protocols as the people running the gateway see them."""
+and protocols as the people running the gateway see them. A lote's status, its guides accepted and
+refused and its resubmissions are read as the console reads them (gateway.console.desfecho)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from gateway.delivery.state import State  # no database import: cheap while the 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from gateway.console.desfecho import Cadeia, Desfecho, Elo
     from gateway.delivery.status_names import StatusNames
-    from gateway.storage.models import Entrega
+    from gateway.storage.models import Entrega, Lote
 
 NOT_FOUND = 1
 
@@ -133,10 +135,68 @@ def run_retry(args: argparse.Namespace) -> int:
     return _with_session(args, action)
 
 
+def _status(names: StatusNames, registro: str, codigo: int) -> str:
+    """"3 Liberado para pagamento (PASA: Faturado)"; "99 Recusado pela operadora"."""
+    from gateway.message.tables import SITUACOES_PROTOCOLO
+
+    return f"{codigo} {SITUACOES_PROTOCOLO.get(codigo, '')}{names.suffix(registro, codigo)}"
+
+
+def _elo(elo: Elo | None) -> dict[str, Any] | None:
+    if elo is None:
+        return None
+    return {"protocolo": elo.protocolo, "lote": elo.numero_lote,
+            "recebido": elo.criado_em.isoformat(timespec="seconds"),
+            "recusado_em": elo.recusado_em.isoformat(timespec="seconds") if elo.recusado_em else None}
+
+
+def _desfecho(desfecho: Desfecho, cadeia: Cadeia) -> dict[str, Any]:
+    """The lote's outcome: its crítica, guides accepted and refused (with theirs), resubmissions."""
+    conta = desfecho.contagem
+    return {"critica": str(desfecho.critica_do_lote) if desfecho.critica_do_lote else None,
+            "guias_aceitas": conta.aceitas, "guias_recusadas": conta.recusadas,
+            "guias_canceladas": conta.canceladas, "valor_aceito": str(conta.valor_aceito),
+            "recusadas": [{"guia": g.numero_guia_prestador, "valor": str(g.valor_informado),
+                           "critica": str(g.critica) if g.critica else None, "por": g.recusada_por}
+                          for g in desfecho.recusadas],
+            "reenvio_de": _elo(cadeia.anterior), "reenviado_como": _elo(cadeia.seguinte)}
+
+
+def _guia_recusada(guia: dict[str, Any]) -> str:
+    """"A3 (500.00) recusada pela operadora: 1311 ..."."""
+    from gateway.console.desfecho import RECUSADA_POR
+
+    por = f" {RECUSADA_POR[guia['por']]}" if guia["por"] else ""
+    return f"{guia['guia']} ({guia['valor']}) recusada{por}: {guia['critica'] or '-'}"
+
+
+def _texto_show(data: dict[str, Any]) -> str:
+    listas = ("historico", "entregas", "recusadas", "reenvio_de", "reenviado_como")
+    lines = [f"{k}: {v}" for k, v in data.items() if k not in listas and v is not None]
+    for chave, rotulo in (("reenvio_de", "reenvio de"), ("reenviado_como", "reenviado como")):
+        elo = data.get(chave)
+        if elo:
+            recusado = f", recusado pela operadora em {elo['recusado_em']}" if elo["recusado_em"] else ""
+            lines.append(f"{rotulo}: protocolo {elo['protocolo']} (lote {elo['lote']}, recebido em "
+                         f"{elo['recebido']}{recusado})")
+    lines += ["histórico:"] + [f"  {h}" for h in data["historico"]]
+    if data.get("recusadas"):
+        lines += ["guias recusadas:"] + [f"  {_guia_recusada(g)}" for g in data["recusadas"]]
+    lines += ["entregas:", _table(data["entregas"])]
+    return "\n".join(lines)
+
+
+def _outcome(session: Session, lote: Lote | None, status: int, partes: list[Entrega]) -> dict[str, Any]:
+    if lote is None:
+        return {}
+    from gateway.console import queries
+
+    return _desfecho(queries.desfecho(session, lote, status, partes), queries.cadeia(session, lote))
+
+
 def run_show(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.message.tables import STATUS_PROTOCOLO
     from gateway.storage.models import Entrega, Lote, Protocolo
 
     names = _status_names(args)
@@ -146,27 +206,21 @@ def run_show(args: argparse.Namespace) -> int:
         if protocolo is None:
             return NOT_FOUND, f"protocolo {args.numero} não encontrado"
         lote = session.scalars(select(Lote).where(Lote.protocolo_id == protocolo.id)).one_or_none()
-        partes = session.scalars(select(Entrega).where(Entrega.protocolo_id == protocolo.id)
-                                 .order_by(Entrega.parte)).all()
+        partes = list(session.scalars(select(Entrega).where(Entrega.protocolo_id == protocolo.id)
+                                      .order_by(Entrega.parte)))
         registro = protocolo.registro_ans
-
-        def status(codigo: int) -> str:  # "3 Liberado para pagamento (PASA: Faturado)"
-            return f"{codigo} {STATUS_PROTOCOLO.get(codigo, '')}{names.suffix(registro, codigo)}"
-
+        outcome = _outcome(session, lote, protocolo.status, partes)
         data: dict[str, Any] = {
             "numero": protocolo.numero, "tipo": protocolo.tipo, "operadora": registro,
-            "status": status(protocolo.status), "protocolo_operadora": protocolo.numero_operadora,
+            "status": _status(names, registro, protocolo.status), "critica": outcome.pop("critica", None),
+            "protocolo_operadora": protocolo.numero_operadora,
             "lote": lote.numero_lote if lote else None, "guias": lote.quantidade_guias if lote else None,
             "valor_informado": str(lote.valor_informado) if lote else None,
-            "historico": [f"{h.em.isoformat(timespec='seconds')} {status(h.status)} ({h.origem})"
-                          for h in protocolo.historico],
+            **outcome,
+            "historico": [f"{h.em.isoformat(timespec='seconds')} {_status(names, registro, h.status)} "
+                          f"({h.origem})" for h in protocolo.historico],
             "entregas": [_entrega(e) for e in partes]}
-        if args.json:
-            return OK, data
-        lines = [f"{k}: {v}" for k, v in data.items() if k not in ("historico", "entregas")]
-        lines += ["histórico:"] + [f"  {h}" for h in data["historico"]]
-        lines += ["entregas:", _table(data["entregas"])]
-        return OK, "\n".join(lines)
+        return OK, data if args.json else _texto_show(data)
 
     return _with_session(args, action)
 
@@ -174,7 +228,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_lotes(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.message.tables import STATUS_PROTOCOLO
+    from gateway.console import desfecho, queries
     from gateway.storage.models import Lote, Prestador, Protocolo
 
     names = _status_names(args)
@@ -185,13 +239,18 @@ def run_lotes(args: argparse.Namespace) -> int:
                  .order_by(Lote.id.desc()).limit(args.limit))
         if args.operadora:
             query = query.where(Lote.registro_ans == args.operadora)
-        suffix = names.suffix
-        rows = [{"protocolo": p.numero, "lote": lote.numero_lote, "prestador": pr.login,
-                 "operadora": lote.registro_ans, "tipo": lote.tipo_guia, "guias": lote.quantidade_guias,
-                 "valor": str(lote.valor_informado),
-                 "status": f"{p.status} {STATUS_PROTOCOLO[p.status]}{suffix(lote.registro_ans, p.status)}",
-                 "recebido": lote.criado_em.isoformat(timespec="seconds")}
-                for lote, p, pr in session.execute(query)]
+        found = session.execute(query).all()
+        contagens = queries.contagens_das_guias(session, [lote.id for lote, _p, _pr in found])
+        rows = []
+        for lote, p, pr in found:
+            conta = desfecho.contagem(contagens.get(lote.id, {}), status=p.status)
+            rows.append({
+                "protocolo": p.numero, "lote": lote.numero_lote, "prestador": pr.login,
+                "operadora": lote.registro_ans, "tipo": lote.tipo_guia, "guias": lote.quantidade_guias,
+                "aceitas": conta.aceitas, "recusadas": conta.recusadas, "valor": str(lote.valor_informado),
+                "valor_aceito": str(conta.valor_aceito),
+                "status": _status(names, lote.registro_ans, p.status),
+                "recebido": lote.criado_em.isoformat(timespec="seconds")})
         return OK, rows
 
     return _with_session(args, action)

@@ -2,9 +2,9 @@
 
 Pages (GET unless said): ``/login`` (GET, POST), ``/logout`` (POST), ``/lotes`` (filters: de, ate,
 operadora, prestador, situacao, q; pagina), ``/lotes/<id>``, ``/lotes/<id>/capa``,
-``/mensagens/<id>``, ``/mensagens/<id>/xml`` (download), ``/recusadas``, ``/entregas`` (dead
-letters) and ``/entregas/<id>/reenviar`` (POST), ``/demonstrativos``, ``/demonstrativos/<id>``,
-``/graficos``, ``/static/<file>``.
+``/mensagens/<id>``, ``/mensagens/<id>/xml`` (download), ``/recusadas`` (pagina_lotes, pagina),
+``/entregas`` (dead letters) and ``/entregas/<id>/reenviar`` (POST), ``/demonstrativos``,
+``/demonstrativos/<id>``, ``/graficos``, ``/static/<file>``.
 
 Every page but the login needs a session; every POST but the login's checks the session's CSRF
 token (403 otherwise). A page about data the user may not see answers 404, like a missing one.
@@ -29,7 +29,17 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config
-from gateway.console import auth, capa, charts, demonstrativos, formatos, queries, situacao, xml_view
+from gateway.console import (
+    auth,
+    capa,
+    charts,
+    demonstrativos,
+    desfecho,
+    formatos,
+    queries,
+    situacao,
+    xml_view,
+)
 from gateway.console.capa import Analise
 from gateway.console.web import (
     PREFIX,
@@ -46,7 +56,7 @@ from gateway.console.web import (
 from gateway.delivery.outbox import retry_dead
 from gateway.delivery.status_names import StatusNames
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.message.tables import STATUS_PROTOCOLO
+from gateway.message.tables import SITUACOES_PROTOCOLO
 from gateway.storage.auditoria import auditar
 
 log = logging.getLogger("tiss_gateway.console")
@@ -107,9 +117,10 @@ class ConsoleApp:
         self.env.filters.update(data_hora=formatos.data_hora, data=formatos.data, reais=formatos.reais,
                                 carteira=formatos.carteira, numero=formatos.numero,
                                 percentual=formatos.percentual, valor_exato=_valor_exato)
-        self.env.globals.update(PREFIX=PREFIX, STATUS=STATUS_PROTOCOLO, operadora_nome=self.operadora_nome,
+        self.env.globals.update(PREFIX=PREFIX, STATUS=SITUACOES_PROTOCOLO, operadora_nome=self.operadora_nome,
                                 status_luz=situacao.do_status, NAO_INFORMADO=formatos.NAO_INFORMADO,
-                                status_na_operadora=self.status_names.label)
+                                status_na_operadora=self.status_names.label, origem_nome=self.origem_nome,
+                                RECUSADA_POR=desfecho.RECUSADA_POR)
 
     # -- WSGI ------------------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -182,6 +193,11 @@ class ConsoleApp:
     def operadora_nome(self, registro_ans: str | None) -> str:
         found = self.config.operadoras.get(registro_ans or "")
         return f"{found.nome} ({registro_ans})" if found else (registro_ans or formatos.NAO_INFORMADO)
+
+    def origem_nome(self, origem: str) -> str:
+        """Who reported a status, as stored in its history: "operadora:331988" names the operator."""
+        quem, _, registro = origem.partition(":")
+        return f"Operadora {self.operadora_nome(registro)}" if quem == "operadora" and registro else origem
 
     def escopo(self, request: Request) -> auth.Escopo | None:
         token = request.cookies.get(COOKIE)
@@ -265,13 +281,17 @@ class ConsoleApp:
         entregas = queries.entregas(session, lote.id)
         demonstrativos_ = queries.demonstrativos_do_protocolo(session, lote.protocolo_id)
         figuras = self.capa(session, lote, entregas, demonstrativos_)
+        status = protocolo.status if protocolo else None
         estados: dict[str, int] = {}
         for e in entregas:
-            estados[e.estado] = estados.get(e.estado, 0) + 1
+            estado = situacao.estado_da_luz(e.estado, e.resposta_id is not None)
+            estados[estado] = estados.get(estado, 0) + 1
+        criticas = queries.criticas(session, lote.id, queries.mensagens_do_lote(lote, entregas))
         return dict(lote=lote, protocolo=protocolo, prestador=prestador, entregas=entregas,
-                    demonstrativos=demonstrativos_, capa=figuras,
-                    luz=situacao.do_lote(protocolo.status if protocolo else None, estados),
-                    guias=queries.guias(session, lote.id))
+                    demonstrativos=demonstrativos_, capa=figuras, luz=situacao.do_lote(status, estados),
+                    criticas=criticas, cadeia=queries.cadeia(session, lote),
+                    desfecho=desfecho.montar(queries.guias(session, lote.id), criticas, status=status,
+                                             mensagem_id=lote.mensagem_id))
 
     def capa(self, session: Session, lote: Any, entregas: list[Any], demonstrativos_: list[Any]) -> capa.Capa:
         def corpo(mensagem_id: int) -> bytes | None:
@@ -307,11 +327,10 @@ class ConsoleApp:
             if dados is None:
                 return self.nao_encontrado(request, escopo)
             lote = dados["lote"]
-            criticas = queries.criticas(session, lote.id, lote.mensagem_id)
             historico = queries.historico(session, lote.protocolo_id)
             mensagens = self._mensagens_do_lote(session, lote, dados["entregas"], dados["demonstrativos"])
-        return self.page(request, escopo, "lote.html", "lotes", criticas=criticas, historico=historico,
-                         mensagens=mensagens, **dados)
+        return self.page(request, escopo, "lote.html", "lotes", historico=historico, mensagens=mensagens,
+                         **dados)
 
     def pagina_capa(self, request: Request, escopo: auth.Escopo, lote_id: int) -> Response:
         with self.readers() as session:
@@ -390,11 +409,17 @@ class ConsoleApp:
         return attachment(body, f"mensagem-{mensagem_id}-{row.servico or 'tiss'}.xml", "application/xml")
 
     def pagina_recusadas(self, request: Request, escopo: auth.Escopo) -> Response:
+        """Two lists, each paged on its own: lotes with a protocol the operator refused (whole or
+        in part, or guides refused at acceptance), and messages the gateway refused at once."""
         pagina = _inteiro(request.query.get("pagina"), "Página") or 1
+        pagina_lotes = _inteiro(request.query.get("pagina_lotes"), "Página") or 1
         with self.readers() as session:
             found = queries.recusadas(session, escopo_prestador=escopo.prestador_id, pagina=pagina)
+            lotes = queries.com_desfecho(session, queries.recusadas_com_protocolo(
+                session, escopo_prestador=escopo.prestador_id, pagina=pagina_lotes))
         return self.page(request, escopo, "recusadas.html", "recusadas", resultado=found,
-                         links=_paginacao(request, found))
+                         links=_paginacao(request, found), lotes=lotes,
+                         links_lotes=_paginacao(request, lotes, "pagina_lotes"))
 
     # -- dead-lettered deliveries ----------------------------------------------------------------
     def pagina_entregas(self, request: Request, escopo: auth.Escopo) -> Response:
@@ -484,7 +509,8 @@ class ConsoleApp:
 
     def _taxas_de_glosa(self, session: Session, inicio: date, fim: date, escopo: auth.Escopo,
                         registro: str | None) -> tuple[list[charts.TaxaGlosa], int]:
-        """Glosa rate per operator: valor glosado / valor informado over the period's newest
+        """Glosa rate per operator: valor glosado / the value of the accepted guides (what the
+        operator received: guides refused at acceptance never reached it) over the period's newest
         MAX_LOTES_GLOSA lotes whose every part the operator analysed (figures as on the capa);
         and how many lotes were read."""
         partes = queries.partes_analisadas(session, inicio, fim, escopo_prestador=escopo.prestador_id,
@@ -507,15 +533,15 @@ class ConsoleApp:
                                   [capa.Parte(p.numero_protocolo, p.estado, p.situacao_id) for p in partes_],
                                   self._analises_demonstrativos(corpo, dems.get(first.protocolo_id, [])),
                                   self._situacoes(corpo, [p.situacao_id for p in partes_ if p.situacao_id]),
-                                  valor_informado=first.valor_informado, quantidade_guias=None)
+                                  valor_informado=first.valor_aceito, quantidade_guias=None)
             if figuras.valor_glosado is None or not figuras.valor_informado:
                 continue
             soma = somas.setdefault(first.registro_ans, [0, Decimal("0.00"), Decimal("0.00")])
             soma[0] += 1
             soma[1] += figuras.valor_informado
             soma[2] += figuras.valor_glosado
-        taxas = sorted((charts.TaxaGlosa(self.operadora_nome(r), n, informado, glosado)
-                        for r, (n, informado, glosado) in somas.items()), key=lambda t: t.operadora)
+        taxas = sorted((charts.TaxaGlosa(self.operadora_nome(r), n, aceito, glosado)
+                        for r, (n, aceito, glosado) in somas.items()), key=lambda t: t.operadora)
         return taxas, len(analisados)
 
 
@@ -528,10 +554,10 @@ def _inteiro(texto: str | None, campo: str) -> int | None:
     return int(texto)
 
 
-def _paginacao(request: Request, pagina: queries.Pagina) -> dict[str, str | None]:
+def _paginacao(request: Request, pagina: queries.Pagina, chave: str = "pagina") -> dict[str, str | None]:
     def link(numero: int) -> str:
-        query = {k: v for k, v in request.query.items() if k != "pagina" and v}
-        query["pagina"] = str(numero)
+        query = {k: v for k, v in request.query.items() if k != chave and v}
+        query[chave] = str(numero)
         return f"{PREFIX}{request.path}?{urlencode(query)}"
 
     return {"anterior": link(pagina.pagina - 1) if pagina.pagina > 1 else None,

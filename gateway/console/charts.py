@@ -81,16 +81,17 @@ def _inteiro(valor: float) -> str:
 class TaxaGlosa:
     operadora: str
     lotes: int
-    informado: Decimal
+    aceito: Decimal  # the informed value of the accepted guides: what the operator analysed
     glosado: Decimal
 
     @property
     def taxa(self) -> Decimal | None:
-        return self.glosado / self.informado if self.informado else None
+        return self.glosado / self.aceito if self.aceito else None
 
 
 def glosa_por_operadora(taxas: list[TaxaGlosa]) -> Grafico:
-    """Horizontal bars: the share of the informed value the operator glosou (analysed lotes)."""
+    """Horizontal bars: the share of the accepted guides' value the operator glosou (analysed
+    lotes; guides refused never count)."""
     linha = 30
     altura = MARGEM_SUP + linha * max(len(taxas), 1) + 30
     esquerda, area_w = 220, LARGURA - 220 - 60

@@ -8,17 +8,25 @@ columns; the message bodies are read one at a time, only where a page shows or p
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, literal, literal_column, or_, select
+from sqlalchemy import and_, exists, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
+from gateway.console import desfecho as desfecho_
 from gateway.console import situacao
 from gateway.console.formatos import BRASILIA, inicio_do_dia
 from gateway.delivery.state import NOT_SENT, State
-from gateway.message.tables import STATUS_ANALISADOS
+from gateway.message.tables import (
+    GUIA_ACEITA,
+    GUIA_RECUSADA,
+    RECEBIDO,
+    RECUSADO_PELA_OPERADORA,
+    STATUS_ANALISADOS,
+)
 from gateway.storage.models import (
     Critica,
     Demonstrativo,
@@ -63,16 +71,23 @@ def _entrega_do_lote(*estados: State):
     return exists().where(Entrega.lote_id == Lote.id, Entrega.estado.in_(estados))
 
 
+def _entrega_parada():
+    """A delivery dead, or refused by its adapter (situacao.PARADAS)."""
+    nao_preparada = and_(Entrega.estado == State.RECUSADA, Entrega.resposta_id.is_(None))
+    return exists().where(Entrega.lote_id == Lote.id, or_(Entrega.estado == State.MORTA, nao_preparada))
+
+
 def _filtro_situacao(codigo: str):
+    """The lotes whose light (situacao.do_lote) is ``codigo``."""
+    status = func.coalesce(Protocolo.status, RECEBIDO)
     if codigo == situacao.RECUSADO:
-        return _entrega_do_lote(State.RECUSADA)
+        return status == RECUSADO_PELA_OPERADORA
+    pelo_protocolo = status != RECUSADO_PELA_OPERADORA
     if codigo == situacao.FALHA:
-        return and_(_entrega_do_lote(State.MORTA), ~_entrega_do_lote(State.RECUSADA))
+        return and_(pelo_protocolo, _entrega_parada())
     if codigo == situacao.ENVIO:
-        return and_(_entrega_do_lote(*NOT_SENT), ~_entrega_do_lote(State.RECUSADA, State.MORTA))
-    status = int(codigo)
-    return and_(func.coalesce(Protocolo.status, 1) == status,
-                ~_entrega_do_lote(State.RECUSADA, State.MORTA, *NOT_SENT))
+        return and_(pelo_protocolo, _entrega_do_lote(*NOT_SENT), ~_entrega_parada())
+    return and_(status == int(codigo), ~_entrega_parada(), ~_entrega_do_lote(*NOT_SENT))
 
 
 def _busca(texto: str):
@@ -85,7 +100,8 @@ def _busca(texto: str):
 
 
 def lotes(session: Session, filtro: FiltroLotes, *, escopo_prestador: int | None, pagina: int) -> Pagina:
-    """Rows: Lote columns, protocol number/status/operator number, provider name, and ``luz``."""
+    """Rows: Lote columns, protocol number/status/operator number, provider name, ``luz`` and
+    ``contagem`` (guides accepted, their value)."""
     query = (select(Lote.id, Lote.numero_lote, Lote.registro_ans, Lote.tipo_guia, Lote.quantidade_guias,
                     Lote.valor_informado, Lote.criado_em, Lote.prestador_id,
                     Protocolo.numero.label("protocolo"), Protocolo.status, Protocolo.numero_operadora,
@@ -106,30 +122,47 @@ def lotes(session: Session, filtro: FiltroLotes, *, escopo_prestador: int | None
     if filtro.busca:
         query = query.where(_busca(filtro.busca))
     page = _pagina(session, query, pagina)
-    estados = estados_das_entregas(session, [row.id for row in page.linhas])
-    page.linhas[:] = [_ComLuz(row, situacao.do_lote(row.status, estados.get(row.id, Counter())))
+    ids = [row.id for row in page.linhas]
+    estados, contagens = estados_das_entregas(session, ids), contagens_das_guias(session, ids)
+    page.linhas[:] = [_ComLuz(row, situacao.do_lote(row.status, estados.get(row.id, Counter())),
+                              desfecho_.contagem(contagens.get(row.id, {}), status=row.status))
                       for row in page.linhas]
     return page
 
 
 class _ComLuz:
-    """A result row plus its status light (rows are immutable)."""
+    """A result row plus its status light and guide counts (rows are immutable)."""
 
-    def __init__(self, row: Any, luz: situacao.Luz):
-        self._row, self.luz = row, luz
+    def __init__(self, row: Any, luz: situacao.Luz, contagem: desfecho_.Contagem):
+        self._row, self.luz, self.contagem = row, luz, contagem
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._row, name)
 
 
 def estados_das_entregas(session: Session, lote_ids: list[int]) -> dict[int, Counter]:
+    """lote id -> how many of its deliveries are in each state (situacao.estado_da_luz)."""
     if not lote_ids:
         return {}
-    rows = session.execute(select(Entrega.lote_id, Entrega.estado, func.count())
-                           .where(Entrega.lote_id.in_(lote_ids)).group_by(Entrega.lote_id, Entrega.estado))
+    respondida = Entrega.resposta_id.is_not(None)
+    rows = session.execute(select(Entrega.lote_id, Entrega.estado, respondida, func.count())
+                           .where(Entrega.lote_id.in_(lote_ids))
+                           .group_by(Entrega.lote_id, Entrega.estado, respondida))
     found: dict[int, Counter] = {}
-    for lote_id, estado, n in rows:  # lote_id is not NULL: the IN above
-        found.setdefault(cast(int, lote_id), Counter())[estado] = n
+    for lote_id, estado, answered, n in rows:  # lote_id is not NULL: the IN above
+        found.setdefault(cast(int, lote_id), Counter())[situacao.estado_da_luz(estado, bool(answered))] += n
+    return found
+
+
+def contagens_das_guias(session: Session, lote_ids: list[int]) -> dict[int, dict[str, tuple[int, Any]]]:
+    """lote id -> guia.situacao -> (guides, their informed value)."""
+    if not lote_ids:
+        return {}
+    rows = session.execute(select(Guia.lote_id, Guia.situacao, func.count(), func.sum(Guia.valor_informado))
+                           .where(Guia.lote_id.in_(lote_ids)).group_by(Guia.lote_id, Guia.situacao))
+    found: dict[int, dict[str, tuple[int, Any]]] = {}
+    for lote_id, situacao_, n, valor in rows:
+        found.setdefault(lote_id, {})[situacao_] = (n, valor)
     return found
 
 
@@ -153,11 +186,69 @@ def guias(session: Session, lote_id: int) -> list[Guia]:
     return list(session.scalars(select(Guia).where(Guia.lote_id == lote_id).order_by(Guia.id)))
 
 
-def criticas(session: Session, lote_id: int, mensagem_id: int | None) -> list[Critica]:
-    where = Critica.lote_id == lote_id
-    if mensagem_id is not None:
-        where = or_(where, Critica.mensagem_id == mensagem_id)
+def criticas(session: Session, lote_id: int, mensagem_ids: Iterable[int | None]) -> list[Critica]:
+    """The lote's críticas, of the lote or of one of its guides: those hung on the lote and those
+    found in ``mensagem_ids`` (its request, the operator's answers). Both columns are indexed;
+    critica.guia_id is not, so it is never the way in."""
+    return criticas_dos_lotes(session, [lote_id], mensagem_ids)
+
+
+def criticas_dos_lotes(session: Session, lote_ids: list[int],
+                       mensagem_ids: Iterable[int | None]) -> list[Critica]:
+    """The críticas hung on these lotes or found in these messages, oldest first."""
+    if not lote_ids:
+        return []
+    ids = sorted({i for i in mensagem_ids if i is not None})
+    dos_lotes = Critica.lote_id.in_(lote_ids)
+    where = or_(dos_lotes, Critica.mensagem_id.in_(ids)) if ids else dos_lotes
     return list(session.scalars(select(Critica).where(where).order_by(Critica.id)))
+
+
+def mensagens_do_lote(lote: Lote, entregas_: Iterable[Entrega]) -> list[int | None]:
+    """The messages a lote's críticas may be found in: its request and the operator's answers."""
+    return [lote.mensagem_id, *(i for e in entregas_ for i in (e.resposta_id, e.situacao_id))]
+
+
+def desfecho(session: Session, lote: Lote, status: int | None,
+             entregas_: Iterable[Entrega]) -> desfecho_.Desfecho:
+    """What became of the lote's guides (desfecho.montar)."""
+    return desfecho_.montar(guias(session, lote.id),
+                            criticas(session, lote.id, mensagens_do_lote(lote, entregas_)),
+                            status=status, mensagem_id=lote.mensagem_id)
+
+
+def cadeia(session: Session, lote: Lote) -> desfecho_.Cadeia:
+    """The resubmissions through ``lote``: the lotes under its number (same provider and operator,
+    an indexed lookup), linked by reenvio_de_id."""
+    numero = (lote.prestador_id, lote.registro_ans, lote.numero_lote)
+    return desfecho_.cadeia(lote.id, elos(session, [numero]))
+
+
+def elos(session: Session, numeros: list[tuple[int, str, str]]) -> list[desfecho_.Elo]:
+    """Every lote under these (prestador_id, registro_ans, numero_lote), with its protocol and
+    when the operator refused it."""
+    if not numeros:
+        return []
+    mesmo_numero = tuple_(Lote.prestador_id, Lote.registro_ans, Lote.numero_lote).in_(sorted(set(numeros)))
+    rows = session.execute(
+        select(Lote.id, Lote.numero_lote, Lote.criado_em, Lote.reenvio_de_id, Lote.protocolo_id,
+               Protocolo.numero, Protocolo.status, Protocolo.atualizado_em)
+        .outerjoin(Protocolo, Lote.protocolo_id == Protocolo.id).where(mesmo_numero)).all()
+    recusas = _recusados_em(session, [r.protocolo_id for r in rows if r.status == RECUSADO_PELA_OPERADORA])
+    return [desfecho_.Elo(r.id, r.numero_lote, r.numero, r.status, r.criado_em, r.reenvio_de_id,
+                          recusas.get(r.protocolo_id, r.atualizado_em)
+                          if r.status == RECUSADO_PELA_OPERADORA else None) for r in rows]
+
+
+def _recusados_em(session: Session, protocolo_ids: list[int]) -> dict[int, datetime]:
+    """protocol id -> when its status became RECUSADO_PELA_OPERADORA (history, indexed by protocol)."""
+    if not protocolo_ids:
+        return {}
+    rows = session.execute(select(ProtocoloStatus.protocolo_id, func.min(ProtocoloStatus.em))
+                           .where(ProtocoloStatus.protocolo_id.in_(sorted(set(protocolo_ids))),
+                                  ProtocoloStatus.status == RECUSADO_PELA_OPERADORA)
+                           .group_by(ProtocoloStatus.protocolo_id))
+    return {protocolo_id: em for protocolo_id, em in rows}
 
 
 def entregas(session: Session, lote_id: int) -> list[Entrega]:
@@ -229,13 +320,16 @@ def lote_da_mensagem(session: Session, mensagem_id: int) -> int | None:
             Entrega.situacao_id == mensagem_id)).limit(1))
 
 
-# --- messages refused at the gateway ---------------------------------------------------------------
+# --- refusals -------------------------------------------------------------------------------------
 
 def recusadas(session: Session, *, escopo_prestador: int | None, pagina: int) -> Pagina:
-    """Incoming messages with críticas (refused at once: schema, hash, login, the operator's rules...),
-    newest first; driven by critica.mensagem_id (indexed), far smaller than mensagem."""
+    """Provider messages the gateway refused at once (schema, hash, login, the operator's rules...),
+    newest first; driven by critica.mensagem_id (indexed), far smaller than mensagem. Not the
+    críticas of a lote that has a protocol (hung on the lote or on a guide: recusadas_com_protocolo)
+    nor those of the operators' answers (they answer a message the gateway sent)."""
     primeira = (select(Critica.mensagem_id.label("mensagem_id"), func.min(Critica.id).label("critica_id"))
-                .where(Critica.mensagem_id.is_not(None)).group_by(Critica.mensagem_id).subquery())
+                .where(Critica.mensagem_id.is_not(None), Critica.lote_id.is_(None), Critica.guia_id.is_(None))
+                .group_by(Critica.mensagem_id).subquery())
     query = (select(Mensagem.id, Mensagem.criada_em, Mensagem.servico, Mensagem.codigo_erro,
                     Mensagem.resultado, Mensagem.remetente, Mensagem.destinatario, Mensagem.endereco,
                     Prestador.nome.label("prestador_nome"), Critica.codigo, Critica.mensagem.label("texto"),
@@ -243,10 +337,82 @@ def recusadas(session: Session, *, escopo_prestador: int | None, pagina: int) ->
              .select_from(primeira).join(Mensagem, Mensagem.id == primeira.c.mensagem_id)
              .join(Critica, Critica.id == primeira.c.critica_id)
              .outerjoin(Prestador, Prestador.id == Mensagem.prestador_id)
-             .where(Mensagem.direcao == "entrada").order_by(primeira.c.mensagem_id.desc()))
+             .where(Mensagem.direcao == "entrada", Mensagem.resposta_de_id.is_(None))
+             .order_by(primeira.c.mensagem_id.desc()))
     if escopo_prestador is not None:
         query = query.where(Mensagem.prestador_id == escopo_prestador)
     return _pagina(session, query, pagina)
+
+
+def _guia_recusada():
+    """The lote has a refused guide (guia.lote_id is indexed)."""
+    return exists().where(Guia.lote_id == Lote.id, Guia.situacao == GUIA_RECUSADA)
+
+
+def recusadas_com_protocolo(session: Session, *, escopo_prestador: int | None, pagina: int) -> Pagina:
+    """Lotes that got a protocol and were refused whole by the operator (RECUSADO_PELA_OPERADORA) or
+    in part (guides refused, by the operator or at acceptance), newest first. Rows: Lote columns,
+    protocol number and status, provider name; ``desfecho`` and ``reenviado_como`` are added by
+    :func:`com_desfecho`."""
+    query = (select(Lote.id, Lote.numero_lote, Lote.registro_ans, Lote.prestador_id, Lote.criado_em,
+                    Lote.mensagem_id, Protocolo.numero.label("protocolo"), Protocolo.status,
+                    Prestador.nome.label("prestador_nome"))
+             .select_from(Lote).join(Protocolo, Lote.protocolo_id == Protocolo.id)
+             .join(Prestador, Lote.prestador_id == Prestador.id)
+             .where(or_(Protocolo.status == RECUSADO_PELA_OPERADORA, _guia_recusada()))
+             .order_by(Lote.id.desc()))
+    if escopo_prestador is not None:
+        query = query.where(Lote.prestador_id == escopo_prestador)
+    return _pagina(session, query, pagina)
+
+
+@dataclass(frozen=True)
+class LoteRecusado:
+    linha: Any  # a recusadas_com_protocolo row
+    desfecho: desfecho_.Desfecho
+    recusado_em: datetime | None
+    reenviado_como: desfecho_.Elo | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.linha, name)
+
+
+def _respostas_da_operadora(session: Session, lote_ids: list[int]) -> dict[int, set[int]]:
+    """lote id -> the operator's answers to its deliveries (where its críticas may be)."""
+    found: dict[int, set[int]] = {}
+    rows = session.execute(select(Entrega.lote_id, Entrega.resposta_id, Entrega.situacao_id)
+                           .where(Entrega.lote_id.in_(lote_ids)))
+    for lote_id, *answers in rows:  # lote_id is not NULL: the IN above
+        found.setdefault(cast(int, lote_id), set()).update(a for a in answers if a is not None)
+    return found
+
+
+def com_desfecho(session: Session, page: Pagina) -> Pagina:
+    """The rows of :func:`recusadas_com_protocolo` with their guides' outcome and resubmission."""
+    ids = [row.id for row in page.linhas]
+    if not ids:
+        return page
+    lotes, respostas = set(ids), _respostas_da_operadora(session, ids)
+    guias_: dict[int, list[Guia]] = {}
+    for guia in session.scalars(select(Guia).where(Guia.lote_id.in_(ids)).order_by(Guia.id)):
+        guias_.setdefault(guia.lote_id, []).append(guia)
+    # Each lote's críticas: hung on it, or found in its request or the operator's answers.
+    do_lote = {m: row.id for row in page.linhas for m in respostas.get(row.id, set()) | {row.mensagem_id}
+               if m is not None}
+    criticas_: dict[int, list[Critica]] = {}
+    for c in criticas_dos_lotes(session, ids, do_lote):
+        lote_id = c.lote_id if c.lote_id in lotes else do_lote.get(c.mensagem_id or 0)
+        if lote_id is not None:
+            criticas_.setdefault(lote_id, []).append(c)
+    elos_ = elos(session, [(row.prestador_id, row.registro_ans, row.numero_lote) for row in page.linhas])
+    linhas = []
+    for row in page.linhas:
+        feito = desfecho_.montar(guias_.get(row.id, []), criticas_.get(row.id, []), status=row.status,
+                                 mensagem_id=row.mensagem_id)
+        cadeia_ = desfecho_.cadeia(row.id, elos_)
+        atual = next(e for e in cadeia_.elos if e.lote_id == row.id)
+        linhas.append(LoteRecusado(row, feito, atual.recusado_em, cadeia_.seguinte))
+    return Pagina(linhas, page.pagina, page.tem_proxima)
 
 
 # --- deliveries ----------------------------------------------------------------------------------
@@ -340,7 +506,8 @@ def lotes_por_dia(session: Session, inicio: date, fim: date, *, escopo_prestador
 def partes_analisadas(session: Session, inicio: date, fim: date, *, escopo_prestador: int | None,
                       registro_ans: str | None, limite: int) -> list[Any]:
     """The parts of the period's newest ``limite`` lotes whose every part the operator analysed,
-    with what may hold their analysis (the situação answer; demonstrativos go by protocol)."""
+    with what may hold their analysis (the situação answer; demonstrativos go by protocol) and the
+    value of the lote's accepted guides (``valor_aceito``: what the operator analysed)."""
     pendente = exists().where(Entrega.lote_id == Lote.id, or_(
         Entrega.estado != State.ENTREGUE, Entrega.status.is_(None), Entrega.status.not_in(STATUS_ANALISADOS)))
     lotes = (select(Lote.id).where(Lote.criado_em >= inicio_do_dia(inicio),
@@ -352,8 +519,10 @@ def partes_analisadas(session: Session, inicio: date, fim: date, *, escopo_prest
     if registro_ans:
         lotes = lotes.where(Lote.registro_ans == registro_ans)
     E = aliased(Entrega)
-    query = (select(Lote.id.label("lote_id"), Lote.registro_ans, Lote.valor_informado, Lote.protocolo_id,
-                    E.numero_protocolo, E.estado, E.situacao_id, E.status)
+    aceito = (select(func.sum(Guia.valor_informado))
+              .where(Guia.lote_id == Lote.id, Guia.situacao == GUIA_ACEITA).correlate(Lote).scalar_subquery())
+    query = (select(Lote.id.label("lote_id"), Lote.registro_ans, aceito.label("valor_aceito"),
+                    Lote.protocolo_id, E.numero_protocolo, E.estado, E.situacao_id, E.status)
              .join(E, E.lote_id == Lote.id).where(Lote.id.in_(lotes.scalar_subquery()))
              .order_by(Lote.id, E.parte))
     return list(session.execute(query))

@@ -15,7 +15,7 @@ from adapters import load_adapter
 from adapters.base import Adapter, Destino
 from gateway.config import Config
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.message.tables import STATUS_PROTOCOLO
+from gateway.message.tables import SITUACOES_PROTOCOLO, STATUS_PROTOCOLO
 
 
 class StatusNames:
@@ -51,7 +51,7 @@ class StatusNames:
 
     def describe(self, registro_ans: str | None, status: int) -> str:
         """"3 Liberado para pagamento (PASA: Faturado)"."""
-        return f"{status} {STATUS_PROTOCOLO.get(status, '')}{self.suffix(registro_ans, status)}"
+        return f"{status} {SITUACOES_PROTOCOLO.get(status, '')}{self.suffix(registro_ans, status)}"
 
 
 def _destino(config: Config, registro_ans: str) -> Destino:

@@ -199,7 +199,7 @@ class Protocolo(Base):
     tipo: Mapped[str] = mapped_column(String(12))  # TIPOS_PROTOCOLO
     prestador_id: Mapped[int] = mapped_column(ForeignKey("prestador.id"))
     registro_ans: Mapped[str] = mapped_column(String(6))
-    status: Mapped[int] = mapped_column(Integer, default=RECEBIDO, server_default=text("1"))
+    status: Mapped[int] = mapped_column(Integer, default=RECEBIDO, server_default=text("1"), index=True)
     numero_operadora: Mapped[str | None] = mapped_column(String(40), index=True)  # the operator's own
     criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     atualizado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
@@ -240,7 +240,7 @@ class Lote(Base):
     registro_ans: Mapped[str] = mapped_column(String(6))
     numero_lote: Mapped[str] = mapped_column(String(20), index=True)  # st_texto12; console search
     numero_vigente: Mapped[str | None] = mapped_column(String(20))  # numero_lote until refused in full
-    reenvio_de_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"))  # the refused lote it resends
+    reenvio_de_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"), index=True)  # the refused lote it resends
     tipo_guia: Mapped[str] = mapped_column(String(40))
     quantidade_guias: Mapped[int] = mapped_column(Integer)
     valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -281,7 +281,7 @@ class Critica(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     mensagem_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"), index=True)
     lote_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id", ondelete="CASCADE"), index=True)
-    guia_id: Mapped[int | None] = mapped_column(ForeignKey("guia.id", ondelete="CASCADE"))
+    guia_id: Mapped[int | None] = mapped_column(ForeignKey("guia.id", ondelete="CASCADE"), index=True)
     codigo: Mapped[str | None] = mapped_column(String(10))  # dm_tipoGlosa (Table 38)
     mensagem: Mapped[str] = mapped_column(Text)
     localizacao: Mapped[str | None] = mapped_column(Text)

@@ -70,7 +70,8 @@ def test_the_capa_takes_nothing_from_a_situacao_not_analysed_or_not_found(regist
 def test_the_light_of_a_status_and_of_a_lote_not_at_the_operator() -> None:
     assert situacao.do_status(3).status == 3
     assert situacao.do_lote(3, {State.ENTREGUE: 1}).status == 3
-    assert situacao.do_lote(3, {"recusada": 1}).status is None  # the deliveries' situação
+    assert situacao.do_lote(3, {"recusada": 1}).status == 3  # a part the operator refused: the protocol says
+    assert situacao.do_lote(3, {situacao.NAO_PREPARADA: 1}).status is None  # the deliveries' situação
     assert situacao.do_lote(None, {"pendente": 1}).codigo == situacao.ENVIO
 
 

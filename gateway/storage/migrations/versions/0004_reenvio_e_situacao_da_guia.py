@@ -36,12 +36,19 @@ def upgrade() -> None:
                                        ["prestador_id", "registro_ans", "numero_vigente"])
         batch.create_index("ix_lote_prestador_id_registro_ans_numero_lote",
                            ["prestador_id", "registro_ans", "numero_lote"], unique=False)
+    op.create_index(op.f("ix_lote_reenvio_de_id"), "lote", ["reenvio_de_id"], unique=False)
+    # The console finds refused guides and lotes refused in full by these.
+    op.create_index(op.f("ix_critica_guia_id"), "critica", ["guia_id"], unique=False)
+    op.create_index(op.f("ix_protocolo_status"), "protocolo", ["status"], unique=False)
     op.add_column("guia", sa.Column("situacao", sa.String(length=10), server_default=sa.text("'aceita'"),
                                     nullable=False))
 
 
 def downgrade() -> None:
     op.drop_column("guia", "situacao")
+    op.drop_index(op.f("ix_protocolo_status"), table_name="protocolo")
+    op.drop_index(op.f("ix_critica_guia_id"), table_name="critica")
+    op.drop_index(op.f("ix_lote_reenvio_de_id"), table_name="lote")
     with op.batch_alter_table("lote") as batch:
         batch.drop_index("ix_lote_prestador_id_registro_ans_numero_lote")
         batch.drop_constraint("uq_lote_prestador_id_registro_ans_numero_vigente", type_="unique")
