@@ -144,6 +144,7 @@ class Profile:
     max_bytes: int  # what its web service reads (at least the manual's file limit)
     um_tipo_de_guia_por_lote: bool = field(metadata=_MANUAL)
     envio_parcial: bool = field(metadata=_MANUAL)  # guide-level críticas refuse only that guide (IPASGO)
+    cancela_lote_enviado: bool = field(metadata=_MANUAL)  # a lote received can still be cancelled (not PASA)
     tipos_guia: tuple[str, ...] = field(metadata=_MANUAL)
     regras: tuple[str, ...] = field(metadata=_MANUAL)  # names of simulator.rules.REGRAS, in order
     formato_critica: str = "{codigo} - {descricao}: {detalhe}"  # how the portal words a crítica
@@ -259,6 +260,7 @@ def _do_manual(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "max_guias_lote": regras.limite_guias,
         "um_tipo_de_guia_por_lote": regras.um_tipo_de_guia_por_lote,
         "envio_parcial": regras.envio_parcial,
+        "cancela_lote_enviado": regras.cancela_lote_enviado,
         "tipos_guia": regras.tipos_guia,
         "campos_obrigatorios": dict(regras.campos_obrigatorios),
         "assinatura_exigida": regras.exige_assinatura,

@@ -6,7 +6,14 @@ internação/alta, and the recurso de glosa with its later decision.
 * Comunicação: statusComunicacao N (not accepted) for a card the operator's elegibilidade rules
   refuse, S otherwise.
 * Recurso de glosa: refused (mensagemErro) when the appealed protocol is unknown, or not analysed
-  yet (no glosa to appeal: 2908 SOLICITAÇÃO DE REANÁLISE EFETUADA DE FORMA INCORRETA). Its status
+  yet (no glosa to appeal: 2908 SOLICITAÇÃO DE REANÁLISE EFETUADA DE FORMA INCORRETA), or when
+  what it appeals contradicts the operator's own glosas (gateway.message.recurso, the checks the
+  gateway runs too: a guide not in the protocol, an item not in the guide, a guide or item
+  without glosa, more asked than glosado). One such crítica refuses the whole recurso: the
+  receipt (ct_recebimentoRecurso) is mensagemErro or protocoloRecebimento, with no refusal per
+  item, and a "não acatado" decision would tell the provider, days later, that the operator
+  analysed and kept a glosa it never made. The first crítica's code goes in codigoGlosa, every
+  crítica in descricaoGlosa. Its status
   follows the operator's flow from the recurso's receipt; once analysed, each appealed item or
   motive is acatado or not by a deterministic draw (``random.Random(f"{seed}:{registro}:recurso:
   {protocolo}")``, half and half), shown by answers.situacao_protocolo_recurso.
@@ -18,12 +25,13 @@ import base64
 import binascii
 import random
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 from sqlalchemy import select
 
+from gateway.message import recurso as checagem
 from gateway.message import responses
 from gateway.message.tables import STATUS_ANALISADOS
 from simulator import answers, lifecycle, numeracao
@@ -37,7 +45,7 @@ from simulator.atendimento import (
     protocolo_nao_localizado,
 )
 from simulator.contas import fluxo
-from simulator.models import SimAnexo, SimComunicacao, SimDocumento, SimRecurso
+from simulator.models import SimAnexo, SimComunicacao, SimDocumento, SimItem, SimLote, SimRecurso
 
 REANALISE_INCORRETA = "2908"
 MANTIDA = "Glosa mantida após reanálise da auditoria: a justificativa não altera a análise."
@@ -117,6 +125,9 @@ def recurso_glosa(at: Atendimento) -> etree._Element:
     if not lifecycle.analise_disponivel(fluxo(at, lote), lote.recebido_em, at.agora):
         return at.erro(REANALISE_INCORRETA,
                        f"Protocolo {recursado} ainda não analisado: não há glosa a recorrer.")
+    criticas = checagem.criticas(checagem.ler_recurso(at.root), _glosadas(lote, at.agora))
+    if criticas:
+        return at.erro(criticas[0].code or REANALISE_INCORRETA, checagem.descricao(criticas))
     numero = _numero(at)
     try:
         valor = Decimal(_texto(recurso, "valorTotalRecursado") or "0")
@@ -131,6 +142,20 @@ def recurso_glosa(at: Atendimento) -> etree._Element:
 
 
 # --------------------------------------------------------------------------- status do recurso
+
+
+def _glosadas(lote: SimLote, agora: datetime) -> dict[str, checagem.GuiaGlosada]:
+    """The lote's guides (those not cancelled) with the glosas decided at receipt."""
+    return {g.numero_guia_prestador: checagem.GuiaGlosada(
+        g.numero_guia_prestador, g.valor_glosa, tuple(_glosado(i) for i in g.itens))
+        for g in lote.guias if g.cancelada_em is None or g.cancelada_em > agora}
+
+
+def _glosado(item: SimItem) -> checagem.ItemGlosado:
+    """An item as the operator's answers number it: its sequencialItem, or its position."""
+    escrito = item.sequencial_item
+    sequencial = int(escrito) if escrito and escrito.isdigit() and int(escrito) > 0 else item.ordem
+    return checagem.ItemGlosado(sequencial, item.codigo_tabela, item.codigo_procedimento, item.valor_glosa)
 
 
 def situacao_recurso(at: Atendimento) -> etree._Element:

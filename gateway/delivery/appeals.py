@@ -4,7 +4,7 @@ before the recurso is prepared, so the operator finds what is appealed.
 
 A split lote: the recurso goes to the part holding the first guide it appeals (a recurso over
 guides of several parts would have to be split as well; not done: the operator then refuses the
-guides of the other parts, and says so in its answer).
+recurso, 1307 for the guides of the other parts, gateway.message.recurso).
 """
 
 from __future__ import annotations

@@ -13,6 +13,16 @@ this module:
    mensagemErro: 3019 while its delivery is still on the way, the operator's own crítica when the
    operator refused it. Numbers the gateway does not know go as they are (the provider may use
    the operator's own numbers).
+   A cancelamento an operator's manual forbids (PASA: no lote once sent to it,
+   ``OperadoraRules.cancela_lote_enviado``) is answered at once, as that operator would, with
+   statusCancelamento 2 (não cancelado: ct_reciboCancelaGuia has it, no mensagemErro needed),
+   when everything it names is a lote or a faturamento guide the gateway delivered (a guide named
+   without protocol: the provider's latest lote holding it); a request that also names what the
+   gateway did not deliver goes to the operator, whose own rule answers the rest. A lote still at
+   the gateway is not cancelled there (3019 above, as any protocol not at the operator yet): an
+   entrega has no state for it (``pendente`` would be sent, ``recusada`` reads as the operator's
+   refusal in the status service and the console, and the estado values are a checked column)
+   and a delivery attempted once may be at the operator already.
 2. **exchanges** (no transaction open: on SQLite every transaction is a write lock): the
    operator's adapter says what the operator would refuse (answered at once, as for lotes), then
    re-stamps the request (``Adapter.preparar``: converted to a version the operator takes when it
@@ -37,8 +47,10 @@ document sent, every raw operator answer and the answer given (Mensagem rows cha
 ``resposta_de_id``: request <- sent <- operator's answer, request <- answer given), the Transacao
 (a repeat of the same sequencialTransacao gets the same bytes without asking the operator again),
 the críticas of an operator refusal and, for demonstrativos, one Demonstrativo row per protocol the
-operator's demonstrativo covers (or one without protocol). A demonstrativo is fetched whenever
-asked under a new sequencialTransacao (the operator may have revised it) and every copy is kept.
+operator's demonstrativo covers (or one without protocol); for a cancelamento, what the operator
+confirmed cancelled (statusCancelamento 1, read per lote part and per guide: :class:`Cancelado`).
+A demonstrativo is fetched whenever asked under a new sequencialTransacao (the operator may have
+revised it) and every copy is kept.
 
 Failures: an operator not configured or without endpoint, unreachable, timing out, answering with
 a server error or with something that is not a valid answer is ErroInesperadoServidor (HTTP 500:
@@ -64,6 +76,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from lxml import etree
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.config import Config, Operadora
@@ -78,6 +91,7 @@ from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS, SOAP11_NS, Service
 from gateway.message.tables import PROGRESS
 from gateway.storage import rows
+from gateway.storage.models import GUIA_TABLE, LOTE_TABLE, PROTOCOLO_TABLE
 
 if TYPE_CHECKING:
     from adapters.base import Adapter
@@ -93,6 +107,9 @@ ACIMA_DO_MAXIMO = "5015"  # more than 30 operator protocols in one demonstrativo
 CRITICA_PADRAO = "5002"  # an operator refusal whose code is not in the provider's version
 MAX_PROTOCOLOS = 30  # ct_demonstrativoSolicitacao: numeroProtocolo maxOccurs 30
 MAX_NUMEROS_EM_TEXTO = 500  # tokens of an answer's sentences looked up as operator protocols (one query)
+FATURAMENTO = "2"  # dm_tipoGuia of a cancelamento: a guide of a lote
+CANCELADO, NAO_CANCELADO = "1", "2"  # dm_statusCancelamento: cancelado com sucesso, não cancelado
+NAO_CANCELA_ENVIADO = "entre em contato com a operadora."  # PASA's manual: "Em caso de necessidade..."
 
 _A = f"{{{ANS_NS}}}"
 _NS = {"ans": ANS_NS}
@@ -104,6 +121,13 @@ _LOTE_TAGS = frozenset(f"{_A}{n}" for n in ("numeroLote", "numeroLotePrestador")
 _TISS_FAULT = etree.XPath("string(//ans:tissFault)", namespaces=_NS)
 _FAULT_STRING = etree.XPath("string(//faultstring)")
 _CENTAVO = Decimal("0.01")
+_G, _L, _PR = GUIA_TABLE, LOTE_TABLE, PROTOCOLO_TABLE
+_PROTOCOLO_DA_GUIA = (
+    select(_PR.c.numero)
+    .select_from(_G.join(_L, _L.c.id == _G.c.lote_id).join(_PR, _PR.c.id == _L.c.protocolo_id))
+    .where(_G.c.numero_guia_prestador == bindparam("numero"), _L.c.prestador_id == bindparam("prestador_id"),
+           _L.c.registro_ans == bindparam("registro_ans"))
+    .order_by(_L.c.id.desc()).limit(1))
 
 
 @dataclass(frozen=True)
@@ -114,11 +138,24 @@ class Envio:
     sequencial: str
 
 
+@dataclass(frozen=True)
+class Cancelado:
+    """What a statusCancelamento 1 of the operator cancels at the gateway: guides of a gateway
+    protocol's lote (``guias`` empty: every guide)."""
+
+    protocolo_id: int
+    guias: tuple[str, ...] = ()
+
+
 @dataclass
 class Plano:
     envios: list[Envio] = field(default_factory=list)
     erro: tuple[str, str] | None = None  # answer at once: (Table 38 code, text)
     cancelamento_lote: bool = False  # several answers (one per lote part) make one
+    # tissCancelaGuia: answered at once with statusCancelamento 2 (why), without asking the operator
+    nao_cancelado: str | None = None
+    lote_cancelado: list[Cancelado] = field(default_factory=list)  # per envio: its part of the lote
+    guias_canceladas: dict[str, int] = field(default_factory=dict)  # numeroGuiaPrestador -> protocolo_id
 
 
 @dataclass
@@ -148,6 +185,8 @@ class Resultado:
     criticas: list[Finding] = field(default_factory=list)  # what the adapter said the operator refuses
     fault: TissFault | None = None  # or a tissFault (stored without Transacao)
     demonstrativos: list[DemonstrativoObtido] = field(default_factory=list)
+    nao_cancelado: str | None = None  # or the gateway's own statusCancelamento 2 (why)
+    cancelados: list[Cancelado] = field(default_factory=list)  # what the operator confirmed cancelled
 
 
 class Proxy:
@@ -170,17 +209,39 @@ class Proxy:
         root = copy.deepcopy(message.root)
         root.tail = None
         roots = [root]
+        cancelamento = _Cancelamento()
         try:
             if service.name == "tissSolicitacaoDemonstrativoRetorno":
                 tradutor.demonstrativo(root)
             elif service.name == "tissSolicitacaoStatusRecursoGlosa":
                 tradutor.um_protocolo(root.find(f"{_A}solicitacaoStatusProtocoloRecurso/{_A}numeroProtocolo"))
             elif service.name == "tissCancelaGuia":
-                roots = tradutor.cancelamento(root) or roots
+                cancelamento = tradutor.cancelamento(root)
+                roots = cancelamento.copias or roots
         except _Resposta as resposta:
             return Plano(erro=(resposta.codigo, resposta.texto))
-        return Plano([Envio(_message(r, message), _sequencial(sequencial, i, len(roots)))
-                      for i, r in enumerate(roots)], cancelamento_lote=len(roots) > 1)
+        plano = Plano([Envio(_message(r, message), _sequencial(sequencial, i, len(roots)))
+                       for i, r in enumerate(roots)], cancelamento_lote=len(roots) > 1)
+        if service.name == "tissCancelaGuia":
+            self._plan_cancelamento(plano, cancelamento, operadora)
+        return plano
+
+    def _plan_cancelamento(self, plano: Plano, cancelamento: _Cancelamento, operadora: Operadora) -> None:
+        """What a confirmation cancels at the gateway; and, for an operator that cancels no lote
+        once sent (``OperadoraRules.cancela_lote_enviado``), its refusal given at once when every
+        lote or guide asked for is one the gateway delivered to it."""
+        lote = cancelamento.lote
+        if lote is not None:
+            split = len(lote.partes) > 1
+            plano.lote_cancelado = [Cancelado(lote.protocolo_id, parte.guias if split else ())
+                                    for parte in lote.partes]
+        plano.guias_canceladas = {numero: found.protocolo_id for numero, found in cancelamento.guias.items()}
+        if self.adapters[operadora.registro_ans].rules.cancela_lote_enviado or not cancelamento.enviado:
+            return
+        alvo = f"o lote {lote.numero_lote}" if lote is not None else \
+            "as guias " + ", ".join(sorted(cancelamento.guias))
+        plano.nao_cancelado = (f"A operadora {operadora.nome} não cancela lotes já enviados a ela, e "
+                               f"{alvo} já foi entregue: {NAO_CANCELA_ENVIADO}")
 
     # -- 2. exchange -----------------------------------------------------------------------------
     def exchange(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano, *,
@@ -188,6 +249,9 @@ class Proxy:
         """Send and read (never inside a transaction). Never raises for the operator's doings."""
         if plano.erro is not None:
             return Resultado(erro=plano.erro)
+        if plano.nao_cancelado is not None:  # the operator's rule, applied here: it is not asked
+            log.info("%s: %s", operadora.nome, plano.nao_cancelado)
+            return Resultado(nao_cancelado=plano.nao_cancelado)
         adapter = self.adapters[operadora.registro_ans]
         found = adapter.criticas(message)
         if found:  # the operator would refuse it: the provider hears it now, with its codes
@@ -231,6 +295,7 @@ class Proxy:
                                          f"{text} (operadora {operadora.nome})"[:2000], client=True,
                                          findings=reading.criticas)
                 return result
+        result.cancelados = _cancelados(plano, result.trocas)
         try:
             result.resposta = self._answer(message, service, operadora, plano, result, prestador_id)
         except _Invalida as exc:
@@ -352,40 +417,84 @@ class _Tradutor:
                                              f"{self.operadora.nome}; peça no máximo {MAX_PROTOCOLOS} "
                                              "por demonstrativo.")
 
-    def cancelamento(self, root: etree._Element) -> list[etree._Element] | None:
+    def cancelamento(self, root: etree._Element) -> _Cancelamento:
         """Guides: each protocol becomes the operator's protocol of the part holding the guide.
-        A lote: one copy of the request per part (None when there is nothing to split)."""
+        A lote: one copy of the request per part (none when there is nothing to split). Says
+        which gateway lote or guides the request names."""
+        found = _Cancelamento()
         tipo = root.find(f"{_A}cancelaGuia/{_A}tipoCancelamento")
         if tipo is None:
-            return None
+            return found
         for guia in tipo.iterchildren(f"{_A}tipoCancelamentoGuia"):
-            element = guia.find(f"{_A}numeroProtocolo")
-            if element is None:
-                continue
-            found = self._protocolo(numero=(element.text or "").strip())
-            if found is not None:
-                numero = (guia.findtext(f"{_A}numeroGuiaPrestador") or "").strip()
-                parte = next((p for p in found.partes if numero in p.guias), found.partes[0])
-                element.text = parte.numero_protocolo
+            self._guia_cancelada(guia, found)
         lote = tipo.find(f"{_A}tipoCancelamentoLote")
-        if lote is None:
-            return None
+        if lote is not None:
+            self._lote_cancelado(root, lote, found)
+        return found
+
+    def _guia_cancelada(self, guia: etree._Element, found: _Cancelamento) -> None:
+        numero = (guia.findtext(f"{_A}numeroGuiaPrestador") or "").strip()
+        element = guia.find(f"{_A}numeroProtocolo")
+        if element is not None:
+            protocolo = self._protocolo(numero=(element.text or "").strip())
+            if protocolo is not None:
+                parte = next((p for p in protocolo.partes if numero in p.guias), protocolo.partes[0])
+                element.text = parte.numero_protocolo
+        else:  # named by its number alone: the lote of the provider's that holds it, if delivered
+            protocolo = self._entregue(_protocolo_da_guia(self.session, numero, self.prestador_id,
+                                                          self.operadora.registro_ans))
+        faturamento = (guia.findtext(f"{_A}tipoGuia") or "").strip() == FATURAMENTO
+        if protocolo is not None and faturamento and any(numero in p.guias for p in protocolo.partes):
+            found.guias[numero] = protocolo
+        else:
+            found.outras += 1
+
+    def _lote_cancelado(self, root: etree._Element, lote: etree._Element, found: _Cancelamento) -> None:
         numero_lote = lote.find(f"{_A}numeroLote")
         protocolo = lote.find(f"{_A}numeroProtocolo")
-        found = None
+        encaminhado = None
         if protocolo is not None:
-            found = self._protocolo(numero=(protocolo.text or "").strip())
-        if found is None and protocolo is None and numero_lote is not None:
-            found = self._protocolo(numero_lote=(numero_lote.text or "").strip())
-        if found is None:
-            return None
-        copias = []
-        for parte in found.partes:
+            encaminhado = self._protocolo(numero=(protocolo.text or "").strip())
+        if encaminhado is None and protocolo is None and numero_lote is not None:
+            encaminhado = self._protocolo(numero_lote=(numero_lote.text or "").strip())
+        if encaminhado is None:
+            return
+        found.lote = encaminhado
+        for parte in encaminhado.partes:
             numero_lote.text = parte.numero_lote or numero_lote.text
             if protocolo is not None:
                 protocolo.text = parte.numero_protocolo
-            copias.append(copy.deepcopy(root))
-        return copias
+            found.copias.append(copy.deepcopy(root))
+
+    def _entregue(self, numero: str | None) -> rows.ProtocoloEncaminhado | None:
+        """The gateway protocol ``numero`` if every part of it is at the operator (no answer at
+        once otherwise: a guide named without protocol goes to the operator as it is)."""
+        if numero is None:
+            return None
+        found = rows.protocolo_encaminhado(self.session, prestador_id=self.prestador_id,
+                                           registro_ans=self.operadora.registro_ans, numero=numero)
+        return found if found is not None and found.entregue else None
+
+
+@dataclass
+class _Cancelamento:
+    """What a cancelaGuia names at the gateway, found while translating it."""
+
+    copias: list[etree._Element] = field(default_factory=list)  # the request per lote part
+    lote: rows.ProtocoloEncaminhado | None = None  # tipoCancelamentoLote of a gateway protocol
+    guias: dict[str, rows.ProtocoloEncaminhado] = field(default_factory=dict)  # faturamento guides
+    outras: int = 0  # guides the gateway did not deliver (unknown, solicitação, recurso...)
+
+    @property
+    def enviado(self) -> bool:
+        """Everything it names is at the operator, delivered by the gateway."""
+        return self.lote is not None or (bool(self.guias) and not self.outras)
+
+
+def _protocolo_da_guia(session: Session, numero: str, prestador_id: int, registro_ans: str) -> str | None:
+    """The gateway protocol of the provider's latest lote to the operator holding guide ``numero``."""
+    return session.execute(_PROTOCOLO_DA_GUIA, {"numero": numero, "prestador_id": prestador_id,
+                                                "registro_ans": registro_ans}).scalar()
 
 
 def _message(root: etree._Element, original: TissMessage) -> TissMessage:
@@ -443,6 +552,35 @@ def _traduzir(root: etree._Element, conhecidos: dict[str, rows.ProtocoloDaOperad
             numero = partes.get((element.text or "").strip())
             if numero is not None:
                 element.text = numero
+
+
+def _cancelados(plano: Plano, trocas: Sequence[Troca]) -> list[Cancelado]:
+    """The gateway lotes and guides the operator's answers confirm cancelled (statusCancelamento
+    1): a lote part by its own answer, a guide by its dadosGuia."""
+    found = [cancelado for cancelado, troca in zip(plano.lote_cancelado, trocas, strict=False)
+             if _status_cancelamento(_conteudo(troca), f"{_A}loteCancelado") == {"": CANCELADO}]
+    if plano.guias_canceladas and trocas:
+        for numero, status in _status_cancelamento(_conteudo(trocas[0]), f"{_A}dadosGuia").items():
+            protocolo_id = plano.guias_canceladas.get(numero)
+            if protocolo_id is not None and status == CANCELADO:
+                found.append(Cancelado(protocolo_id, (numero,)))
+    return found
+
+
+def _conteudo(troca: Troca) -> etree._Element | None:
+    """The operator's answer root of an exchange it answered with content (no refusal)."""
+    reading = troca.reading
+    return reading.message.root if reading and reading.kind == "entregue" and reading.message else None
+
+
+def _status_cancelamento(root: etree._Element | None, tag: str) -> dict[str, str]:
+    """statusCancelamento of each ``tag`` of a reciboCancelaGuia, by its numeroGuiaPrestador
+    (a loteCancelado has none: '')."""
+    found: dict[str, str] = {}
+    for element in root.iter(tag) if root is not None else ():
+        numero = (element.findtext(f"{_A}numeroGuiaPrestador") or "").strip()
+        found[numero] = (element.findtext(f"{_A}statusCancelamento") or "").strip()
+    return found
 
 
 def _combinar_cancelamentos(roots: list[etree._Element]) -> etree._Element:

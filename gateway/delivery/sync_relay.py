@@ -3,8 +3,11 @@
 
 duplicate? -> plan (read only) -> ask the operator (no transaction open) -> store, in one write
 transaction: the provider's request, every document sent and every raw answer, the answer given,
-the Transacao and the demonstrativos obtained. A failure is stored without Transacao (the
-provider may try again) and raised as :class:`~gateway.delivery.checked.StoredFault`.
+the Transacao, the demonstrativos obtained and what the operator confirmed cancelled (the guides'
+situação 'cancelada'; a lote left without an accepted guide gets protocol status 9 Cancelado,
+origem ``operadora:<registro>``, and its deliveries stop being tracked). A failure is stored
+without Transacao (the provider may try again) and raised as
+:class:`~gateway.delivery.checked.StoredFault`.
 """
 
 from collections.abc import Callable, Sequence
@@ -12,16 +15,25 @@ from datetime import datetime
 from typing import Any
 
 from lxml import etree
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.delivery import relay
 from gateway.delivery.checked import Answered, CheckedCall, StoredFault, log, replay, store_once
 from gateway.message import responses
+from gateway.message.checks import Call
 from gateway.message.faults import Reply, TissFault
 from gateway.message.findings import Finding
 from gateway.message.findings import error as critica
-from gateway.message.services import Service
+from gateway.message.services import ANS_NS, Service
+from gateway.message.tables import GUIA_ACEITA, GUIA_CANCELADA
 from gateway.storage import rows
+from gateway.storage.models import ENTREGA_TABLE, GUIA_TABLE, LOTE_TABLE, Protocolo
+from gateway.storage.protocolos import set_status
+
+_A = f"{{{ANS_NS}}}"
+_E, _G, _L = ENTREGA_TABLE, GUIA_TABLE, LOTE_TABLE
+CANCELADO = 9  # dm_statusProtocolo 9 Cancelado
 
 
 class SyncRelay:
@@ -65,18 +77,20 @@ class SyncRelay:
         answers = self._store_trocas(session, checked, request_id, result.trocas)
         data = result.resposta
         outcome, code = "accepted", None
-        if data is None:  # answered here: the adapter's críticas, or a protocol not at the operator
+        if data is None:  # answered here: the adapter's críticas, a protocol not at the operator...
             found = result.criticas or _plan_refusal(result)
             rows.add_criticas(session, request_id, found)
             ctx = responses.reply_context(call.message.root, registro_ans=registro,
                                           sequencial=str(request_id), now=self.clock())
-            data = responses.envelope(_erro(ctx, call.service, found[0]), call.message.encoding)
+            root = _nao_cancelado(ctx, call) if result.nao_cancelado else _erro(ctx, call.service, found[0])
+            data = responses.envelope(root, call.message.encoding)
             outcome, code = "refused", found[0].code
         else:
             refusal = next((t.reading for t in result.trocas
                             if t.reading is not None and t.reading.kind == "recusada"), None)
             if refusal is not None:  # the operator's own refusal, relayed
                 outcome, code = "refused", refusal.criticas[0].code if refusal.criticas else None
+            _cancelar(session, result.cancelados, registro, self.clock())
         response = checked.mensagem("saida", data, "resposta", None)
         response["resposta_de_id"] = request_id
         rows.set_resposta(session, transacao_id, rows.add_mensagem(session, response))
@@ -138,10 +152,51 @@ def _answer_row(checked: CheckedCall, troca: relay.Troca, resposta: bytes, regis
 
 
 def _plan_refusal(result: relay.Resultado) -> list[Finding]:
-    """The plan's answer at once (a protocol not at the operator), as a crítica."""
+    """The plan's answer at once (a protocol not at the operator, a cancelamento the operator's
+    rule refuses), as a crítica."""
+    if result.nao_cancelado is not None:
+        return [critica(None, result.nao_cancelado)]
     if result.erro is None:
         raise ValueError("resultado sem resposta, sem críticas e sem erro")
     return [critica(*result.erro)]
+
+
+def _nao_cancelado(ctx: responses.ReplyContext, call: Call) -> etree._Element:
+    """reciboCancelaGuia with statusCancelamento 2 (não cancelado) for everything asked, as the
+    operator answers a cancelamento its rule refuses (ct_reciboCancelaGuia has it: no
+    mensagemErro needed)."""
+    root = responses.recibo(ctx, call.service, call.message.root, numero_protocolo=None)
+    for element in root.iter(f"{_A}statusCancelamento"):
+        element.text = relay.NAO_CANCELADO
+    return root
+
+
+def _cancelar(session: Session, cancelados: Sequence[relay.Cancelado], registro: str, now: datetime) -> None:
+    """What the operator confirmed cancelled: those guides' situação is 'cancelada'; a lote left
+    without an accepted guide is 9 Cancelado (its deliveries too: the operator will not change
+    it, so tracking stops)."""
+    guias: dict[int, set[str] | None] = {}
+    for cancelado in cancelados:
+        atual = guias.get(cancelado.protocolo_id, set())
+        guias[cancelado.protocolo_id] = None if atual is None or not cancelado.guias \
+            else atual | set(cancelado.guias)
+    for protocolo_id, numeros in guias.items():
+        lote_id = session.scalar(select(_L.c.id).where(_L.c.protocolo_id == protocolo_id))
+        if lote_id is None:
+            continue
+        aceitas = (_G.c.lote_id == lote_id) & (_G.c.situacao == GUIA_ACEITA)
+        escolhidas = aceitas if numeros is None else aceitas & _G.c.numero_guia_prestador.in_(sorted(numeros))
+        session.execute(update(_G).where(escolhidas).values(situacao=GUIA_CANCELADA))
+        if session.scalar(select(func.count()).where(aceitas)) == 0:
+            _lote_cancelado(session, protocolo_id, registro, now)
+
+
+def _lote_cancelado(session: Session, protocolo_id: int, registro: str, now: datetime) -> None:
+    protocolo = session.get_one(Protocolo, protocolo_id)
+    if protocolo.status != CANCELADO:
+        set_status(session, protocolo, CANCELADO, f"operadora:{registro}", now=now)
+    session.execute(update(_E).where(_E.c.protocolo_id == protocolo_id).values(
+        status=CANCELADO, status_em=now, proxima_consulta_em=None))
 
 
 def operadora_nao_conectada(checked: CheckedCall) -> TissFault:

@@ -40,6 +40,8 @@ from tests.forwarding_stack import (
     wait_until,
 )
 from tests.gateway_process import WorkerProcess
+from tests.process.test_operation_rules import glosado, lote_glosado
+from tests.unit.message.test_recurso import recurso_request
 
 pytestmark = pytest.mark.usefixtures("clean_faults", "logs_on_failure")
 
@@ -473,12 +475,18 @@ def _status_recurso(stack: Stack, key: str, protocolo: str) -> etree._Element:
 
 @pytest.mark.parametrize("numero_do", ["gateway", "operadora"])
 def test_status_de_recurso_is_the_operators(stack: Stack, worker: WorkerProcess, numero_do: str) -> None:
-    numero, protocolo, (part,) = delivered(stack, "pasa", 2)
+    numero = lote_glosado(stack, "pasa", 12)  # the operator glosa something in it: appealable
+    numero, protocolo, (part,) = delivered(stack, "pasa", 12, numero=numero)
     stack.simulator.advance(hours=49)  # analysed: its glosas can be appealed
+    _protocolo_operadora, guia, item = glosado(stack, "pasa", numero)
     # The provider names the appealed lote by the gateway's protocol (translated by the worker into
     # the operator's) or by the operator's own (sent as written).
     recursado = protocolo if numero_do == "gateway" else part.numero_protocolo
-    recurso = _recurso(stack, "pasa", numero, numero_guia_prestador(numero, 1), recursado)
+    response = stack.post("tissRecursoGlosa", recurso_request(
+        {guia: [item]}, numero_protocolo=recursado, numero_lote=numero, party=party("pasa"),
+        sequencial=new_number(), with_envelope=True))
+    assert response.status_code == 200, response.text[:2000]
+    recurso = re.search(rb"<ans:nrProtocoloRecursoGlosa>(\w+)<", response.content).group(1).decode()
     entrega = wait_until(lambda: stack.delivered(recurso) or refused(stack, recurso),
                          what="entrega do recurso")[0]
     assert entrega.estado == "entregue", entrega.ultimo_erro
