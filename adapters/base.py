@@ -8,9 +8,12 @@ about the operator (versions its web service takes, hash variant, signing key).
 
 The work, in order:
 
-- ``criticas`` (at accept time, answered to the provider at once): the operator's rules, the
-  service it takes, and whether the message survives the version conversion;
-- ``preparar`` (at send time): one ``*WS`` document per ``Envio``. A lote is split into parts
+- ``avaliar`` (at accept time, answered to the provider at once): the sender of a lote, the
+  operator's rules, the service it takes, and whether the message survives the version
+  conversion; an :class:`Avaliacao` tells the críticas that refuse the whole message from those
+  that refuse one guide alone (partial sending). ``criticas`` lists them all;
+- ``preparar`` (at send time): one ``*WS`` document per ``Envio``. Where the operator takes guides
+  one by one, the guides its rules refuse are left out first. A lote is split into parts
   (:mod:`adapters.splitting`: the operator's guide limit, the Padrão's 100, one guide type per
   lote, the operator's file size), each part re-stamped (sequencialTransacao, data/hora,
   ``Padrao`` = the version the operator takes: :mod:`adapters.conversion`), checked against that
@@ -24,7 +27,7 @@ from __future__ import annotations
 import copy
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,8 +48,18 @@ from adapters.conversion import (
     version_key,
 )
 from adapters.errors import AdapterError, Refused
-from adapters.guias import MAX_GUIAS_PADRAO, Guia, guias_do_lote, lote_guias
-from adapters.rules import OperadoraIdentity, OperadoraRules, Violation, violations
+from adapters.guias import MAX_GUIAS_PADRAO, Guia, ans_path, guias_do_lote, lote_guias
+from adapters.rules import (
+    CODIGO_PRESTADOR_INVALIDO,
+    CPF_CNPJ_INVALIDO,
+    ORIGEM_PRESTADOR,
+    PRESTADOR_NAO_LOCALIZADO,
+    OperadoraIdentity,
+    OperadoraRules,
+    Violation,
+    codigo_prestador_nao_localizado,
+    violations,
+)
 from adapters.splitting import (
     ARQUIVO_ACIMA_DO_TAMANHO,
     MARGEM_BYTES,
@@ -67,7 +80,7 @@ from gateway.message.tables import STATUS_PROTOCOLO
 if TYPE_CHECKING:
     from gateway.config import Operadora
 
-__all__ = ["STATUS_TISS", "TODAS_OPERACOES", "Adapter", "AdapterError", "Destino", "Envio"]
+__all__ = ["STATUS_TISS", "TODAS_OPERACOES", "Adapter", "AdapterError", "Avaliacao", "Destino", "Envio"]
 
 TODAS_OPERACOES: frozenset[str] = frozenset(s.name for s in SERVICES)
 # Table 38 codes the adapter gives whatever its operator's rules.
@@ -127,6 +140,31 @@ class Envio:
     guias: tuple[str, ...]  # lote parts: numeroGuiaPrestador of its guides, in order
     sequencial: str  # its sequencialTransacao
     versao: str  # its Padrao (the operator's endpoint for that version receives it)
+
+
+@dataclass(frozen=True)
+class Avaliacao:
+    """What the operator would say of a message at acceptance (:meth:`Adapter.avaliar`).
+
+    ``gerais`` refuse the whole message. ``por_guia`` (an operator that takes guides one by one,
+    ``envio_parcial``) refuse only their guide, keyed by numeroGuiaPrestador: the lote is taken
+    without them, and :meth:`Adapter.preparar` leaves them out of what it sends.
+    """
+
+    gerais: tuple[Finding, ...] = ()
+    por_guia: Mapping[str, tuple[Finding, ...]] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "por_guia", MappingProxyType(dict(self.por_guia)))
+
+    @property
+    def todas(self) -> list[Finding]:
+        """Every crítica: the message's first, then each refused guide's."""
+        return [*self.gerais, *(x for found in self.por_guia.values() for x in found)]
+
+    def recusando(self, *found: Finding) -> Avaliacao:
+        """This, with ``found`` refusing the whole message too."""
+        return Avaliacao((*self.gerais, *found), self.por_guia) if found else self
 
 
 @dataclass
@@ -189,9 +227,17 @@ class Adapter:
         return self.rules.envio_parcial
 
     @property
+    def prestador_cadastrado(self) -> bool:
+        """Takes lotes only from providers it has (the gateway has their code there)."""
+        return self.rules.prestador_cadastrado
+
+    @property
     def codigos_regras(self) -> frozenset[str]:
         """Table 38 codes of the rules checked at acceptance (the others are met by the split)."""
-        return frozenset(rule.code for rule in self.rules.rules if not rule.by_split)
+        codigos = {rule.code for rule in self.rules.rules if not rule.by_split}
+        if self.prestador_cadastrado:
+            codigos |= {CODIGO_PRESTADOR_INVALIDO, CPF_CNPJ_INVALIDO}
+        return frozenset(codigos)
 
     @property
     def assina(self) -> bool:
@@ -209,30 +255,37 @@ class Adapter:
     # ---------------------------------------------------------------------- at accept time
 
     def criticas(self, message: TissMessage) -> list[Finding]:
-        """What the operator would refuse in ``message``, said now: its rules, the service, the
-        version conversion and the file size. Codes are in dm_tipoGlosa of the message's version."""
+        """Every crítica of :meth:`avaliar` (those that refuse one guide alone included), the ones
+        that refuse the whole message first."""
+        return self.avaliar(message).todas
+
+    def avaliar(self, message: TissMessage, *, remetente_cadastrado: bool = True) -> Avaliacao:
+        """What the operator would refuse in ``message``, said now: the sender of a lote
+        (``remetente_cadastrado``: the gateway has the provider's code at this operator), its
+        rules, the service, the version conversion and the file size. Codes are in dm_tipoGlosa
+        of the message's version."""
         try:
             alvo = self._versao_alvo(message)
             if (alvo == message.version and message.kind in SERVICE_BY_REQUEST
                     and self._limits.cabe(len(message.data))):
-                return self._criticas_sem_conversao(message)
+                return self._avaliar_sem_conversao(message, remetente_cadastrado)
             documento = self._documento(message)
         except Refused as exc:
-            return [exc.finding]
-        found: list[Finding] = []
-        if documento.lote:
-            found.extend(self.regras_lote(guias_do_lote(lote_guias(message.root))))
+            return Avaliacao((exc.finding,))
+        avaliacao = self._avaliar_lote(message, remetente_cadastrado) if documento.lote else Avaliacao()
+        _sem_guias(documento.root, avaliacao.por_guia)  # converted as it will be sent: without them
         try:
             partes = self._partes(documento, message.encoding)
         except Refused as exc:
-            return [*found, exc.finding]
+            return avaliacao.recusando(exc.finding)
+        found: list[Finding] = []
         for parte in partes:
             stamp_padrao(parte.root, alvo)
             erros = schema_criticas(self.registry, parte.root, alvo, message.encoding)
             found.extend(criticas_de_conversao(erros, message.version or "", alvo, self.nome, parte.root))
-        return found
+        return avaliacao.recusando(*found)
 
-    def _criticas_sem_conversao(self, message: TissMessage) -> list[Finding]:
+    def _avaliar_sem_conversao(self, message: TissMessage, remetente_cadastrado: bool) -> Avaliacao:
         """The common case, read from the message as it is: same version, a file that fits. The
         parts a split makes have the structure the whole message was validated with, so there
         is no copy to make and nothing to validate again: only the operator's own rules."""
@@ -242,13 +295,44 @@ class Adapter:
                                   f"A operadora {self.nome} não recebe {servico} pelo web service.",
                                   message.kind))
         if servico != "tissLoteGuias":
-            return []
-        return self.regras_lote(guias_do_lote(lote_guias(message.root)))
+            return Avaliacao()
+        return self._avaliar_lote(message, remetente_cadastrado)
 
-    def regras_lote(self, guias: Sequence[Guia]) -> list[Finding]:
-        """The críticas of the operator's rules on a lote's guides (the limits on a lote's size
-        and guide types are not críticas: the lote is split)."""
-        return [self._critica(v) for v in violations(self.rules, guias, self.operadora)]
+    def _avaliar_lote(self, message: TissMessage, remetente_cadastrado: bool) -> Avaliacao:
+        """The sender and the operator's rules on a lote. A lote none of whose guides is left is
+        refused whole, like the operator does."""
+        guias = guias_do_lote(lote_guias(message.root))
+        gerais, por_guia = self._regras_lote(guias)
+        if self.prestador_cadastrado and not remetente_cadastrado:
+            gerais.insert(0, self._critica_remetente(message))  # the operator's first check
+        if por_guia and {g.numero for g in guias} <= por_guia.keys():
+            return Avaliacao((*gerais, *(x for found in por_guia.values() for x in found)))
+        return Avaliacao(tuple(gerais), {numero: tuple(found) for numero, found in por_guia.items()})
+
+    def _regras_lote(self, guias: Sequence[Guia]) -> tuple[list[Finding], dict[str, list[Finding]]]:
+        """The críticas of the operator's rules on a lote's guides: those that refuse the lote,
+        and (``envio_parcial``) those that refuse only their guide, by numeroGuiaPrestador. The
+        limits on a lote's size and guide types are not críticas: the lote is split."""
+        gerais: list[Finding] = []
+        por_guia: dict[str, list[Finding]] = {}
+        for violation in violations(self.rules, guias, self.operadora):
+            if self.envio_parcial and violation.guia is not None:
+                por_guia.setdefault(violation.guia.numero, []).append(self._critica(violation))
+            else:
+                gerais.append(self._critica(violation))
+        return gerais, por_guia
+
+    def _critica_remetente(self, message: TissMessage) -> Finding:
+        """A lote from a provider the operator does not have (``prestador_cadastrado``), in the
+        operator's words, on the element of cabecalho/origem that names the sender."""
+        origem = message.root.find(ans_path(ORIGEM_PRESTADOR))
+        elemento = next(origem.iterchildren(etree.Element), None) if origem is not None else None
+        nome = etree.QName(elemento).localname if elemento is not None else "CNPJ"
+        texto = PRESTADOR_NAO_LOCALIZADO[:1].upper() + PRESTADOR_NAO_LOCALIZADO[1:]
+        return f.error(codigo_prestador_nao_localizado(nome),
+                       f"{texto} (regra da operadora {self.nome}): o gateway não tem o código deste "
+                       "prestador nesta operadora.", f"{ORIGEM_PRESTADOR}/{nome}",
+                       elemento.sourceline if elemento is not None else None)
 
     def _critica(self, violation: Violation) -> Finding:
         """A rule broken, told to the provider as the operator's."""
@@ -274,12 +358,25 @@ class Adapter:
         try:
             documento = self._documento(message)
             alvo = self._versao_alvo(message)
+            if documento.lote and self.envio_parcial:
+                self._sem_recusadas(message, documento.root)
             partes = self._partes(documento, message.encoding)
         except Refused as exc:
             raise AdapterError(f"mensagem não enviável a {self.nome}: {exc.finding.message}") from None
         numeros = _sequenciais(sequenciais, len(partes))
         return [self._envio(documento.servico, parte, alvo, numero, agora, message.encoding)
                 for parte, numero in zip(partes, numeros, strict=True)]
+
+    def _sem_recusadas(self, message: TissMessage, root: etree._Element) -> None:
+        """Leave out of ``root`` (the copy of ``message`` to send) the guides the operator's rules
+        refuse one by one: the same rules on the same message as at acceptance, so the guides the
+        provider was told were refused never reach the operator (the parts are cut afterwards, and
+        each is stamped and hashed without them)."""
+        _gerais, por_guia = self._regras_lote(guias_do_lote(lote_guias(message.root)))
+        _sem_guias(root, por_guia)
+        if por_guia and not guias_do_lote(lote_guias(root)):
+            raise AdapterError(f"{self.nome}: todas as guias do lote são recusadas pelas regras da "
+                               "operadora (criticas() deveria tê-lo dito)")
 
     def _envio(self, servico: str, parte: Part, versao: str, sequencial: str, agora: datetime,
                encoding: str) -> Envio:
@@ -380,6 +477,16 @@ class Adapter:
         if documento.lote:
             return split_lote(documento.root, self._limits, encoding)
         return [whole(documento.root, self._limits, encoding)]
+
+
+def _sem_guias(root: etree._Element, numeros: Collection[str]) -> None:
+    """Remove from a lote (``root``, a copy) its guides numbered ``numeros``."""
+    if not numeros:
+        return
+    for guia in guias_do_lote(lote_guias(root)):
+        parent = guia.elemento.getparent()
+        if guia.numero in numeros and parent is not None:
+            parent.remove(guia.elemento)
 
 
 def _sequenciais(sequenciais: Callable[[int], list[str]] | list[str], quantos: int) -> list[str]:

@@ -28,6 +28,12 @@ from gateway.message.identificacao import normaliza_documento
 TIPO_DE_GUIA_INVALIDO = "1301"
 PRESTADOR_EXECUTANTE_NAO_INFORMADO = "1311"
 CAMPO_CONDICIONADO = "3111"  # CAMPO CONDICIONADO NÃO PREENCHIDO OU INCORRETO
+CODIGO_PRESTADOR_INVALIDO = "1203"
+CPF_CNPJ_INVALIDO = "1206"
+# The sender is not a provider of the operator: PASA's words ("1206 CPF / CNPJ INVÁLIDO Detalhes:
+# prestador não localizado na operadora", seed 001), the simulated operators' prestador_conhecido.
+PRESTADOR_NAO_LOCALIZADO = "prestador não localizado na operadora"
+ORIGEM_PRESTADOR = "cabecalho/origem/identificacaoPrestador"  # who sends: code, CNPJ or CPF
 
 MB = 1000 * 1000
 _LOTE = "loteGuias/guiasTISS"  # where a crítica about the whole lote points
@@ -87,6 +93,9 @@ class OperadoraRules:
     matricula_honorarios: bool = False  # honorários name who receives them
     envio_parcial: bool = False  # a guide's crítica refuses only that guide
     exige_assinatura: bool = False  # takes only signed (XMLDSig) messages
+    # Takes lotes only from the providers it has credentialed (each has its code there): every
+    # operator pays only those, and every simulated operator checks it (prestador_conhecido).
+    prestador_cadastrado: bool = True
     cancela_lote_enviado: bool = True  # tissCancelaGuia may cancel a lote (or its guides) once sent
 
     def __post_init__(self) -> None:
@@ -301,3 +310,9 @@ def preenchido(guia: etree._Element, caminho: str) -> bool:
 
 def _texto(element: etree._Element | None) -> str:
     return "".join(element.itertext()).strip() if element is not None else ""
+
+
+def codigo_prestador_nao_localizado(identificacao: str) -> str:
+    """Table 38 code of a sender the operator does not have, by the element of
+    cabecalho/origem/identificacaoPrestador that names it: its code there (1203) or its CNPJ/CPF (1206)."""
+    return CODIGO_PRESTADOR_INVALIDO if identificacao == "codigoPrestadorNaOperadora" else CPF_CNPJ_INVALIDO

@@ -61,6 +61,14 @@ class GatewaySettings:
     # is believed, and they may set X-Forwarded-Proto (gunicorn forwarded_allow_ips).
     trusted_proxies: tuple[str, ...] = ()
     client_cert_header: str = "X-SSL-Client-Cert"  # URL-encoded PEM (nginx $ssl_client_escaped_cert)
+    # Before login a refused message's body is kept up to this many bytes; the rest only as its
+    # length and SHA-256 (in a crítica). A flood of garbage must not fill the disk.
+    refused_body_bytes: int = 64 * 1024
+    # Refused messages stored per client address per minute, in each gunicorn worker; past it they
+    # are still answered, but only logged and counted.
+    refusals_per_minute: int = 60
+    # /readyz fails when the filesystem of a SQLite database has less free space than this.
+    min_free_disk_mb: int = 64
 
 
 @dataclass(frozen=True)
@@ -407,7 +415,8 @@ def _parse_entregas(r: _Reader, table: Mapping[str, Any]) -> EntregaSettings:
 
 def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
     r.keys(table, ("public_base_url", "database_url", "max_message_bytes", "lockout_attempts",
-                   "lockout_minutes", "fault_http_status", "trusted_proxies", "client_cert_header"),
+                   "lockout_minutes", "fault_http_status", "trusted_proxies", "client_cert_header",
+                   "refused_body_bytes", "refusals_per_minute", "min_free_disk_mb"),
            "gateway")
     defaults = GatewaySettings()
     database_url = r.string(table.get("database_url"), "gateway.database_url", optional=True)
@@ -429,6 +438,12 @@ def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
         trusted_proxies=_proxies(r, table.get("trusted_proxies"), "gateway.trusted_proxies"),
         client_cert_header=_header(r, table.get("client_cert_header", defaults.client_cert_header),
                                    "gateway.client_cert_header"),
+        refused_body_bytes=r.integer(table.get("refused_body_bytes", defaults.refused_body_bytes),
+                                     "gateway.refused_body_bytes", 0, 1024 * MiB),
+        refusals_per_minute=r.integer(table.get("refusals_per_minute", defaults.refusals_per_minute),
+                                      "gateway.refusals_per_minute", 0, 1_000_000),
+        min_free_disk_mb=r.integer(table.get("min_free_disk_mb", defaults.min_free_disk_mb),
+                                   "gateway.min_free_disk_mb", 0, 1024 * 1024),
     )
 
 
@@ -637,6 +652,16 @@ DEMO_OPERADORAS = (
 # force. A unit test keeps the two in step (the gateway does not read the simulator's profiles).
 DEMO_VERSOES_OPERADORA = {"331872": ("4.03.00",)}
 DEMO_VERSOES_EM_VIGOR = ("4.02.00", "4.03.00")
+# How each demo operator shows itself in a guide, as its simulated operator's profile (``cnpj``,
+# ``codigos_proprios``) says: Unimed's rule refuses them as the SP/SADT executante at acceptance
+# instead of after delivery. Kept in step with the profiles by a unit test.
+DEMO_IDENTIDADE_OPERADORA: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "329665": ("32966500000179", ()),
+    "331988": ("39419809000198", ()),
+    "331872": ("33187200000154", ("00001",)),
+    "413534": ("41353400000168", ()),
+    "424188": ("42418800000177", ()),
+}
 
 
 DEMO_SIMULADOR = "127.0.0.1:9000"
@@ -673,11 +698,12 @@ def demo_config(simulador: str | None = DEMO_SIMULADOR) -> Config:
         chave, certificados = _demo_assinatura(adapter)
         versoes = DEMO_VERSOES_OPERADORA.get(registro, DEMO_VERSOES_EM_VIGOR)
         base = f"http://{host}:{int(port) + index}/tiss" if simulador else ""
+        cnpj, codigos_proprios = DEMO_IDENTIDADE_OPERADORA[registro]
         operadoras[registro] = Operadora(
             registro_ans=registro, nome=nome, adapter=adapter,
             enderecos={v: f"{base}/v{v.replace('.', '_')}" for v in versoes} if base else {},
             versoes_operadora=versoes, timeout_s=15.0, assinatura_chave=chave,
-            assinatura_certificados=certificados)
+            assinatura_certificados=certificados, cnpj=cnpj, codigos_proprios=codigos_proprios)
     prestador = PrestadorConfig(
         documento=DEMO_CNPJ, nome="Clínica Demonstração", login=DEMO_LOGIN,
         senha_hash=hash_senha(md5_hex(DEMO_SENHA)),

@@ -28,6 +28,7 @@ from gateway.storage.db import make_engine
 from gateway.storage.models import Entrega, Protocolo
 from simulator.lifecycle import GLOSA_TOTAL
 from simulator.models import SimGuia, SimLote
+from simulator.profile import load_profile
 from tests.db_fixtures import BACKENDS
 from tests.factory import Party, build_lote, build_request
 from tests.gateway_process import GatewayProcess, WorkerProcess
@@ -83,8 +84,11 @@ def write_config(home: Path, simulator: SimulatorProcess, entregas: dict[str, fl
     settings = {**TEST_ENTREGAS, **(entregas or {})}
     lines = ["[entregas]", *(f"{k} = {v}" for k, v in settings.items()), ""]
     for key, (registro, _codigo) in OPERADORAS.items():
+        profile = load_profile(key)  # how the operator shows itself in a guide (Unimed's rule)
         lines += [f"[operadoras.{registro}]", f'nome = "{key}"', f'adapter = "{key}"',
-                  f"timeout_s = {OPERATOR_TIMEOUT_S}"]
+                  f"timeout_s = {OPERATOR_TIMEOUT_S}", f'cnpj = "{profile.cnpj}"']
+        if profile.codigos_proprios:
+            lines.append("codigos_proprios = [" + ", ".join(f'"{c}"' for c in profile.codigos_proprios) + "]")
         if key == "ipasgo":
             lines += [f'assinatura_chave = "{home / "gateway-ipasgo-key.pem"}"',
                       f'assinatura_certificados = "{home / "gateway-ipasgo-cert.pem"}"']

@@ -95,10 +95,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
     server = GatewayProcess(url, home, workers=2)
     server.start()
     try:
-        for party in PARTIES.values():
+        for index, party in enumerate(PARTIES.values(), 1):
+            # a code at PASA: a provider without one is refused there (1206, adapters.rules)
             done = cli("prestador", "add", "--database", url, "--documento", party.cnpj, "--nome",
-                       f"ERP {party.login}", "--login", party.login or "", "--senha-stdin", home=home,
-                       stdin=party.senha + "\n")
+                       f"ERP {party.login}", "--login", party.login or "", "--senha-stdin",
+                       "--codigo", f"331988=9{index}", home=home, stdin=party.senha + "\n")
             assert done.returncode == 0, done.stderr
         yield server
     finally:

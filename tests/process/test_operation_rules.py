@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.message import reader
 from gateway.message.services import SERVICE_BY_NAME
+from gateway.message.tables import STATUS_ANALISADOS
 from gateway.message.validation import validate
 from gateway.storage.models import Guia, Lote, Mensagem, Protocolo
 from simulator.lifecycle import GLOSA_NENHUMA
@@ -175,3 +176,31 @@ def test_the_operator_refuses_a_recurso_over_the_glosa_with_1705(stack: Stack) -
             SimRecurso.numero_protocolo_recursado == protocolo)).all() == []
     taken = recurso(item)  # the same item for its glosa: received
     assert text(taken, "ans:recebimentoRecurso/ans:protocoloRecebimento/ans:nrProtocoloRecursoGlosa")
+
+
+def test_the_gateway_refuses_a_recurso_over_the_glosa_the_operator_reported(
+        stack: Stack, worker: WorkerProcess) -> None:
+    """Once the tracker holds the operator's analysis, the gateway checks a recurso against it
+    (gateway.inbound.recursos) and answers 1705 itself: no protocol, nothing forwarded."""
+    numero = lote_glosado(stack, "pasa", 12)
+    numero, protocolo = stack.send_lote("pasa", 12, numero=numero)
+    wait_until(lambda: stack.delivered(protocolo), what=f"entrega do lote {numero}")
+    stack.simulator.advance(hours=49)  # analysed at the operator; the tracker asks and keeps it
+
+    def analisado() -> bool:
+        with stack.db.connect() as connection:
+            status = connection.scalar(select(Protocolo.status).where(Protocolo.numero == protocolo))
+        return status in STATUS_ANALISADOS
+
+    wait_until(analisado, what="análise guardada pelo gateway")
+    _protocolo_operadora, guia, item = glosado(stack, "pasa", numero)
+
+    def recurso(pedido: Pedido) -> etree._Element:
+        data = recurso_request({guia: [pedido]}, numero_protocolo=protocolo, numero_lote=numero,
+                               party=party("pasa"), sequencial=new_number(), with_envelope=True)
+        return answer(stack.post("tissRecursoGlosa", data), "tissRecursoGlosa")
+
+    root = recurso(replace(item, valor=item.valor + Decimal("43.40")))
+    assert text(root, "ans:recebimentoRecurso/ans:mensagemErro/ans:codigoGlosa") == "1705"
+    assert text(root, ".//ans:nrProtocoloRecursoGlosa") is None
+    assert text(recurso(item), ".//ans:nrProtocoloRecursoGlosa")  # at its glosa: received

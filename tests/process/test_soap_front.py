@@ -79,10 +79,11 @@ def gateway(request: pytest.FixtureRequest, tiss_home: Path,
     server = GatewayProcess(url, tiss_home, workers=2)
     server.start()
     try:
-        for party in (OUTRO, BLOQUEIO, CACHED):
+        for index, party in enumerate((OUTRO, BLOQUEIO, CACHED), 1):
+            # a code at PASA: a provider without one is refused there (1206, adapters.rules)
             done = cli("prestador", "add", "--database", url, "--documento", party.cnpj, "--nome",
                        f"Prestador {party.login}", "--login", party.login, "--senha-stdin",
-                       home=tiss_home, stdin=party.senha + "\n")
+                       "--codigo", f"331988=8{index}", home=tiss_home, stdin=party.senha + "\n")
             assert done.returncode == 0, done.stderr
         yield server
     finally:

@@ -194,6 +194,17 @@ def test_the_demo_operators_take_the_versions_of_their_simulated_profiles() -> N
         assert operadora.versoes_operadora == tuple(profile.versoes)
 
 
+def test_the_demo_operators_show_themselves_as_their_simulated_profiles() -> None:
+    """How each operator appears in a guide (its CNPJ, its own codes): Unimed's rule refuses it as
+    the SP/SADT executante at acceptance, as the simulated operator would after delivery."""
+    from simulator.profile import load_profile
+
+    for operadora in demo_config().operadoras.values():
+        profile = load_profile(operadora.adapter)
+        assert (operadora.cnpj, operadora.codigos_proprios) == (profile.cnpj, profile.codigos_proprios)
+    assert demo_config().operadoras["331872"].codigos_proprios == ("00001",)
+
+
 ENDERECOS = """
 [operadoras.331988]
 nome = "PASA"

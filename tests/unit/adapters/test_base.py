@@ -8,31 +8,41 @@ from lxml import etree
 
 from adapters import Adapter, AdapterError, Destino, load_adapter
 from adapters.base import STATUS_TISS
+from adapters.ipasgo import Ipasgo
 from adapters.pasa import Pasa
 from gateway.config import DEMO_OPERADORAS, Operadora, demo_config
 from gateway.message import hashing
 from gateway.message.responses import codigos_glosa
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.message.services import SERVICE_BY_REQUEST, SERVICES
+from gateway.message.services import ANS_NS, SERVICE_BY_REQUEST, SERVICES
 from gateway.message.validation import validate_message
 from gateway.security import pki, xmldsig
 from tests.factory import (
     REQUEST_KINDS,
     build_lote,
     build_request,
+    numero_guia_prestador,
 )
 from tests.unit.adapters.support import (
     AGORA,
+    NS,
     REGISTROS,
+    UNIMED_CNPJ,
     VERSOES,
     adapter,
     check_part,
     codes,
+    guias,
+    modified,
+    numeros,
     party,
     preparar,
     read,
     sequenciais,
 )
+
+GUIA_ACEITA_POR = {"capitalprev": "sp-sadt", "pasa": "consulta", "unimed": "consulta", "cassems": "odonto",
+                   "ipasgo": "honorarios"}
 
 # ------------------------------------------------------------------------------- loading
 
@@ -155,6 +165,90 @@ def test_ipasgo_signs_every_part(registry: SchemaRegistry, ca: pki.Authority,
     with pytest.raises(xmldsig.SignatureError) as exc:
         xmldsig.verify(tampered.root, ca.cert_pem)
     assert exc.value.codigo == xmldsig.ASSINATURA_NAO_CONFERE
+
+
+def _sem_matricula(*posicoes: int):
+    def change(root: etree._Element) -> None:
+        for posicao in posicoes:
+            guias(root)[posicao].find("ans:dadosContratadoExecutante/ans:codigonaOperadora", NS).text = " "
+    return change
+
+
+class IpasgoDeDuas(Ipasgo):
+    max_guias_lote = 2
+
+
+@pytest.mark.parametrize(("cls", "partes"), [(Ipasgo, [[1, 3, 4, 5]]), (IpasgoDeDuas, [[1, 3], [4, 5]])])
+def test_ipasgo_sends_only_the_guides_it_takes(registry: SchemaRegistry, ca: pki.Authority,
+                                               gateway_leaf: pki.Leaf, cls: type[Ipasgo],
+                                               partes: list[list[int]]) -> None:
+    """Partial sending: the guide the rules refuse (told to the provider at acceptance) is left out
+    before the split, and each part is stamped, hashed and signed without it."""
+    chave = {"chave_pem": gateway_leaf.key_pem, "cadeia_pem": tuple(gateway_leaf.chain_pem)}
+    a = cls(Destino("424188", VERSOES, **chave), registry)
+    message = read(modified(build_lote("honorarios", 5, party=party("ipasgo")), _sem_matricula(1)))
+    assert list(a.avaliar(message).por_guia) == [numero_guia_prestador("1", 2)]
+    envios = preparar(a, message)
+    assert [list(e.guias) for e in envios] == [[numero_guia_prestador("1", i) for i in p] for p in partes]
+    for envio in envios:
+        part = check_part(envio, registry, hashing.DECLARED)  # the hash of what is sent
+        assert xmldsig.verify(part.root, ca.cert_pem).documento == "11222333000181"
+        assert numeros(part) == list(envio.guias)
+
+
+def test_ipasgo_sends_nothing_of_a_lote_it_refuses_whole(registry: SchemaRegistry,
+                                                         gateway_leaf: pki.Leaf) -> None:
+    a = adapter(registry, "ipasgo", chave_pem=gateway_leaf.key_pem, cadeia_pem=tuple(gateway_leaf.chain_pem))
+    message = read(modified(build_lote("honorarios", 2, party=party("ipasgo")), _sem_matricula(0, 1)))
+    with pytest.raises(AdapterError, match="todas as guias"):
+        preparar(a, message)
+
+
+def test_without_partial_sending_every_guide_goes(registry: SchemaRegistry) -> None:
+    """Only the operator that takes guides one by one has guides left out (the others refuse
+    such a lote whole at acceptance)."""
+    a = adapter(registry, "unimed", cnpj=UNIMED_CNPJ)
+    data = build_lote("sp-sadt", 2, party=party("unimed", codigo_na_operadora="20345"))
+    (envio,) = preparar(a, read(modified(data, _executante_cnpj(UNIMED_CNPJ))))
+    assert len(envio.guias) == 2
+
+
+def _executante_cnpj(cnpj: str):
+    def change(root: etree._Element) -> None:
+        for contratado in root.iterfind(".//ans:dadosExecutante/ans:contratadoExecutante", NS):
+            contratado[0].tag, contratado[0].text = f"{{{ANS_NS}}}cnpjContratado", cnpj
+    return change
+
+
+# ------------------------------------------------------------------------------- the sender
+
+
+@pytest.mark.parametrize("name", list(REGISTROS))
+def test_a_lote_from_a_sender_the_operator_does_not_have(registry: SchemaRegistry, name: str) -> None:
+    """prestador_cadastrado: the gateway has no code of the provider at the operator."""
+    a = adapter(registry, name)
+    message = read(build_lote(GUIA_ACEITA_POR[name], 2, party=party(name)))
+    assert a.avaliar(message, remetente_cadastrado=True).todas == []
+    found = a.avaliar(message, remetente_cadastrado=False).gerais
+    assert codes(list(found)) == ["1206"]
+    assert found[0].location == "cabecalho/origem/identificacaoPrestador/CNPJ"
+    assert "Prestador não localizado na operadora" in found[0].message and a.nome in found[0].message
+    por_codigo = party(name, cnpj=None, codigo_na_operadora="77")
+    by_code = read(build_lote(GUIA_ACEITA_POR[name], 1, party=por_codigo))
+    assert codes(a.avaliar(by_code, remetente_cadastrado=False).todas) == ["1203"]
+
+
+def test_the_sender_is_checked_on_lotes_only(registry: SchemaRegistry) -> None:
+    """As the operators do: other services are the operator's to answer."""
+    a = adapter(registry, "pasa")
+    recurso = read(build_request("loteRecursoGlosaWS", party=party("pasa")))
+    assert a.avaliar(recurso, remetente_cadastrado=False).todas == []
+
+
+def test_the_sender_critica_comes_first(registry: SchemaRegistry) -> None:
+    a = adapter(registry, "cassems")
+    found = a.avaliar(read(build_lote("sp-sadt", 2, party=party("cassems"))), remetente_cadastrado=False)
+    assert codes(list(found.gerais)) == ["1206", "1301"]
 
 
 def test_ipasgo_without_a_key_cannot_send(registry: SchemaRegistry) -> None:

@@ -12,13 +12,14 @@ from adapters.rules import (
     OperadoraRules,
     check_max_guias,
     check_tipos_aceitos,
+    codigo_prestador_nao_localizado,
     preenchido,
 )
 from gateway.message.responses import codigos_glosa
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS
 from gateway.message.validation import validate_message
-from tests.factory import build_lote, numero_guia_prestador
+from tests.factory import build_lote, build_mensagem_tiss, numero_guia_prestador
 from tests.unit.adapters.support import (
     NS,
     REGISTROS,
@@ -87,16 +88,49 @@ def test_cassems_guide_must_be_complete(registry: SchemaRegistry) -> None:
     assert "dataTerminoTrat" in found[0].message and "croSolic" in found[0].message
 
 
-def test_ipasgo_honorarios_need_the_receiving_matricula(registry: SchemaRegistry) -> None:
-    def blank(root: etree._Element) -> None:
-        guias(root)[0].find("ans:dadosContratadoExecutante/ans:codigonaOperadora", NS).text = " "
+def _sem_matricula(*posicoes: int):
+    """Blank the receiver's matrícula of the honorários guides at ``posicoes`` (0-based)."""
+    def change(root: etree._Element) -> None:
+        todas = root.xpath(".//ans:guiasTISS/*", namespaces=NS)  # a loteGuiasWS or a mensagemTISS
+        for posicao in posicoes:
+            todas[posicao].find("ans:dadosContratadoExecutante/ans:codigonaOperadora", NS).text = " "
+    return change
 
+
+def test_ipasgo_honorarios_need_the_receiving_matricula(registry: SchemaRegistry) -> None:
     a = adapter(registry, "ipasgo")
     data = build_lote("honorarios", 2, party=party("ipasgo"))
     assert a.criticas(read(data)) == []
-    found = a.criticas(read(modified(data, blank)))
+    found = a.criticas(read(modified(data, _sem_matricula(0))))
     assert codes(found) == ["1311"] and numero_guia_prestador("1", 1) in found[0].message
     assert a.envio_parcial
+
+
+@pytest.mark.parametrize("build", [build_lote, build_mensagem_tiss])  # as it is, and through a copy
+def test_ipasgo_refuses_a_guide_alone(registry: SchemaRegistry, build) -> None:
+    """Partial sending: a crítica about one guide refuses that guide, not the lote."""
+    a = adapter(registry, "ipasgo")
+    avaliacao = a.avaliar(read(modified(build("honorarios", 3, party=party("ipasgo")), _sem_matricula(1))))
+    segunda = numero_guia_prestador("1", 2)
+    assert avaliacao.gerais == ()
+    assert list(avaliacao.por_guia) == [segunda]
+    (found,) = avaliacao.por_guia[segunda]
+    assert found.code == "1311" and segunda in found.message and "guiaHonorarios[2]" in (found.location or "")
+    assert avaliacao.todas == [found]
+
+
+def test_ipasgo_refuses_a_lote_none_of_whose_guides_is_left(registry: SchemaRegistry) -> None:
+    a = adapter(registry, "ipasgo")
+    data = build_lote("honorarios", 2, party=party("ipasgo"))
+    avaliacao = a.avaliar(read(modified(data, _sem_matricula(0, 1))))
+    assert codes(list(avaliacao.gerais)) == ["1311", "1311"] and not avaliacao.por_guia
+
+
+def test_without_partial_sending_a_guides_critica_refuses_the_lote(registry: SchemaRegistry) -> None:
+    a = adapter(registry, "unimed", cnpj=UNIMED_CNPJ)
+    data = build_lote("sp-sadt", 3, party=party("unimed", codigo_na_operadora="20345"))
+    avaliacao = a.avaliar(read(modified(data, _executante(UNIMED_CNPJ, "cnpjContratado"))))
+    assert codes(list(avaliacao.gerais)) == ["1311"] * 3 and not avaliacao.por_guia
 
 
 @pytest.mark.parametrize(("name", "tipo", "change"), [
@@ -172,9 +206,26 @@ def test_each_adapter_reads_its_manual(registry: SchemaRegistry, name: str) -> N
     a = adapter(registry, name)
     regras = OPERADORAS[name]
     assert a.rules is regras
-    facts = ("max_guias_lote", "max_bytes", "um_tipo_de_guia_por_lote", "exige_assinatura", "envio_parcial")
+    facts = ("max_guias_lote", "max_bytes", "um_tipo_de_guia_por_lote", "exige_assinatura", "envio_parcial",
+             "prestador_cadastrado")
     assert {f: getattr(a, f) for f in facts} == {f: getattr(regras, f) for f in facts}
-    assert a.codigos_regras == {rule.code for rule in regras.rules if not rule.by_split}
+    assert a.codigos_regras == {rule.code for rule in regras.rules if not rule.by_split} | {"1203", "1206"}
+
+
+def test_every_operator_takes_lotes_only_from_its_providers() -> None:
+    """prestador_cadastrado where the simulated operator checks its sender (prestador_conhecido):
+    every profile does, as every operator pays only the providers it credentialed."""
+    from simulator.profile import load_all
+
+    assert {key: regras.prestador_cadastrado for key, regras in OPERADORAS.items()} == {
+        key: "prestador_conhecido" in profile.regras for key, profile in load_all().items()}
+    assert all(regras.prestador_cadastrado for regras in OPERADORAS.values())
+
+
+@pytest.mark.parametrize(("identificacao", "code"), [("codigoPrestadorNaOperadora", "1203"), ("CNPJ", "1206"),
+                                                     ("CPF", "1206")])
+def test_the_code_of_a_sender_the_operator_does_not_have(identificacao: str, code: str) -> None:
+    assert codigo_prestador_nao_localizado(identificacao) == code
 
 
 def test_the_words_of_each_rule_are_shared() -> None:
