@@ -5,8 +5,9 @@ Choices where the manuals and the issue are silent:
 * A lote refused by a crítica gets no protocol: the answer is protocoloRecebimentoWS/mensagemErro
   with the first refusing crítica's code and the operator's wording; every crítica is stored.
 * Partial sending (IPASGO): guides with críticas are refused one by one, the others accepted; the
-  protocol lists only the accepted guides and its value is theirs (the refused ones are the
-  críticas stored for the lote). Every guide refused: the lote is refused.
+  protocol lists only the accepted guides and its value is theirs; each refused guide is a
+  glosaProtocolo motive with its crítica ("Guia <n> recusada: ...", responses.GuiaRecusada) and
+  a crítica stored for the lote. Every guide refused: the lote is refused.
 * The guide values come from the message (valor total of each guide); glosas are per item and
   the demonstrativos add up the items, so for a well-formed guide (total = sum of items) the
   demonstrativo's totals are the lote's minus its glosas.
@@ -18,6 +19,9 @@ Choices where the manuals and the issue are silent:
   2 não cancelado (already analysed), 3 guia inexistente, 5 lote inexistente, 6 protocolo
   inexistente. A lote can be cancelled while 1 Recebido or 2 Em análise; a cancelled guide
   leaves its protocol (values and demonstrativos), a lote whose guides are all cancelled is 9.
+  An operator whose manual says a lote sent cannot be cancelled (PASA: "Os Lotes de Pagamentos
+  com a situação de Enviado à Operadora não poderão ser cancelados", adapters.rules) answers 2
+  for a lote or guide it received, from its receipt on.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ TIPO_INVALIDO = "3148"
 ANALISE_CONTA, PAGAMENTO, PAGAMENTO_ODONTOLOGIA = 2, 1, 3
 # dm_statusCancelamento
 CANCELADO, NAO_CANCELADO, GUIA_INEXISTENTE, LOTE_INEXISTENTE, PROTOCOLO_INEXISTENTE = "1", "2", "3", "5", "6"
+# PASA's manual (adapters.rules.PASA): a lote received is "Enviado à Operadora" and stays so.
+ENVIADO_NAO_CANCELA = "Enviado à Operadora: lote de pagamento enviado não pode ser cancelado"
 # dm_tipoGuia of a cancelamento
 SOLICITACAO, FATURAMENTO, RECURSO = "1", "2", "3"
 ZERO = Decimal("0.00")
@@ -88,8 +94,25 @@ def lote_guias(at: Atendimento) -> etree._Element:
     odonto = lote.tipo_guia == "odonto"
     return responses.protocolo_recebimento(
         at.ctx, numero_lote=lote.numero_lote, numero_protocolo=lote.numero_protocolo,
-        data_envio_lote=at.hoje, valor_total=lote.valor_informado,
-        guias=[_recebida(g, odonto) for g in lote.guias])
+        data_envio_lote=at.hoje, valor_total=lote.valor_informado,  # the accepted guides' (_totalizar)
+        guias=[_recebida(g, odonto) for g in lote.guias], recusadas=_recusadas(conta, criticas, recusadas))
+
+
+def _recusadas(conta: LoteConta, criticas: Sequence[rules.Critica],
+               recusadas: frozenset[str]) -> list[responses.GuiaRecusada]:
+    """The guides refused one by one (partial sending), each with its first crítica, for the
+    receipt's glosaProtocolo: how the provider learns which guides were not taken, and why."""
+    primeira: dict[str, rules.Critica] = {}
+    for critica in criticas:
+        if critica.guia in recusadas:
+            primeira.setdefault(critica.guia, critica)
+    found = []
+    for guia in conta.guias:
+        sua = primeira.get(guia.lida.numero_guia_prestador)
+        if sua is not None:
+            found.append(responses.GuiaRecusada(guia.lida.numero_guia_prestador, sua.codigo, sua.mensagem,
+                                                guia.lida.valor_informado))
+    return found
 
 
 def _receber(at: Atendimento, conta: LoteConta, aceitas: Sequence[GuiaConta]) -> SimLote:
@@ -362,8 +385,9 @@ def _cancelar_lote(at: Atendimento, numero_lote: str | None, numero_protocolo: s
         if lote is None:
             return _registrar(at, "lote", LOTE_INEXISTENTE, **registrar)
     if lote.cancelado_em is None:
-        if not lifecycle.cancelavel(fluxo(at, lote), lote.recebido_em, at.agora):
-            return _registrar(at, "lote", NAO_CANCELADO, detalhe=situacao(at, lote).nome, **registrar)
+        motivo = _nao_cancelavel(at, lote)
+        if motivo is not None:
+            return _registrar(at, "lote", NAO_CANCELADO, detalhe=motivo, **registrar)
         lote.cancelado_em = at.agora
     return _registrar(at, "lote", CANCELADO, **registrar)
 
@@ -390,13 +414,25 @@ def _cancelar_guia(at: Atendimento, pedido: etree._Element) -> str:
         return _registrar(at, "guia", GUIA_INEXISTENTE, **registrar)
     lote = guia.lote
     if guia.cancelada_em is None and lote.cancelado_em is None:
-        if not lifecycle.cancelavel(fluxo(at, lote), lote.recebido_em, at.agora):
-            return _registrar(at, "guia", NAO_CANCELADO, detalhe=situacao(at, lote).nome, **registrar)
+        motivo = _nao_cancelavel(at, lote)
+        if motivo is not None:
+            return _registrar(at, "guia", NAO_CANCELADO, detalhe=motivo, **registrar)
         guia.cancelada_em = at.agora
         if not _ativas(lote, at.agora):
             lote.cancelado_em = at.agora
         _totalizar(lote)
     return _registrar(at, "guia", CANCELADO, numero_lote=lote.numero_lote, **registrar)
+
+
+def _nao_cancelavel(at: Atendimento, lote: SimLote) -> str | None:
+    """Why the lote (or a guide of it) cannot be cancelled now, or None: an operator whose manual
+    says a lote sent cannot be cancelled (PASA) refuses from its receipt on; the others once
+    they analysed it (the status name is the detalhe)."""
+    if not at.profile.cancela_lote_enviado:
+        return ENVIADO_NAO_CANCELA
+    if not lifecycle.cancelavel(fluxo(at, lote), lote.recebido_em, at.agora):
+        return situacao(at, lote).nome
+    return None
 
 
 def _cancelar_autorizacao(at: Atendimento, numero: str, numero_operadora: str | None) -> str:

@@ -15,6 +15,12 @@ time (admin API). Modes:
 ``wrong_hash``  the real answer with its ``hash`` replaced by another well-formed MD5. The request
                 was processed and stored. An operator that signs its answers signed the right
                 hash, so its signature no longer checks either (as behind a mangling proxy).
+``refuse``      the operator turns the request down: the service's own mensagemErro (HTTP 200,
+                hashed and signed as the operator answers) with Table 38 ``code`` and ``text``
+                (default: the code's term). Nothing processed nor stored: the same lote can be
+                sent again and taken. A ``code`` the request's version lacks (3169-3312 before
+                4.03.00) goes as 5002 with the code in the text; a request the injector cannot
+                read goes on to the operator, which refuses it on its own.
 
 For malformed and wrong_hash the request still reaches the operator and is stored: that is what
 a real flaky operator (or a proxy mangling answers) looks like, and what makes a blind retry a
@@ -29,19 +35,27 @@ client can still be built while an operator misbehaves.
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from gateway.message import responses
+from lxml import etree
+
+from gateway.message import reader, responses
+from gateway.message.findings import XML_NAO_VALIDADO, tabela38
+from gateway.message.services import ANS_NS, SERVICE_BY_REQUEST, Service
+from simulator.clock import horario_local
 
 StartResponse = Callable[..., object]
 
-MODES = ("down", "slow", "error", "malformed", "wrong_hash")
+MODES = ("down", "slow", "error", "malformed", "wrong_hash", "refuse")
 KINDS = {"error": ("http500", "soap_fault"), "malformed": ("truncated", "not_xml")}
 FAULT_KEY = "simulator.fault"  # environ key: the mode applied to this request (for the access log)
 
@@ -63,6 +77,8 @@ class Fault:
     kind: str | None = None
     count: int | None = None
     duration_s: float | None = None
+    code: str | None = None  # refuse: the Table 38 code of the mensagemErro
+    text: str | None = None  # refuse: its descricaoGlosa
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,17 +96,30 @@ class Fault:
             raise ValueError(f"kind {self.kind!r} inválido para {self.mode} (válidos: {kinds or 'nenhum'})")
         if self.kind is None and kinds:
             object.__setattr__(self, "kind", kinds[0])
+        self._check_refusal()
+
+    def _check_refusal(self) -> None:
+        if self.mode != "refuse":
+            if self.code is not None or self.text is not None:
+                raise ValueError("code e text só se aplicam a refuse")
+            return
+        if self.code not in tabela38():
+            raise ValueError(f"refuse exige code da tabela 38 (dm_tipoGlosa), não {self.code!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
         """From the admin API's JSON; unknown keys and wrong types are errors, not ignored."""
-        unknown = set(data) - {"mode", "rate", "latency_ms", "kind", "count", "duration_s"}
+        unknown = set(data) - {"mode", "rate", "latency_ms", "kind", "count", "duration_s", "code", "text"}
         if unknown:
             raise ValueError(f"campos desconhecidos: {sorted(unknown)}")
         if not isinstance(data.get("mode"), str):
             raise ValueError("informe mode (texto)")
         numbers = {"rate": float, "latency_ms": int, "count": int, "duration_s": float}
-        values: dict[str, Any] = {"mode": data["mode"], "kind": data.get("kind")}
+        values: dict[str, Any] = {"mode": data["mode"]}
+        for name in ("kind", "code", "text"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise ValueError(f"{name} deve ser texto")
+            values[name] = data.get(name)
         for name, kind in numbers.items():
             value = data.get(name)
             if value is None:
@@ -99,8 +128,6 @@ class Fault:
                     (kind is int and value != int(value)):
                 raise ValueError(f"{name} deve ser um número{' inteiro' if kind is int else ''}")
             values[name] = kind(value)
-        if values["kind"] is not None and not isinstance(values["kind"], str):
-            raise ValueError("kind deve ser texto")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,15 +241,36 @@ class FaultState:
             self.on_change(fault)
 
 
+def _agora() -> datetime:
+    return horario_local(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Responder:
+    """How an operator words the answers it makes up for ``refuse``: its registro ANS (the answer's
+    origem), its envelope (hash in its variant, its signature: ``OperadoraSimulada.envelope``) and
+    its clock (local time, for dataRegistroTransacao)."""
+
+    registro_ans: str
+    envelope: Callable[[etree._Element, str], bytes] = responses.envelope
+    now: Callable[[], datetime] = _agora
+
+
 class FaultInjector:
-    """WSGI middleware applying an operator's :class:`FaultState` around the operator's app."""
+    """WSGI middleware applying an operator's :class:`FaultState` around the operator's app.
+
+    ``responder``: the operator's, for ``refuse`` (without one the answer names the request's
+    destino and is hashed by the declared encoding, unsigned).
+    """
 
     def __init__(self, app: Callable, state: FaultState, *, max_drain: int = 64 * 1024 * 1024,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, responder: Responder | None = None):
         self.app = app
         self.state = state
         self.max_drain = max_drain
         self.sleep = sleep
+        self.responder = responder
+        self._sequencial = itertools.count(1)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
@@ -234,6 +282,8 @@ class FaultInjector:
         if fault.mode == "error":
             _drain(environ, self.max_drain)  # a half-read request would reset the connection
             return _error(fault, start_response)
+        if fault.mode == "refuse":
+            return self._refuse(fault, environ, start_response)
         status, headers, body = _run(self.app, environ)
         if fault.mode == "slow":
             self.sleep(fault.latency_ms / 1000)
@@ -242,6 +292,53 @@ class FaultInjector:
         elif fault.mode == "wrong_hash":
             body = wrong_hash(body)
         return _send(start_response, status, headers, body)
+
+
+    def _refuse(self, fault: Fault, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        length = environ.get("CONTENT_LENGTH") or "0"
+        size = int(length) if length.isdigit() else 0
+        if size > self.max_drain:  # too big to read here: the operator refuses it on its own
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(size) if size else b""
+        found = self._refusal(fault, body)
+        if found is None:  # not a request it can answer: the operator refuses it on its own
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+            return self.app(environ, start_response)
+        answer, encoding = found
+        return _send(start_response, "200 OK", [("Content-Type", f"text/xml; charset={encoding}")], answer)
+
+    def _refusal(self, fault: Fault, body: bytes) -> tuple[bytes, str] | None:
+        """The service's mensagemErro answering ``body`` and its encoding (the request's); None
+        when ``body`` is not a TISS request."""
+        try:
+            message = reader.read(body, self.max_drain)
+        except reader.MessageError:
+            return None
+        service = SERVICE_BY_REQUEST.get(message.kind)
+        if service is None:
+            return None
+        responder = self.responder or Responder(_destino(message.root))
+        try:
+            ctx = responses.reply_context(message.root, registro_ans=responder.registro_ans,
+                                          sequencial=str(next(self._sequencial)), now=responder.now())
+        except ValueError:  # a version the answers cannot be built in, no origem...
+            return None
+        root = _mensagem_erro(ctx, service, fault.code or XML_NAO_VALIDADO, fault.text)
+        return responder.envelope(root, message.encoding), message.encoding
+
+
+def _mensagem_erro(ctx: responses.ReplyContext, service: Service, code: str,
+                   text: str | None) -> etree._Element:
+    """``code`` as the request's version spells it: 5002 with the code in the text when it lacks it."""
+    if code not in responses.codigos_glosa(ctx.version):
+        code, text = XML_NAO_VALIDADO, f"[{code}] {text or tabela38().get(code) or ''}".strip()
+    if service.name not in responses.services_with_mensagem_erro(ctx.version):
+        return responses.glosa_elegibilidade(ctx, code, text)
+    return responses.mensagem_erro(ctx, service, code, text)
+
+
+def _destino(root: etree._Element) -> str:
+    return root.findtext(f"{{{ANS_NS}}}cabecalho/{{{ANS_NS}}}destino/{{{ANS_NS}}}registroANS", "").strip()
 
 
 def wrong_hash(body: bytes) -> bytes:

@@ -14,7 +14,8 @@ Admin API (JSON, unauthenticated: keep ``--bind`` on 127.0.0.1):
   GET    /admin/state                    operators, URLs, clock, faults
   POST   /admin/clock/advance            {"seconds": N} and/or {"days": N}
   POST   /admin/clock/time-scale         {"time_scale": X}
-  POST   /admin/<operadora>/faults       {"mode": ..., "rate", "latency_ms", "kind", "count", "duration_s"}
+  POST   /admin/<operadora>/faults       {"mode": ..., "rate", "latency_ms", "kind", "count", "duration_s",
+                                          "code", "text"}
   DELETE /admin/<operadora>/faults
   GET    /admin/<operadora>/certificate  PEM: the operator's leaf certificate, then the CA
 """
@@ -36,7 +37,7 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from gateway.soap import wsdl
 from simulator.clock import horario_local
-from simulator.faults import FAULT_KEY, Fault, FaultInjector, FaultState
+from simulator.faults import FAULT_KEY, Fault, FaultInjector, FaultState, Responder
 
 log = logging.getLogger("tiss_simulator")
 StartResponse = Callable[..., object]
@@ -250,6 +251,7 @@ class SimulatedOperator:
     state: FaultState = field(default_factory=FaultState)
     certificate_pem: bytes | None = None  # leaf then CA
     listener: Listener | None = None
+    responder: Responder | None = None  # how it words the answers of the refuse fault
 
 
 class Simulator:
@@ -264,7 +266,7 @@ class Simulator:
         self.admin = Listener("admin", access_log(AdminApp(self), "admin"), host, port)
         for index, op in enumerate(operators, start=1):
             app = access_log(FaultInjector(accepted_versions(op.app, op.versoes), op.state,
-                                           max_drain=op.max_bytes), op.key)
+                                           max_drain=op.max_bytes, responder=op.responder), op.key)
             op.listener = Listener(op.key, app, host, port + index if port else 0, max_body=op.max_bytes)
             op.state.on_change = self._fault_changed(op)
 
@@ -515,9 +517,10 @@ def build(keys: Sequence[str], *, host: str, port: int, database_url: str, home:
         pipeline = OperadoraSimulada(profile, registry, sessions, clock, seed=seed, credentials=leaf)
         # SOAP 1.1 wants faults on HTTP 500: what operators' Java/.NET stacks send.
         app = TissWsgi(pipeline, registry, max_bytes=profile.max_bytes, fault_http_status=500)
+        responder = Responder(profile.registro_ans, pipeline.envelope, lambda: horario_local(clock.now()))
         operators.append(SimulatedOperator(
             profile.key, profile.nome, profile.registro_ans, tuple(profile.versoes), app, profile.max_bytes,
-            FaultState(profile.key, seed), certificate_pem=_chain_pem(leaf)))
+            FaultState(profile.key, seed), certificate_pem=_chain_pem(leaf), responder=responder))
     return Simulator(operators, clock, host=host, port=port, on_stop=engine.dispose)
 
 

@@ -1,5 +1,6 @@
 """Protocol tracking: ask each operator the situação of open lotes, back off as they age, stop at a
-final status, and keep the gateway protocol's status as the least advanced of its parts.
+final status, and keep the gateway protocol's status as the least advanced of the parts the
+operator took (gateway.delivery.outcome).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import Adapter
 from gateway.config import EntregaSettings
-from gateway.delivery import outbox
+from gateway.delivery import outbox, outcome
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import OperatorClient, TransportError, VersaoSemEndereco, padrao
 from gateway.delivery.reading import read_answer
@@ -26,12 +27,11 @@ from gateway.message import reader
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
 from gateway.message.situacao import read_situacao
-from gateway.message.tables import FINAL_STATUS, PROGRESS
+from gateway.message.tables import FINAL_STATUS, RECEBIDO
 from gateway.observability import metrics
 from gateway.observability.logs import request_context, request_id_var
 from gateway.storage import rows
-from gateway.storage.models import Entrega, Protocolo
-from gateway.storage.protocolos import set_status
+from gateway.storage.models import Entrega
 
 log = logging.getLogger("tiss_gateway.tracking")
 _A = f"{{{ANS_NS}}}"
@@ -43,7 +43,7 @@ _CONTRATADO = {"CNPJ": "cnpjContratado", "CPF": "cpfContratado",
 
 def start(entrega: Entrega, settings: EntregaSettings, now: datetime) -> None:
     """A lote just delivered: "Recebido" until the operator says otherwise, first asked soon."""
-    entrega.status, entrega.status_em = 1, now
+    entrega.status, entrega.status_em = RECEBIDO, now
     entrega.proxima_consulta_em = now + timedelta(seconds=outbox.next_status_query(settings, 0))
 
 
@@ -175,21 +175,10 @@ class Tracker:
 
     @staticmethod
     def _aggregate(session: Session, entrega: Entrega, now: datetime) -> None:
-        if entrega.protocolo_id is None:
-            return
-        # Parts of a split lote are polled by different threads: lock the protocol before reading
-        # the parts, so that the later of two concurrent updates sees the earlier one (PostgreSQL,
-        # READ COMMITTED; SQLite transactions are serial anyway).
-        session.flush()
-        session.execute(select(Protocolo.id).where(Protocolo.id == entrega.protocolo_id).with_for_update())
-        parts = session.scalars(select(Entrega).where(Entrega.protocolo_id == entrega.protocolo_id)
-                                .execution_options(populate_existing=True)).all()
-        if any(p.status is None for p in parts):
-            return  # a part not delivered yet: the lote as a whole is still "Recebido"
-        least = min((p.status for p in parts), key=lambda s: PROGRESS.get(s or 1, 1))
-        protocolo = session.get_one(Protocolo, entrega.protocolo_id)
-        if least is not None and protocolo.status != least:
-            set_status(session, protocolo, least, f"operadora:{entrega.registro_ans}", now=now)
+        """The lote protocol follows its parts (gateway.delivery.outcome: refused parts left out,
+        RECUSADO_PELA_OPERADORA kept)."""
+        if entrega.protocolo_id is not None:
+            outcome.atualizar_protocolo(session, entrega.protocolo_id, entrega.registro_ans, now)
 
 
 def _status_of(root: etree._Element) -> int | None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import Adapter
 from gateway.config import Config
-from gateway.delivery import appeals, outbox, state, tracking
+from gateway.delivery import appeals, outbox, outcome, state, tracking
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import OperatorClients, TransportError, VersaoSemEndereco, padrao
 from gateway.delivery.reading import Reading, read_answer
@@ -27,6 +27,7 @@ from gateway.delivery.state import State
 from gateway.message import reader
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
+from gateway.message.tables import GUIA_ACEITA, GUIA_RECUSADA
 from gateway.observability import metrics
 from gateway.observability.logs import request_context, request_id_var
 from gateway.storage import rows
@@ -173,39 +174,47 @@ class Worker:
             state.postponed(entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
 
     def _record(self, entrega_id: int, body: bytes | None, reading: Reading) -> str:
-        """Store the attempt; returns its outcome for the metrics (entregue, recusada, falha, morta,
-        perdida: labels, not states)."""
+        """Store the attempt and what it means for its lote (gateway.delivery.outcome); returns its
+        outcome for the metrics (entregue, recusada, falha, morta, perdida: labels, not states)."""
         now = self.clock()
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, entrega_id)
-            if not state.held_by(entrega, self.name):
-                return "perdida"  # lease lost meanwhile: the other worker's answer stands
-            if entrega.envio_id is None:
-                sent = self._mensagem(entrega, "saida", entrega.corpo)
-                entrega.envio_id = rows.add_mensagem(session, sent)
-            if body is not None:
-                answer_id = rows.add_mensagem(session, self._mensagem(entrega, "entrada", body,
-                                                                         reading, entrega.envio_id))
-                entrega.resposta_id = answer_id
-            if reading.kind == "repetir":
-                state.failed(entrega, reading.motivo, self.settings, now)
-                log.warning("entrega %s (%s) falhou, tentativa %s: %s", entrega.id, entrega.registro_ans,
-                            entrega.tentativas, reading.motivo, extra=_fields(entrega))
-                return "morta" if entrega.estado == State.MORTA else "falha"
-            if reading.kind == "recusada":
-                state.refused(entrega, reading.motivo)
-                rows.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
-                                     lote_id=entrega.lote_id)
-                log.info("entrega %s recusada pela operadora: %s", entrega.id, reading.motivo,
-                         extra=_fields(entrega))
-                return "recusada"
-            state.delivered(entrega, now, reading.numero_protocolo)
-            if entrega.servico == "tissLoteGuias":
-                tracking.start(entrega, self.settings, now)
-            self._single_part_protocol(session, entrega)
-            log.info("entrega %s entregue: protocolo da operadora %s", entrega.id, entrega.numero_protocolo,
+            result, desfecho = self._store(session, entrega, body, reading, now)
+            registro = entrega.registro_ans
+        metrics.guias(registro, GUIA_ACEITA, desfecho.aceitas)  # once committed
+        metrics.guias(registro, GUIA_RECUSADA, desfecho.recusadas)
+        return result
+
+    def _store(self, session: Session, entrega: Entrega, body: bytes | None, reading: Reading,
+               now: datetime) -> tuple[str, outcome.Desfecho]:
+        if not state.held_by(entrega, self.name):
+            return "perdida", outcome.Desfecho()  # lease lost meanwhile: the other worker's answer stands
+        if entrega.envio_id is None:
+            sent = self._mensagem(entrega, "saida", entrega.corpo)
+            entrega.envio_id = rows.add_mensagem(session, sent)
+        if body is not None:
+            answer_id = rows.add_mensagem(session, self._mensagem(entrega, "entrada", body,
+                                                                     reading, entrega.envio_id))
+            entrega.resposta_id = answer_id
+        if reading.kind == "repetir":
+            state.failed(entrega, reading.motivo, self.settings, now)
+            log.warning("entrega %s (%s) falhou, tentativa %s: %s", entrega.id, entrega.registro_ans,
+                        entrega.tentativas, reading.motivo, extra=_fields(entrega))
+            return "morta" if entrega.estado == State.MORTA else "falha", outcome.Desfecho()
+        if reading.kind == "recusada":
+            state.refused(entrega, reading.motivo)
+            rows.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
+                              lote_id=entrega.lote_id)
+            log.info("entrega %s recusada pela operadora: %s", entrega.id, reading.motivo,
                      extra=_fields(entrega))
-            return "entregue"
+            return "recusada", outcome.registrar(session, entrega, reading, now)
+        state.delivered(entrega, now, reading.numero_protocolo)
+        if entrega.servico == "tissLoteGuias":
+            tracking.start(entrega, self.settings, now)
+        self._single_part_protocol(session, entrega)
+        log.info("entrega %s entregue: protocolo da operadora %s", entrega.id, entrega.numero_protocolo,
+                 extra=_fields(entrega))
+        return "entregue", outcome.registrar(session, entrega, reading, now)
 
     @staticmethod
     def _single_part_protocol(session: Session, entrega: Entrega) -> None:

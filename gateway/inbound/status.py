@@ -1,20 +1,23 @@
 """situacaoProtocoloWS from the gateway's data, at once, also for a forwarded lote.
 
-The status is the gateway protocol's: the worker's tracker keeps it at the least advanced status
-of the operator lotes the lote became (gateway.delivery.tracking). The guides are all the lote's
-guides, whatever part they went in. Where the operator already answered the situação of a part
-(``Entrega.situacao_id``), each of its guides shows the values the operator reported
+The status is the gateway protocol's: the least advanced status of the operator lotes the lote
+became, the parts the operator refused left out (gateway.delivery.outcome, kept by the worker).
+A lote the operator refused in full (RECUSADO_PELA_OPERADORA, never written in an answer) is
+answered with that refusal: mensagemErro with the operator's crítica. The guides are the lote's
+guides still ``aceita``, whatever part they went in: guides refused (a refused part, or left out
+of the operator's receipt) and cancelled ones are left out, of the list and of the totals, as
+the operator's own answer leaves them out. Where the operator already answered the situação of a
+part (``Entrega.situacao_id``), each of its guides shows the values the operator reported
 (vlInformadoGuia: processado, glosa, liberado), its glosa motives and the operator's guide
 number, and the lote totals add up the parts' answers; a guide of a part not answered yet shows
 the received value (nothing glosado nor liberado yet). ct_guiaDados has no status of its own: the
-guide-level information is the values and glosas the operator reported. A part the operator
-refused makes the answer that refusal (mensagemErro with the operator's crítica code).
+guide-level information is the values and glosas the operator reported.
 
 A status answer only reads: it is built in the request's read-only transaction, before the write
 transaction that stores it (its sequencialTransacao set then).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +34,7 @@ from gateway.message.lote import GuiaLida
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.message.situacao import GuiaSituacao, read_situacao
+from gateway.message.tables import GUIA_ACEITA, RECUSADO_PELA_OPERADORA
 from gateway.storage import rows
 from gateway.storage.prepared import Db
 
@@ -55,23 +59,15 @@ def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaR
                 else responses.CODIGO_PROTOCOLO_NAO_ENCONTRADO)
         return StatusAnswer(responses.protocolo_nao_localizado(ctx, numero_protocolo=numero), code)
     partes = rows.partes_do_lote(db, lote.lote_id) if lote.lote_id is not None else []
-    recusada = next((p for p in partes if p.estado == "recusada"), None)
-    if recusada is not None:
-        codigo, texto = rows.critica_de(db, recusada.resposta_id or recusada.envio_id) \
-            or (None, "lote recusado")
-        texto = numeros.traduzir_texto(db, texto, prestador_id=checked.prestador_id,
-                                       registro_ans=operadora.registro_ans)  # never the operator's numbers
-        if codigo not in responses.codigos_glosa(ctx.version):
-            codigo = relay.CRITICA_PADRAO
-        return StatusAnswer(responses.mensagem_erro(
-            ctx, call.service, codigo, f"O lote {lote.numero_lote} (protocolo {lote.numero_protocolo}) foi "
-            f"recusado pela operadora {operadora.nome}: {texto}"))
+    if lote.status == RECUSADO_PELA_OPERADORA:
+        return StatusAnswer(_recusado(db, checked, ctx, lote, partes))
     analise = _situacoes(db, partes, ctx.version, registry)
-    guias = [guia_recebida(g, lote.tipo_guia, analise.guias.get(g.numero_guia_prestador)) for g in lote.guias]
-    valor_total: Decimal | responses.ValorTotal = lote.valor_informado or Decimal("0.00")
+    aceitas = [g for g in lote.guias if g.situacao == GUIA_ACEITA] or lote.guias  # all cancelled: all
+    guias = [guia_recebida(g, lote.tipo_guia, analise.guias.get(g.numero_guia_prestador)) for g in aceitas]
+    valor_total: Decimal | responses.ValorTotal = (
+        lote.valor_informado if len(aceitas) == len(lote.guias) else _soma(aceitas)) or Decimal("0.00")
     if analise.totais:
-        nao_analisadas = sum((g.valor_informado or Decimal(0) for g in lote.guias
-                              if g.numero_guia_prestador not in analise.cobertas), Decimal("0.00"))
+        nao_analisadas = _soma(g for g in aceitas if g.numero_guia_prestador not in analise.cobertas)
         valor_total = responses.ValorTotal(
             sum((t.processado for t in analise.totais), nao_analisadas),
             sum((t.glosa for t in analise.totais), Decimal("0.00")),
@@ -82,18 +78,41 @@ def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaR
         valor_total=valor_total, guias=guias))
 
 
+def _recusado(db: Db, checked: CheckedCall, ctx: responses.ReplyContext, lote: rows.LoteGravado,
+              partes: Sequence[rows.ParteEncaminhada]) -> etree._Element:
+    """The mensagemErro of a lote the operator refused in full: the crítica of its first refused
+    part, in the provider's version and with the gateway's numbers."""
+    operadora = checked.operadora
+    recusada = next((p for p in partes if p.estado == "recusada"), None)
+    found = rows.critica_de(db, recusada.resposta_id or recusada.envio_id) if recusada is not None else None
+    codigo, texto = found or (None, "lote recusado")
+    texto = numeros.traduzir_texto(db, texto, prestador_id=checked.prestador_id,
+                                   registro_ans=operadora.registro_ans)  # never the operator's numbers
+    if codigo not in responses.codigos_glosa(ctx.version):
+        codigo = relay.CRITICA_PADRAO
+    return responses.mensagem_erro(
+        ctx, checked.call.service, codigo, f"O lote {lote.numero_lote} (protocolo {lote.numero_protocolo}) "
+        f"foi recusado pela operadora {operadora.nome}: {texto}")
+
+
+def _soma(guias: Iterable[rows.GuiaGravada]) -> Decimal:
+    return sum((g.valor_informado or Decimal(0) for g in guias), Decimal("0.00"))
+
+
 def guia_recebida(guia: GuiaLida | rows.GuiaGravada, tipo_guia: str,
                   analisada: GuiaSituacao | None = None) -> responses.GuiaRecebida:
     """A guide as protocolo/situação list it: as received, or as the operator analysed it."""
+    # Both are required by the schema of every lote the gateway stores: the fallbacks only type it.
+    carteira, valor = guia.numero_carteira or "", guia.valor_informado or Decimal("0.00")
     if analisada is None:
         return responses.GuiaRecebida(numero_guia_prestador=guia.numero_guia_prestador,
                                       numero_guia_operadora=guia.numero_guia_operadora,
-                                      numero_carteira=guia.numero_carteira,
-                                      valor_informado=guia.valor_informado, odonto=tipo_guia == "odonto")
+                                      numero_carteira=carteira, valor_informado=valor,
+                                      odonto=tipo_guia == "odonto")
     return responses.GuiaRecebida(
         numero_guia_prestador=guia.numero_guia_prestador,
         numero_guia_operadora=guia.numero_guia_operadora or analisada.numero_guia_operadora,
-        numero_carteira=guia.numero_carteira, valor_informado=guia.valor_informado,
+        numero_carteira=carteira, valor_informado=valor,
         odonto=tipo_guia == "odonto", valores=analisada.valores, glosas=analisada.glosas)
 
 

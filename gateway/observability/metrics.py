@@ -13,6 +13,9 @@ Counted where they happen (cheap: a labelled counter is a dict lookup and a floa
 * ``tiss_gateway_deliveries_total{operadora, outcome}`` (worker): ``entregue``, ``recusada``,
   ``falha`` (retried later), ``morta`` (dead-lettered), ``adiada`` (circuit open);
   ``tiss_gateway_delivery_duration_seconds{operadora}``: the operator's answer time.
+* ``tiss_gateway_guias_total{operadora, situacao}`` (worker): guides of delivered lotes as the
+  operator's answer left them, counted when the answer is recorded (gateway.delivery.outcome):
+  ``aceita`` (in its receipt), ``recusada`` (the part refused, or left out of the receipt).
 * ``tiss_gateway_status_polls_total{operadora, outcome}`` and
   ``tiss_gateway_status_poll_lag_seconds{operadora}`` (worker): status polls and how late each ran
   after its ``proxima_consulta_em``.
@@ -84,6 +87,8 @@ REQUEST_DURATION = Histogram("tiss_gateway_request_duration_seconds", "Duração
                              ["service"], buckets=LATENCY_BUCKETS)
 DELIVERIES = Counter("tiss_gateway_deliveries", "Tentativas de entrega às operadoras por resultado",
                      ["operadora", "outcome"])
+GUIAS = Counter("tiss_gateway_guias", "Guias dos lotes entregues, aceitas ou recusadas pela operadora",
+                ["operadora", "situacao"])
 DELIVERY_DURATION = Histogram("tiss_gateway_delivery_duration_seconds",
                               "Tempo de resposta da operadora a uma entrega", ["operadora"],
                               buckets=LATENCY_BUCKETS)
@@ -121,6 +126,12 @@ def delivery(operadora: str, outcome: str, seconds: float | None = None) -> None
     DELIVERIES.labels(operadora, outcome).inc()
     if seconds is not None:
         DELIVERY_DURATION.labels(operadora).observe(seconds)
+
+
+def guias(operadora: str, situacao: str, count: int) -> None:
+    """``count`` guides the operator's answer left ``situacao`` (aceita, recusada)."""
+    if count:
+        GUIAS.labels(operadora, situacao).inc(count)
 
 
 def status_poll(operadora: str, outcome: str) -> None:

@@ -49,6 +49,7 @@ class GuiaGravada:
     numero_guia_operadora: str | None
     numero_carteira: str | None
     valor_informado: Decimal | None
+    situacao: str = GUIA_ACEITA  # SITUACOES_GUIA
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ _LOTE_DO_PROTOCOLO = (
     .where(_PR.c.numero == bindparam("numero"), _PR.c.prestador_id == bindparam("prestador_id"),
            _PR.c.registro_ans == bindparam("registro_ans")).limit(1))
 _GUIAS_DO_LOTE = (select(_G.c.numero_guia_prestador, _G.c.numero_guia_operadora, _G.c.numero_carteira,
-                         _G.c.valor_informado).where(_G.c.lote_id == bindparam("lote_id")).order_by(_G.c.id))
+                         _G.c.valor_informado, _G.c.situacao)
+                  .where(_G.c.lote_id == bindparam("lote_id")).order_by(_G.c.id))
 _INSERT = {table.name: table.insert().returning(table.c.id) for table in (_M, _T, _L)}
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}  # (table, columns given) -> statement
 _GUIA_COLUNAS = ("lote_id", "numero_guia_prestador", "numero_guia_operadora", "tipo", "numero_carteira",
@@ -320,7 +322,26 @@ def _insert(session: Db, table: Table, values: Mapping[str, Any]) -> int:
     return statement.scalar(session, values)
 
 
-def guia_ids(session: Db, lote_id: int) -> dict[str, int]:
-    """numeroGuiaPrestador -> guia.id of a lote's guides (to hang a guide's críticas on it)."""
+def guia_ids(session: Db, lote_id: int, situacao: str | None = None) -> dict[str, int]:
+    """numeroGuiaPrestador -> guia.id of a lote's guides (to hang a guide's críticas on it);
+    ``situacao``: only the guides in it."""
     query = select(_G.c.numero_guia_prestador, _G.c.id).where(_G.c.lote_id == lote_id)
+    if situacao is not None:
+        query = query.where(_G.c.situacao == situacao)
     return {row[0]: row[1] for row in connection_of(session).execute(query)}
+
+
+def set_situacao_guias(session: Db, guia_ids: Sequence[int], situacao: str) -> None:
+    """What became of these guides (guia.situacao, SITUACOES_GUIA)."""
+    if guia_ids:
+        connection_of(session).execute(
+            _G.update().where(_G.c.id.in_(sorted(set(guia_ids)))).values(situacao=situacao))
+
+
+def add_criticas_das_guias(session: Db, mensagem_id: int | None,
+                           criticas: Sequence[tuple[int, Finding]], *, lote_id: int) -> None:
+    """Críticas each refusing one guide ((guia.id, finding) pairs): one executemany."""
+    rows = [dict(mensagem_id=mensagem_id, lote_id=lote_id, guia_id=guia_id, codigo=f.code,
+                 mensagem=f.message[:4000], localizacao=f.location, linha=f.line) for guia_id, f in criticas]
+    if rows:
+        _FAST_CRITICAS.executemany(session, rows)

@@ -21,7 +21,8 @@ from gateway.message import reader
 from gateway.message.responses import GuiaRecebida, ValorTotal, envelope, reply_context, situacao_protocolo
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega
+from gateway.storage.models import Entrega, Protocolo
+from gateway.storage.protocolos import new_protocolo
 from tests.db_fixtures import add_prestador_and_mensagem
 from tests.factory import Party, build_lote
 
@@ -124,3 +125,23 @@ def test_a_poll_goes_in_the_version_of_the_part_it_asks_about(db_engine: Engine,
     assert operator.versoes == [sent_in]
     ((_servico, corpo),) = operator.calls
     assert reader.read(corpo).version == sent_in
+
+
+def test_a_part_the_operator_refused_does_not_hold_the_protocol_back(db_engine: Engine,
+                                                                     registry: SchemaRegistry) -> None:
+    """The protocol follows the parts the operator took: a refused part has no status to wait for."""
+    entrega_id = delivered_lote(db_engine, registry)
+    with session_factory(db_engine).begin() as session:
+        entrega = session.get_one(Entrega, entrega_id)
+        protocolo = new_protocolo(session, tipo="lote", prestador_id=entrega.prestador_id, registro_ans=PASA,
+                                  now=NOW)
+        entrega.protocolo_id, entrega.partes = protocolo.id, 2
+        session.add(Entrega(registro_ans=PASA, servico="tissLoteGuias", prestador_id=entrega.prestador_id,
+                            mensagem_id=entrega.mensagem_id, protocolo_id=protocolo.id, parte=2, partes=2,
+                            sequencial="502", estado=State.RECUSADA))
+        protocolo_id = protocolo.id
+    assert worker(db_engine, registry, FakeOperator(3)).tracker.run_once() == 1
+    with session_factory(db_engine)() as session:
+        found = session.get_one(Protocolo, protocolo_id)
+        assert found.status == 3
+        assert [(h.status, h.origem) for h in found.historico] == [(1, "gateway"), (3, f"operadora:{PASA}")]

@@ -17,8 +17,9 @@ from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.message import hashing, reader
+from gateway.message import hashing, reader, responses
 from gateway.message.hashing import HashPolicy
+from gateway.message.lote import read_lote
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_REQUEST
@@ -427,6 +428,35 @@ def test_ipasgo_refuses_guides_one_by_one_and_signs(simulator):
         assert not any(c.rejeita_lote for c in lote.criticas)
 
 
+def test_ipasgo_receipt_names_each_refused_guide_and_totals_the_accepted(simulator):
+    """A lote taken in part: the receipt's glosaProtocolo has one motive per refused guide (its
+    crítica, read back by responses.guia_da_recusa) and its value; valorTotalProtocolo is the
+    accepted guides' only."""
+    ipasgo = simulator("ipasgo")
+    data = build_lote("honorarios", 3, numero_lote="3002", sequencial=ipasgo.next_seq(), party=ipasgo.party,
+                      when=ipasgo.clock.local_now().replace(tzinfo=None), envelope=True)
+
+    def matricula_desconhecida(root) -> None:  # guides 1 and 3 carry known matrículas; 2 does not
+        for guia, matricula in zip(root.find(f"{{{ANS_NS}}}loteGuias/{{{ANS_NS}}}guiasTISS"),
+                                   ("5020011", "9999999", "5020029"), strict=True):
+            guia.find(f"{{{ANS_NS}}}dadosContratadoExecutante/{{{ANS_NS}}}codigonaOperadora").text = matricula
+
+    data = rehash(data, matricula_desconhecida)
+    resposta = ipasgo.post("tissLoteGuias", data)
+    ipasgo.check(resposta)
+    detalhe = "ans:recebimentoLote/ans:protocoloRecebimento/ans:detalheProtocolo/"
+    assert resposta.all(detalhe + "ans:dadosGuiasProtocolo/ans:dadosGuias/ans:numeroGuiaPrestador") == [
+        "300200001", "300200003"]
+    motivo = detalhe + "ans:glosaProtocolo/ans:motivosGlosa/ans:motivoGlosa/"
+    assert resposta.all(motivo + "ans:codigoGlosa") == ["1203"]
+    [descricao] = resposta.all(motivo + "ans:descricaoGlosa")
+    assert responses.guia_da_recusa(descricao) == "300200002" and "1203 - " in descricao
+    valores = {g.numero_guia_prestador: g.valor_informado for g in read_lote(reader.read(data).root).guias}
+    assert Decimal(resposta.text(detalhe + "ans:glosaProtocolo/ans:vlGlosaProtocolo")) == valores["300200002"]
+    aceitas = valores["300200001"] + valores["300200003"]
+    assert Decimal(resposta.text(detalhe + "ans:valorTotalProtocolo")) == aceitas
+
+
 def test_ipasgo_requires_a_valid_signature(simulator, authority):
     ipasgo = simulator("ipasgo")
     lote = build_lote("consulta", 1, party=ipasgo.party, envelope=True)
@@ -619,7 +649,7 @@ def test_autorizacao_three_outcomes_and_status_over_time(simulator):
 
 
 def test_cancelamento_before_and_after_analysis(simulator):
-    pasa = simulator("pasa")
+    pasa = simulator("capitalprev")  # cancels a lote it received (PASA does not: test_recursos)
     pasa.lote("consulta", 2, numero_lote="501")
     pasa.lote("consulta", 2, numero_lote="502")
     guia = pasa.request("cancelaGuiaWS", numero_guia_prestador="50100001")
@@ -630,7 +660,7 @@ def test_cancelamento_before_and_after_analysis(simulator):
         status + "ans:guiasCanceladas/ans:dadosGuia/ans:statusCancelamento") == "3"
     lote = pasa.request("cancelaGuiaWS", cancelamento="lote", numero_lote="501")
     assert lote.text(status + "ans:loteCancelado/ans:statusCancelamento") == "1"
-    pasa.advance(48)  # analysed: too late
+    pasa.advance(96)  # analysed (Capital Prev: 72 h): too late
     tarde = pasa.request("cancelaGuiaWS", cancelamento="lote", numero_lote="502")
     assert tarde.text(status + "ans:loteCancelado/ans:statusCancelamento") == "2"
     with pasa.sessions() as session:
@@ -640,14 +670,16 @@ def test_cancelamento_before_and_after_analysis(simulator):
 
 
 def test_recurso_de_glosa_and_its_status(simulator):
+    from tests.unit.simulator.test_recursos import analysed_lote, glosado, pedido, send
+
     pasa = simulator("pasa")
-    numero = pasa.lote("sp-sadt", 8, seed=3, numero_lote="7").text(
+    recebido = pasa.lote("sp-sadt", 8, seed=3, numero_lote="6").text(
         "ans:recebimentoLote/ans:protocoloRecebimento/ans:detalheProtocolo/ans:numeroProtocolo")
-    cedo = pasa.request("loteRecursoGlosaWS", numero_protocolo=numero, numero_lote="7")
-    assert cedo.text("ans:recebimentoRecurso/ans:mensagemErro/ans:codigoGlosa") == "2908"
-    pasa.advance(48)
-    recurso = pasa.request("loteRecursoGlosaWS", numero_protocolo=numero, numero_lote="7")
-    pasa.check(recurso)
+    cedo = pasa.request("loteRecursoGlosaWS", numero_protocolo=recebido, numero_lote="6")
+    assert cedo.text("ans:recebimentoRecurso/ans:mensagemErro/ans:codigoGlosa") == "2908"  # not analysed
+    numero, guias = analysed_lote(pasa)
+    guia, item = glosado(guias)
+    recurso = send(pasa, {guia.numero_guia_prestador: [pedido(item, item.valor_glosa)]}, numero)
     protocolo_recurso = recurso.text(
         "ans:recebimentoRecurso/ans:protocoloRecebimento/ans:nrProtocoloRecursoGlosa")
     assert protocolo_recurso == str(int(numero) + 1)
