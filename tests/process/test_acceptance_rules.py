@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -25,6 +26,7 @@ from gateway.message.responses import guia_da_recusa
 from gateway.storage.models import Critica, Entrega, Guia, Lote, Protocolo
 from simulator.models import SimGuia, SimLote, SimMensagem
 from simulator.profile import load_profile
+from tests.console_client import stack_cli
 from tests.factory import Party, build_lote, envelope
 from tests.forwarding_stack import NS, OPERADORAS, SEM_CONTRATO, Stack, new_number, party, wait_until
 from tests.gateway_process import WorkerProcess
@@ -116,6 +118,15 @@ def test_ipasgo_takes_a_lote_in_part_and_gets_only_the_guides_it_takes(stack: St
         recebido = connection.scalar(select(SimMensagem.corpo).where(SimMensagem.id == sim_lote.mensagem_id))
     assert tomadas == aceitas
     assert numeros(etree.fromstring(recebido)) == aceitas
+    # The same two-of-three in the views: the status service and `protocolo show`.
+    situacao = stack.status("ipasgo", protocolo)
+    detalhe = situacao.find(".//ans:detalheLote", NS)
+    assert [g.text for g in detalhe.iterfind(".//ans:numeroGuiaPrestador", NS)] == aceitas
+    assert Decimal(detalhe.findtext("ans:valorTotalLote/ans:valorProcessado", namespaces=NS)) == valor_aceito
+    shown = json.loads(stack_cli(stack, "protocolo", "show", protocolo, "--json").stdout)
+    assert (shown["guias_aceitas"], shown["guias_recusadas"], Decimal(shown["valor_aceito"])) == (
+        2, 1, valor_aceito)
+    assert [g["guia"] for g in shown["recusadas"]] == [recusada_numero]
 
 
 # --- Unimed: the SP/SADT executante is not the operator --------------------------------------------
