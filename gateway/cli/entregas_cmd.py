@@ -1,6 +1,7 @@
 """``tiss-gateway entregas list|retry``, ``protocolo show NUMERO``, ``lote list``: the deliveries
 and protocols as the people running the gateway see them. A lote's status, its guides accepted and
-refused and its resubmissions are read as the console reads them (gateway.console.desfecho)."""
+refused and its resubmissions are read as the console reads them (gateway.console.desfecho).
+Only ``entregas retry`` writes (and migrates first); the others only read (gateway.cli.database)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.db_cmd import FAILED, OK, database_options, with_session
+from gateway.cli.database import FAILED, OK, database_options, with_session
 from gateway.delivery.state import State  # no database import: cheap while the command line starts
 
 if TYPE_CHECKING:
@@ -55,9 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lotes.set_defaults(run=run_lotes)
 
 
-def _with_session(args: argparse.Namespace, action: Callable[[Session], tuple[int, Any]]) -> int:
-    """Run ``action`` in a transaction; it returns the exit status and a text, or rows shown as a
-    table (JSON with ``--json``)."""
+def _with_session(args: argparse.Namespace, action: Callable[[Session], tuple[int, Any]], *,
+                  write: bool) -> int:
+    """Run ``action`` in a transaction (read-only unless ``write``); it returns the exit status and
+    a text, or rows shown as a table (JSON with ``--json``)."""
     def show(result: tuple[int, Any]) -> int:
         code, output = result
         if getattr(args, "json", False) and not isinstance(output, str):
@@ -66,7 +68,7 @@ def _with_session(args: argparse.Namespace, action: Callable[[Session], tuple[in
             print(output if isinstance(output, str) else _table(output))
         return code
 
-    return with_session(args, action, show)
+    return with_session(args, action, show, write=write)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -89,7 +91,7 @@ def _entrega(e: Entrega) -> dict[str, Any]:
 
 def _status_names(args: argparse.Namespace) -> StatusNames:
     """The operators' own status names (from the configured adapters), shown beside the TISS ones.
-    Read before the transaction opens (on SQLite it holds the write lock). None at all when the
+    Read before the database is opened (adapters load slowly). None at all when the
     configuration is invalid (the command then reports it) or an adapter does not load."""
     from adapters.base import AdapterError
     from gateway.config import ConfigError, load_config
@@ -118,7 +120,7 @@ def run_list(args: argparse.Namespace) -> int:
             query = query.where(Entrega.registro_ans == args.operadora)
         return OK, [_entrega(e) for e in session.scalars(query)]
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=False)
 
 
 def run_retry(args: argparse.Namespace) -> int:
@@ -132,7 +134,7 @@ def run_retry(args: argparse.Namespace) -> int:
         count = retry_dead(session, None if args.all else args.ids)
         return (OK if count else NOT_FOUND), f"{count} entrega(s) de volta à fila"
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)
 
 
 def _status(names: StatusNames, registro: str, codigo: int) -> str:
@@ -222,7 +224,7 @@ def run_show(args: argparse.Namespace) -> int:
             "entregas": [_entrega(e) for e in partes]}
         return OK, data if args.json else _texto_show(data)
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=False)
 
 
 def run_lotes(args: argparse.Namespace) -> int:
@@ -253,4 +255,4 @@ def run_lotes(args: argparse.Namespace) -> int:
                 "recebido": lote.criado_em.isoformat(timespec="seconds")})
         return OK, rows
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=False)

@@ -1,6 +1,7 @@
 """``tiss-gateway prestador add|list|disable|enable``: providers allowed to use the gateway.
 
-Every command migrates the database first. Passwords and their hashes are never printed; prefer
+``add``, ``disable`` and ``enable`` migrate the database first; ``list`` only reads it (see
+gateway.cli.database). Passwords and their hashes are never printed; prefer
 ``--senha-stdin`` to ``--senha`` (a command-line argument is visible to other local users).
 """
 
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.db_cmd import REFUSED, database_options, with_session
+from gateway.cli.database import REFUSED, database_options, with_session
 
 if TYPE_CHECKING:  # imported when a command runs, not when the parser is built
     from sqlalchemy.orm import Session
@@ -66,11 +67,12 @@ def _codigos(values: list[str]) -> dict[str, str]:
     return codigos
 
 
-def _with_session(args: argparse.Namespace, action: Callable[[Session], str]) -> int:
-    """Migrate, run ``action`` in a transaction, commit, then print what it returned."""
+def _with_session(args: argparse.Namespace, action: Callable[[Session], str], *, write: bool) -> int:
+    """Run ``action`` in a transaction (``write``: on the migrated database, committed), then print
+    what it returned."""
     from gateway.prestadores import PrestadorError
 
-    return with_session(args, action, refused=PrestadorError)
+    return with_session(args, action, refused=PrestadorError, write=write)
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -94,7 +96,7 @@ def run_add(args: argparse.Namespace) -> int:
         return (f"prestador {prestador.login} cadastrado ({prestador.tipo_documento} {prestador.documento})"
                 + (f"; códigos: {listed}" if listed else ""))
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)
 
 
 def _as_dict(prestador: Prestador) -> dict[str, Any]:
@@ -131,7 +133,7 @@ def run_list(args: argparse.Namespace) -> int:
                          f"{estado:<10}  {row['nome']}  [códigos: {codigos}]")
         return "\n".join(lines)
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=False)
 
 
 def run_disable(args: argparse.Namespace) -> int:
@@ -140,7 +142,7 @@ def run_disable(args: argparse.Namespace) -> int:
 
         return f"prestador {disable_prestador(session, args.login).login} desativado"
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)
 
 
 def run_enable(args: argparse.Namespace) -> int:
@@ -150,4 +152,4 @@ def run_enable(args: argparse.Namespace) -> int:
         prestador = enable_prestador(session, args.login)
         return f"prestador {prestador.login} ativo (bloqueio e contador de falhas zerados)"
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)

@@ -1,7 +1,8 @@
 """``tiss-gateway prune``: empty message bodies past their retention age, drop old access logs.
 
 The rows stay (metadata, hashes, protocols, lotes, guides, críticas); see
-gateway.storage.retention for what is kept and why. Run it from cron, e.g. nightly.
+gateway.storage.retention for what is kept and why. Run it from cron, e.g. nightly. Like every
+command that writes it migrates the database first; ``--dry-run`` only reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from gateway.cli.db_cmd import FAILED, OK, database_options, with_database
+from gateway.cli.database import FAILED, OK, database_options, with_database
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), ensure_ascii=False) if args.json else _text(report))
         return OK
 
-    return with_database(args, action, show)
+    return with_database(args, action, show, write=not args.dry_run)
 
 
 def _user() -> str:

@@ -4,8 +4,9 @@
 without ``--senha-stdin`` the password is asked twice on the terminal (never a command-line
 argument: other local users could read it). Roles: ``admin`` and ``operador`` see everything and
 retry dead deliveries; ``prestador`` sees only the data of its provider (``--prestador``, CNPJ/CPF or
-the provider's login). Every command migrates the database first; passwords and hashes are never
-printed. ``disable`` also ends the user's open sessions.
+the provider's login). ``add``, ``disable`` and ``enable`` migrate the database first; ``list`` only
+reads it (see gateway.cli.database). Passwords and hashes are never printed. ``disable`` also ends
+the user's open sessions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.cli.db_cmd import REFUSED, database_options, with_session
+from gateway.cli.database import REFUSED, database_options, with_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -57,10 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enable.set_defaults(run=run_enable)
 
 
-def _with_session(args: argparse.Namespace, action: Callable[[Session], str]) -> int:
+def _with_session(args: argparse.Namespace, action: Callable[[Session], str], *, write: bool) -> int:
     from gateway.console.usuarios import UsuarioError
 
-    return with_session(args, action, refused=UsuarioError)
+    return with_session(args, action, refused=UsuarioError, write=write)
 
 
 def _senha(args: argparse.Namespace) -> str | None:
@@ -91,7 +92,7 @@ def run_add(args: argparse.Namespace) -> int:
         dono = f" do prestador {usuario.prestador.nome}" if usuario.prestador is not None else ""
         return f"usuário {usuario.login} cadastrado (papel {usuario.papel}{dono})"
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)
 
 
 def _as_dict(usuario: Usuario) -> dict[str, object]:
@@ -127,7 +128,7 @@ def run_list(args: argparse.Namespace) -> int:
             lines.append(f"{row['login']:<20}  {row['papel']:<9}  {estado:<10}  {row['nome']}{prestador}")
         return "\n".join(lines)
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=False)
 
 
 def run_disable(args: argparse.Namespace) -> int:
@@ -136,7 +137,7 @@ def run_disable(args: argparse.Namespace) -> int:
 
         return f"usuário {disable_usuario(session, args.login).login} desativado (sessões encerradas)"
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)
 
 
 def run_enable(args: argparse.Namespace) -> int:
@@ -145,4 +146,4 @@ def run_enable(args: argparse.Namespace) -> int:
 
         return f"usuário {enable_usuario(session, args.login).login} ativo (bloqueio e falhas zerados)"
 
-    return _with_session(args, action)
+    return _with_session(args, action, write=True)

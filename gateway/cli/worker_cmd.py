@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from gateway.cli.db_cmd import CommandError, database_options, display_url, upgraded_url
+from gateway.cli.database import CommandError, check_url, database_options, display_url, upgrade
 
 FAILED = 2
 log = logging.getLogger("tiss_gateway.worker")
@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
         logs.configure_logging((args.log_format or config.logs.formato) == "json", config.logs.nivel)
-        url = args.database or (db.database_url(config) if args.demo else upgraded_url(args))
+        url = check_url(db.database_url(config))  # the config holds --database, if given
+        if not (args.database or args.demo):  # unchanged: those are migrated by server.prepare or the caller
+            upgrade(url)
         if args.demo:
             server.prepare(config)
         if args.metrics_bind:

@@ -33,13 +33,18 @@ def head() -> str:
     return heads[0] if len(heads) == 1 else ",".join(sorted(heads))
 
 
+def revisions() -> set[str]:
+    """Every revision this version of the gateway knows (a database past them was migrated by a newer one)."""
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
 def current(connectable: Connection) -> str | None:
     heads = MigrationContext.configure(connectable).get_current_heads()
     return ",".join(sorted(heads)) if heads else None
 
 
-def upgrade(url: str, engine: Engine | None = None) -> None:
-    """Migrate the database at ``url`` (or ``engine``) to the latest revision, in one transaction.
+def upgrade(url: str, engine: Engine | None = None, revision: str = "head") -> None:
+    """Migrate the database at ``url`` (or ``engine``) to ``revision`` (the latest), in one transaction.
 
     Safe when several processes start at once (gunicorn workers): they take turns, on PostgreSQL
     through an advisory lock, on SQLite through the ``BEGIN IMMEDIATE`` every transaction of
@@ -54,7 +59,7 @@ def upgrade(url: str, engine: Engine | None = None) -> None:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     finally:
         if own:
             engine.dispose()
