@@ -11,8 +11,8 @@ plan -> ask the operator (no transaction open) -> store -> the operator's answer
 
 Failures before the sender is identified answer with a tissFaultWS (nothing trustworthy to put in
 a response cabeçalho); business failures after it (lote already sent, protocol not found) answer
-with the response's own mensagemErro. Every refused message is stored with its bytes for audit
-(gateway.inbound.refusals).
+with the response's own mensagemErro. Every refused message is stored with its bytes for audit,
+within bounds before login (gateway.inbound.refusals).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -61,7 +61,9 @@ class Pipeline:
         self.acceptance = Acceptance(registry, sessions.kw["bind"], self.adapters, clock)
         self.relay = SyncRelay(relay.Proxy(config, registry, self.adapters, self.readers), sessions,
                                self.readers, clock)
-        self.refusals = Refusals(sessions)
+        settings = config.gateway
+        self.refusals = Refusals(sessions, body_bytes=settings.refused_body_bytes,
+                                 per_minute=settings.refusals_per_minute)
 
     # -- entry points (called by the SOAP layer) ------------------------------------------------
     def handle(self, ctx: MethodContext, service: Service, body: etree._Element) -> Reply:

@@ -4,7 +4,9 @@ Accepts a ``mensagemTISS`` document or any ``*WS`` element, bare or as the first
 SOAP 1.1 ``Body``. Everything later (schema, hash, storage) works on the tree parsed here.
 :func:`request_refusal` says, in Portuguese, why a ``Body`` is not what a web service takes (the
 file form, a message wrapped twice, a response...); :func:`reply_encoding` is the encoding a
-fault answering these bytes is written in.
+fault answering these bytes is written in; :func:`encoding_refusal` and :func:`body_refusal`
+refuse what the parse took but a TISS web service must not (another encoding, bytes that contradict
+their declaration, more than one element in the Body).
 """
 
 import codecs
@@ -254,6 +256,25 @@ def _twice_finding(inner: etree._Element, wrapper: etree._Element, where: str) -
                    inner.sourceline)
 
 
+def body_refusal(body: etree._Element, first: etree._Element) -> f.Finding | None:
+    """Why a ``soap:Body`` whose first element is ``first`` holds something besides it (another
+    element, text); None when ``first`` is all. A document-literal Body holds one element at most
+    (WS-I Basic Profile 1.1, R2201 and R2210; R9981 of its errata): a second one would be dropped
+    unanswered. Comments and processing instructions are ignored."""
+    if (body.text or "").strip():
+        return _refusal(first, "O soap:Body traz texto fora da mensagem TISS: deve conter só o "
+                        "elemento da requisição.")
+    for child in body:
+        if (child.tail or "").strip():
+            return _refusal(child, "O soap:Body traz texto fora da mensagem TISS: deve conter só o "
+                            "elemento da requisição.")
+        if child is not first and isinstance(child.tag, str):
+            return _refusal(child, f"O soap:Body traz mais de um elemento ({_written(first)} e "
+                            f"{_written(child)}): deve conter exatamente uma requisição TISS; envie "
+                            "cada mensagem numa chamada.")
+    return None
+
+
 def _written(element: etree._Element) -> str:
     qname = etree.QName(element)
     if qname.namespace in (None, ANS_NS):
@@ -261,10 +282,81 @@ def _written(element: etree._Element) -> str:
     return f"{{{qname.namespace}}}{qname.localname}"
 
 
-# --- the encoding of a fault ------------------------------------------------------------------
+# --- encodings: what TISS takes, and the encoding of a fault -----------------------------------
 
 _DECLARATION = re.compile(rb"\s*<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
 _REPLY_ENCODINGS = {"iso8859-1": "ISO-8859-1", "utf-8": "UTF-8"}
+# TISS messages are ISO-8859-1 (the standard's) or UTF-8 (what most SOAP stacks write); US-ASCII
+# is a subset of both. Anything else (UTF-16, windows-1252...) parses here but reaches the operator
+# as bytes it cannot read. Names as codecs.lookup gives them (any alias is taken).
+_ALLOWED_ENCODINGS = frozenset({"iso8859-1", "utf-8", "ascii"})
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+_TAKEN = "o TISS aceita ISO-8859-1 (a codificação do padrão) ou UTF-8"
+
+
+def allowed_encoding(name: str) -> bool:
+    """Whether ``name`` (an XML declaration's or a Content-Type charset) is an encoding TISS takes."""
+    try:
+        return codecs.lookup(name).name in _ALLOWED_ENCODINGS
+    except LookupError:
+        return False
+
+
+def declared_encoding(data: bytes) -> str | None:
+    """The encoding the XML declaration names (after a UTF-8 BOM), None when it names none."""
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    match = _DECLARATION.match(data, start, start + 200)
+    return match.group(1).decode("ascii") if match else None
+
+
+def encoding_refusal(data: bytes) -> f.Finding | None:
+    """Why a message's bytes are not in an encoding TISS takes, or contradict the encoding they
+    declare; None when they are fine. Run on bytes that parsed (malformed UTF-8 did not)."""
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            return _encoding_finding(f"Mensagem codificada em {name}: {_TAKEN}.")
+    if b"\x00" in data[:4]:  # UTF-16/32 without a BOM: '<' is preceded or followed by NULs
+        return _encoding_finding(f"Mensagem codificada em UTF-16 ou UTF-32: {_TAKEN}.")
+    declared = declared_encoding(data)
+    if declared is None:
+        return None  # UTF-8, XML's default
+    if not allowed_encoding(declared):
+        return _encoding_finding(f"Codificação {declared} declarada na mensagem não é aceita: {_TAKEN}.")
+    name = codecs.lookup(declared).name
+    if name != "utf-8" and data.startswith(codecs.BOM_UTF8):
+        return _encoding_finding(f"A mensagem começa com a marca de UTF-8 (BOM) mas declara {declared}: "
+                                 "declare UTF-8 ou envie-a sem a marca.")
+    if name == "iso8859-1" and _utf8_posing_as_latin1(data):
+        return _encoding_finding(
+            f"A mensagem declara {declared}, mas seus bytes são UTF-8: os acentos seriam lidos trocados "
+            "('Ã£' em vez de 'ã'). Declare encoding=\"UTF-8\" ou envie os bytes em ISO-8859-1.")
+    return None
+
+
+def charset_refusal(charset: str) -> f.Finding | None:
+    """Why a request's Content-Type charset is not one TISS takes; None when it is."""
+    if allowed_encoding(charset):
+        return None
+    return _encoding_finding(f"Codificação {charset} informada no Content-Type não é aceita: {_TAKEN}.")
+
+
+def _utf8_posing_as_latin1(data: bytes) -> bool:
+    """ISO-8859-1 text whose non-ASCII bytes all form valid UTF-8 sequences is, in practice, always
+    UTF-8 declared as ISO-8859-1 (suds re-encodes what it is given so): in real ISO-8859-1 text an
+    accented letter (0xC0-0xFF) is followed by a letter, which no UTF-8 sequence allows, and the
+    bytes 0x80-0xBF (symbols like º, ª, §) would each have to follow such a letter."""
+    if data.isascii():
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _encoding_finding(text: str) -> f.Finding:
+    return f.error(f.MENSAGEM_FORA_DO_PADRAO, text, None, 1)
 
 
 def reply_encoding(data: bytes, tree: etree._ElementTree | None = None) -> str:
@@ -275,8 +367,7 @@ def reply_encoding(data: bytes, tree: etree._ElementTree | None = None) -> str:
     if tree is not None:
         declared = tree.docinfo.encoding
     else:
-        match = _DECLARATION.match(data, 0, 200) if not data.startswith(codecs.BOM_UTF8) else None
-        declared = match.group(1).decode("ascii") if match else None
+        declared = None if data.startswith(codecs.BOM_UTF8) else declared_encoding(data)
     try:
         name = codecs.lookup(declared).name if declared else ""
     except LookupError:

@@ -1,5 +1,6 @@
 """Validate one TISS message: one parse, the schema of its own version, the hash, the guide limit."""
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -22,6 +23,22 @@ _GUIAS = {
 }
 # lxml schema objects keep their error log on the instance: validate one message at a time each.
 _schema_locks: dict[int, threading.Lock] = {}
+_local = threading.local()
+# Tree validation (libxml2 over the parsed tree) gives each error its element path, at a cost per
+# error: lxml keeps every error (~1 KB) and computes its path by scanning the element's same-name
+# siblings, so many errors among many siblings take quadratic time (80,000 invalid items in one
+# parent: 49 s). Only trees that cannot report many errors are validated so; larger ones are
+# parsed again with the schema plugged in, stopping at MAX_FINDINGS errors (_streamed_errors).
+TREE_MAX_ELEMENTS = 10_000
+TREE_MAX_CHILDREN = 500
+# The TISS schemas declare attributes only in the XMLDSig signature (a few per signature); past
+# this many, each is an error libxml2 reports (and lxml keeps) one by one: refused as one.
+MAX_ATTRIBUTES = 1_000
+_ELEMENTS = etree.XPath("count(descendant-or-self::*)")
+_WIDE = etree.XPath(f"boolean(descendant-or-self::*/*[{TREE_MAX_CHILDREN + 1}])")
+_ATTRIBUTES = etree.XPath("count(descendant-or-self::*/@*)")
+_FIRST_WITH_ATTRIBUTE = etree.XPath("(descendant-or-self::*[@*])[1]")
+_FIRST_ATTRIBUTES = etree.XPath("@*[position() <= 3]")  # not .keys(): a list of them all
 # TISS 2.x and 3.x name the version element versaoPadrao (4.x: Padrao).
 _legacy_version = etree.XPath("normalize-space(ans:cabecalho/ans:versaoPadrao)", namespaces=_NS,
                               smart_strings=False)
@@ -53,6 +70,9 @@ def validate(data: bytes, *, registry: SchemaRegistry | None = None,
         message = reader.read(data, max_bytes, version_hint)
     except MessageError as exc:
         return Report(False, findings=[exc.finding])
+    refusal = reader.encoding_refusal(data)  # parsed, but not in bytes TISS takes
+    if refusal is not None:
+        return Report(False, message.version, message.kind, [refusal], message=message)
     return validate_message(message, registry=registry, policy=policy)
 
 
@@ -85,16 +105,115 @@ def _check_hash(report: Report, message: TissMessage, policy: HashPolicy, *,
 
 
 def schema_findings(schema: etree.XMLSchema, message: TissMessage) -> list[Finding]:
+    """The message's schema errors as findings: at most MAX_FINDINGS and one counting the rest,
+    in time and memory proportional to the message whatever the number of errors."""
+    root = message.root
+    attributes = int(_ATTRIBUTES(root))
+    if attributes > MAX_ATTRIBUTES:  # each would be an error of its own: refused as one
+        return [_attributes_finding(root, attributes)]
+    if _ELEMENTS(root) <= TREE_MAX_ELEMENTS and not _WIDE(root):
+        return _tree_findings(schema, message)
+    count, first = _streamed_errors(schema, root)
+    if count == 0:
+        return []
+    if count < f.MAX_FINDINGS:  # few: validate the tree too, for each error's element path
+        return _tree_findings(schema, message)
+    found = [_schema_finding(message, text, None, None) for text in first]
+    return [*found, f.stopped(len(found), f.MENSAGEM_FORA_DO_PADRAO)]
+
+
+def _tree_findings(schema: etree.XMLSchema, message: TissMessage) -> list[Finding]:
     lock = _schema_locks.setdefault(id(schema), threading.Lock())
     with lock:
         if schema.validate(message.root):
             return []
-        errors = list(schema.error_log)
-    return [
-        f.error(f.MENSAGEM_FORA_DO_PADRAO, f"Mensagem fora do schema {message.version}: "
-                f"{e.message}", e.path, e.line)
-        for e in errors
-    ]
+        errors = schema.error_log  # a copy of the list; findings made only for the first ones
+    return f.first_of(_schema_finding(message, e.message, e.path, e.line) for e in errors)
+
+
+def _schema_finding(message: TissMessage, text: str, path: str | None, line: int | None) -> Finding:
+    return f.error(f.MENSAGEM_FORA_DO_PADRAO, f"Mensagem fora do schema {message.version}: {text}",
+                   path, line or None)
+
+
+def _attributes_finding(root: etree._Element, count: int) -> Finding:
+    first = _FIRST_WITH_ATTRIBUTE(root)[0]
+    names = [etree.QName(value.attrname).localname for value in _FIRST_ATTRIBUTES(first)]
+    return f.error(f.MENSAGEM_FORA_DO_PADRAO,
+                   f"Mensagem com {count} atributos (o primeiro em {etree.QName(first).localname}: "
+                   f"{', '.join(names)}...): o schema TISS só prevê atributos na assinatura digital.",
+                   _path(first, root), first.sourceline)
+
+
+def _path(element: etree._Element, root: etree._Element) -> str:
+    names = [etree.QName(element).localname]
+    for ancestor in element.iterancestors():
+        names.append(etree.QName(ancestor).localname)
+        if ancestor is root:
+            break
+    return "/" + "/".join(reversed(names))
+
+
+class _Stop(Exception):
+    """Raised by the parser target to end a validating parse that found enough errors."""
+
+
+class _Tally(etree.PyErrorLog):
+    """This thread's lxml global error log: lxml hands it every error as well as the parser's own
+    log. While armed it counts them and keeps the first texts; otherwise it drops them."""
+
+    def __init__(self) -> None:
+        super().__init__(logger=logging.getLogger("tiss_gateway.message.lxml"))
+        self.limit = 0  # 0: disarmed
+        self.count = 0
+        self.first: list[str] = []
+
+    def arm(self, limit: int) -> None:
+        self.limit, self.count, self.first = limit, 0, []
+
+    def receive(self, log_entry: etree._LogEntry) -> None:
+        if not self.limit or log_entry.level < etree.ErrorLevels.ERROR:
+            return
+        self.count += 1
+        if len(self.first) < self.limit:
+            self.first.append(log_entry.message)
+
+
+class _Halt:
+    """Parser target: builds nothing, stops the parse once the tally has ``limit`` errors (checked
+    at each element start, so lxml keeps at most a few errors past the limit)."""
+
+    def __init__(self, tally: _Tally, limit: int):
+        self.tally, self.limit = tally, limit
+
+    def start(self, _tag: str, _attrib: dict[str, str]) -> None:
+        if self.tally.count >= self.limit:
+            raise _Stop
+
+    def close(self) -> None:
+        return None
+
+
+def _streamed_errors(schema: etree.XMLSchema, root: etree._Element,
+                     limit: int = f.MAX_FINDINGS) -> tuple[int, list[str]]:
+    """Validate ``root`` by parsing its serialisation with the schema plugged into the parser:
+    linear time, no element paths, and it stops after ``limit`` errors. Returns the number of
+    errors seen (``limit`` or more: it stopped) and the first ones' texts."""
+    tally = getattr(_local, "tally", None)
+    if tally is None:
+        tally = _local.tally = _Tally()
+    etree.use_global_python_log(tally)  # per thread; cheap to set again
+    tally.arm(limit)
+    parser = etree.XMLParser(schema=schema, target=_Halt(tally, limit), huge_tree=True,
+                             resolve_entities=False, no_network=True)
+    try:
+        etree.fromstring(etree.tostring(root), parser)
+    except (_Stop, etree.XMLSyntaxError):  # enough errors, or the schema's verdict
+        pass
+    finally:
+        count, first = tally.count, tally.first
+        tally.arm(0)
+    return count, first
 
 
 def _guide_limit(message: TissMessage) -> list[Finding]:

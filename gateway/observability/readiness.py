@@ -1,30 +1,47 @@
-"""What ``/readyz`` checks: the database answers, its migrations are current, the schemas compiled.
+"""What ``/readyz`` checks: the database answers and takes writes, its migrations are current, the
+schemas compiled.
 
 One query per check (``alembic_version``: it proves the database reachable and says the revision);
 the code's head revision is read once per process; the verdict is kept for ``ttl`` seconds so that
-load balancers probing every worker often cost nothing.
+load balancers probing every worker often cost nothing, and a database that can be written again
+is ready again at the next probe.
+
+Writes, reported under ``database``: on PostgreSQL an insert into ``mensagem`` of no rows (what
+every request writes; nothing is written, no sequence value taken, waiting at most 2 s for the
+table's lock): a read-only server (a standby, ``default_transaction_read_only``) or a role without
+the right refuses it all the same. A server whose disk is full fails its writes (PostgreSQL stops,
+or refuses to extend a file) and is then unreachable or failing for every request alike. On SQLite
+a write rolled back never reaches the disk (and would queue for the write lock), so the file system
+of the database is checked instead: read-only, no write permission, or less free space than
+``[gateway] min_free_disk_mb`` (a lote is written twice, to the WAL and to the file).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.observability.metrics import short_error
 from gateway.storage import migrate
+from gateway.storage.db import sqlite_file
 
 # The schemas create_app compiles before serving (the first request must not pay for them).
 SCHEMA_KINDS = ("mensagemTISS", "loteGuiasWS")
 _PING = text("SELECT 1")
 _REVISION = text("SELECT version_num FROM alembic_version")
+_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '2s'")
+_WRITE = text("INSERT INTO mensagem (direcao, tamanho, corpo) SELECT 'entrada', 0, ''::bytea WHERE false")
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,10 +60,12 @@ def _head() -> str:
 
 
 class Readiness:
-    def __init__(self, readers: Callable[[], Session], registry: SchemaRegistry, *, ttl: float = 2.0):
+    def __init__(self, readers: Callable[[], Session], registry: SchemaRegistry, *, ttl: float = 2.0,
+                 min_free_bytes: int = 64 * MiB):
         self.readers = readers
         self.registry = registry
         self.ttl = ttl
+        self.min_free_bytes = min_free_bytes  # SQLite: free space its file system must have
         self._cached: tuple[float, Verdict] | None = None
         self._lock = threading.Lock()
 
@@ -63,17 +82,20 @@ class Readiness:
         return verdict
 
     def _database(self, verdict: Verdict) -> Verdict:
+        head = _head()
         try:
-            with self.readers() as session:
+            with self.readers() as session:  # ends rolled back
                 revision = _revision(session)
+                refused = _write_refusal(session) if revision == head else None
+                url = session.connection().engine.url
         except SQLAlchemyError as exc:
             return _failed(verdict, "database", f"inacessível: {short_error(exc)}",
                            migrations="não verificadas")
-        head = _head()
         if revision != head:
             return _failed(verdict, "migrations", f"banco na revisão {revision or 'nenhuma'}, código na "
                            f"{head} (rode `tiss-gateway db upgrade`)")
-        return verdict
+        refused = refused or _file_system_refusal(url, self.min_free_bytes)
+        return _failed(verdict, "database", refused) if refused else verdict
 
     def _schemas(self, verdict: Verdict) -> Verdict:
         try:
@@ -99,6 +121,41 @@ def _revision(session: Session) -> str | None:
     except (OperationalError, ProgrammingError):  # no alembic_version table
         return None
     return ",".join(sorted(heads)) or None
+
+
+def _write_refusal(session: Session) -> str | None:
+    """Why PostgreSQL refuses writes (None: it takes them)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    try:
+        with connection.begin_nested():
+            connection.execute(_LOCK_TIMEOUT)
+            connection.execute(_WRITE)
+    except SQLAlchemyError as exc:
+        return f"o banco recusa escritas: {short_error(exc)}"
+    return None
+
+
+def _file_system_refusal(url: URL, min_free_bytes: int) -> str | None:
+    """Why a SQLite database's file system cannot take writes (None: another database, or it can)."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        stat = os.statvfs(directory)
+    except OSError as exc:
+        return f"diretório do banco inacessível: {exc}"
+    if stat.f_flag & os.ST_RDONLY:
+        return f"sistema de arquivos somente leitura: {directory}"
+    if not (os.access(directory, os.W_OK) and os.access(path, os.W_OK)):
+        return f"sem permissão de escrita em {path} (ou no seu diretório)"
+    free = stat.f_bavail * stat.f_frsize
+    if free < min_free_bytes:
+        return (f"disco quase cheio: {free / MiB:.1f} MiB livres em {directory} (mínimo "
+                f"{min_free_bytes / MiB:.0f} MiB, [gateway] min_free_disk_mb)")
+    return None
 
 
 def _failed(verdict: Verdict, check: str, why: str, **others: str) -> Verdict:

@@ -99,4 +99,5 @@ def observe(app: WsgiApp, config: Config, readers: Callable[[], Session],
     delivery queue read from the database) and the request id; build it in each worker."""
     queue = CollectorRegistry()
     queue.register(metrics.QueueCollector(readers, config.operadoras))
-    return ObservedApp(app, Readiness(readers, registry), (metrics.base_registry(), queue))
+    readiness = Readiness(readers, registry, min_free_bytes=config.gateway.min_free_disk_mb * 1024 * 1024)
+    return ObservedApp(app, readiness, (metrics.base_registry(), queue))

@@ -5,10 +5,15 @@ URLs: ``POST /tiss/v4_03_00/tissLoteGuias`` (version fixed by the path) or ``/ti
 ``/tiss/v4_03_00/schemas/<file>.xsd``; ``/healthz``; the web console under ``/console``. A POST to
 the URL of a version whose schemas are not installed gets the VersaoInvalida that says how to import
 them (gateway.message.checks); a GET there, a 404 with the same text.
+
+A POST must say it is SOAP 1.1: ``Content-Type: text/xml`` (SOAP 1.1, section 6.1.1; every stack
+in INTEROP-NOTES sends it). Any other type, or none, gets HTTP 415 (WS-I Basic Profile 1.1, R1115)
+with a tissFaultWS saying what to send; a charset TISS does not take gets the usual tissFaultWS.
 """
 
 import io
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 from spyne import Fault
@@ -16,10 +21,11 @@ from spyne.server.wsgi import WsgiApplication
 
 from gateway.message import reader, responses
 from gateway.message.faults import TissFault
-from gateway.message.findings import Finding
+from gateway.message.findings import MENSAGEM_FORA_DO_PADRAO, Finding, error
 from gateway.message.schema_registry import SchemaRegistry, missing_version_text
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.soap import wsdl
+from gateway.soap.protocol import HTTP_REASONS
 from gateway.soap.service import PIPELINE_KEY, SERVICE_KEY, VERSION_KEY, Receiver, spyne_application
 
 StartResponse = Callable[..., object]
@@ -34,6 +40,7 @@ class TissWsgi:
         self.console = console  # the web console's WSGI app, served under /console
         self.registry = registry
         self.max_bytes = max_bytes
+        self.fault_http_status = fault_http_status
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         # block_length: Spyne reads the body in blocks of this size; one read of the whole body
         # (bounded by max_bytes above) instead of 8 KiB blocks, each a trip through gunicorn's
@@ -88,6 +95,9 @@ class TissWsgi:
                 "SchemaInvalido", f"Mensagem de {size} excede o limite de {self.max_bytes} "
                 "bytes (5002).", client=True, encoding=encoding)
             return _reply(start_response, "413 Request Entity Too Large", body, encoding)
+        refused = self._content_type_refusal(environ, start_response, data)
+        if refused is not None:
+            return refused
         try:
             return self.spyne(environ, start_response)
         except Exception:  # a bug must still answer in TISS terms, never with an HTML page
@@ -95,6 +105,25 @@ class TissWsgi:
             body = responses.fault_envelope("ErroInesperadoServidor", "Erro inesperado no gateway.",
                                             client=False)
             return _reply(start_response, "500 Internal Server Error", body, "UTF-8")
+
+    def _content_type_refusal(self, environ: dict, start_response: StartResponse,
+                              data: bytes) -> list[bytes] | None:
+        """The answer to a POST that is not a SOAP 1.1 request by its Content-Type (415), or whose
+        charset TISS does not take (a tissFaultWS); None when the Content-Type is fine."""
+        media_type, charset = _content_type(environ.get("CONTENT_TYPE"))
+        status = f"{self.fault_http_status} {HTTP_REASONS.get(self.fault_http_status, 'Bad Request')}"
+        finding = _media_type_finding(media_type)
+        if finding is not None:
+            status = "415 Unsupported Media Type"
+        elif charset is not None:
+            finding = reader.charset_refusal(charset)
+        if finding is None:
+            return None
+        data = data or _body(environ)
+        self.pipeline.refused_unread(environ, data, finding.code or "5001", findings=[finding])
+        encoding = reader.reply_encoding(data)
+        body = responses.fault_envelope("SchemaInvalido", finding.message, client=True, encoding=encoding)
+        return _reply(start_response, status, body, encoding)
 
     def _store_unread(self, ctx) -> None:
         """Spyne answered with a fault: store the request if the pipeline never saw it."""
@@ -126,11 +155,61 @@ class TissWsgi:
         return _reply(start_response, "200 OK", body, "ISO-8859-1")
 
     def base_url(self, environ: dict) -> str:
+        """``public_base_url``, else the request's own: the scheme gunicorn set (``https`` only when
+        a peer in ``forwarded_allow_ips``, i.e. ``trusted_proxies``, said so in X-Forwarded-Proto;
+        X-Forwarded-* headers are never read here) and the Host header when it is a host name or
+        address with an optional port (otherwise the address the server listens on)."""
         if self.public_base_url:
             return self.public_base_url
-        scheme = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
-        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+        scheme = environ.get("wsgi.url_scheme")
+        if scheme not in ("http", "https"):
+            scheme = "http"
+        host = environ.get("HTTP_HOST") or ""
+        if not _HOST.fullmatch(host):
+            host = f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+            if not _HOST.fullmatch(host):
+                host = "localhost"
         return f"{scheme}://{host}"
+
+
+# A DNS name (labels of letters, digits and inner hyphens) or an IPv4 / bracketed IPv6 address,
+# with an optional port: what a WSDL's soap:address may be built from.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
+
+
+def _content_type(value: str | None) -> tuple[str, str | None]:
+    """The media type (lower case, "" when absent) and charset parameter of a Content-Type."""
+    media_type, _, rest = (value or "").partition(";")
+    charset = None
+    for parameter in rest.split(";"):
+        name, _, parameter_value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = parameter_value.strip().strip('"').strip("'") or None
+    return media_type.strip().lower(), charset
+
+
+def _media_type_finding(media_type: str) -> Finding | None:
+    if media_type == "text/xml":
+        return None
+    if not media_type:
+        text = "Requisição sem Content-Type: uma chamada SOAP 1.1 é enviada como text/xml."
+    elif media_type == "application/soap+xml":
+        text = ("Content-Type application/soap+xml é o do SOAP 1.2: o TISS usa SOAP 1.1, enviado como "
+                "text/xml (namespace do Envelope http://schemas.xmlsoap.org/soap/envelope/).")
+    else:
+        text = (f"Content-Type {media_type} não é aceito: uma chamada SOAP 1.1 é enviada como text/xml "
+                "(por exemplo 'text/xml; charset=ISO-8859-1').")
+    return error(MENSAGEM_FORA_DO_PADRAO, text)
+
+
+def _body(environ: dict) -> bytes:
+    """The body of a request refused before Spyne read it (its size already checked)."""
+    length = environ.get("CONTENT_LENGTH") or "0"
+    try:
+        return environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+    except (OSError, ValueError):  # the client went away
+        return b""
 
 
 def _head(environ: dict) -> bytes:

@@ -7,9 +7,11 @@ hands ``ctx.in_body_doc`` to the service untouched; the out-protocol writes the 
 service prepared (or a tissFaultWS envelope for an error, in the encoding the request declared:
 ISO-8859-1 or UTF-8, else UTF-8).
 
-A Body that is not a ``*WS`` request is refused before Spyne dispatches on it, with a text that
-says what came instead (the mensagemTISS file form, a message wrapped twice, a response...):
-Spyne's own answer would be "Requested resource ... not found".
+A Body that is not one ``*WS`` request is refused before Spyne dispatches on it, with a text that
+says what came instead (the mensagemTISS file form, a message wrapped twice, a response, a second
+element...): Spyne's own answer would be "Requested resource ... not found" (and Spyne reads only
+the first element). So are bytes in an encoding TISS does not take, or that contradict their
+XML declaration (gateway.message.reader.encoding_refusal).
 """
 
 from types import SimpleNamespace
@@ -42,6 +44,9 @@ class TissSoapIn(Soap11):
             ctx.udc.finding = exc.finding
             raise _refused(exc.finding) from None
         ctx.udc.tree = tree
+        refusal = reader.encoding_refusal(raw)  # parsed, but not in bytes an operator can read
+        if refusal is not None:
+            raise _refused(refusal)
         ctx.in_document = (tree.getroot(), {})
 
     def decompose_incoming_envelope(self, ctx, message=Soap11.REQUEST):
@@ -55,7 +60,7 @@ class TissSoapIn(Soap11):
         first = next((c for c in body if isinstance(c.tag, str)), None) if body is not None else None
         if first is None:
             raise TissFault("SchemaInvalido", "Envelope SOAP sem mensagem TISS no Body.", code="5001")
-        refusal = reader.request_refusal(first, service)
+        refusal = reader.request_refusal(first, service) or reader.body_refusal(body, first)
         if refusal is not None:  # Spyne would say "Requested resource ... not found", in English
             raise _refused(refusal)
         while body[0] is not first:  # outside the *WS element: neither hashed nor stored apart
@@ -100,10 +105,10 @@ class TissSoapOut(Soap11):
 
     def fault_to_http_response_code(self, fault):
         if isinstance(fault, TissFault) and fault.client:
-            return f"{self.fault_http_status} {_REASONS.get(self.fault_http_status, 'Bad Request')}"
+            return f"{self.fault_http_status} {HTTP_REASONS.get(self.fault_http_status, 'Bad Request')}"
         if isinstance(fault, Fault) and str(fault.faultcode).startswith("Client"):
-            return f"{self.fault_http_status} {_REASONS.get(self.fault_http_status, 'Bad Request')}"
+            return f"{self.fault_http_status} {HTTP_REASONS.get(self.fault_http_status, 'Bad Request')}"
         return "500 Internal Server Error"
 
 
-_REASONS = {400: "Bad Request", 500: "Internal Server Error", 200: "OK"}
+HTTP_REASONS = {400: "Bad Request", 500: "Internal Server Error", 200: "OK"}

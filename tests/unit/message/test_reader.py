@@ -171,3 +171,95 @@ def test_reply_encoding_of_a_parsed_request(data: bytes, expected: str) -> None:
 ])
 def test_reply_encoding_of_unreadable_bytes(data: bytes, expected: str) -> None:
     assert reader.reply_encoding(data) == expected
+
+
+# --- encodings TISS takes (issue 16) -----------------------------------------------------------------
+
+def declaring(encoding: str, text: str = "Ação") -> str:
+    return f'<?xml version="1.0" encoding="{encoding}"?><a>{text}</a>'
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (declaring("UTF-16").encode("utf-16"), "Mensagem codificada em UTF-16"),
+    (declaring("UTF-16LE").encode("utf-16-le"), "UTF-16 ou UTF-32"),
+    ("<a>Ação</a>".encode("utf-16-be"), "UTF-16 ou UTF-32"),
+    (declaring("UTF-32").encode("utf-32"), "Mensagem codificada em UTF-32"),
+    (declaring("windows-1252").encode("cp1252"), "Codificação windows-1252 declarada na mensagem"),
+    (declaring("x-nonsense", "a").encode(), "Codificação x-nonsense declarada"),
+    (b"\xef\xbb\xbf" + declaring("ISO-8859-1").encode(), "marca de UTF-8 (BOM) mas declara ISO-8859-1"),
+    (declaring("ISO-8859-1").encode("utf-8"), "declara ISO-8859-1, mas seus bytes são UTF-8"),
+    (declaring("latin1", "nº 3, 2ª via").encode("utf-8"), "declara latin1, mas seus bytes são UTF-8"),
+], ids=["utf-16", "utf-16le-no-bom", "utf-16be-undeclared", "utf-32", "windows-1252", "unknown",
+        "bom-contradicts", "utf-8-declared-latin1", "utf-8-declared-latin1-alias"])
+def test_encodings_tiss_does_not_take_are_refused(data: bytes, expected: str) -> None:
+    finding = reader.encoding_refusal(data)
+    assert finding is not None and finding.code == "5001", data
+    assert expected in finding.message
+
+
+@pytest.mark.parametrize("data", [
+    declaring("ISO-8859-1", "Ação, coração, nº 3, 2ª via, § 1º, Âmbito, àÀ ÿ").encode("latin-1"),
+    # one pair of bytes that is a UTF-8 sequence (Ã§ = ç), the others not: ISO-8859-1
+    declaring("ISO-8859-1", "A\xc3\xa7ao").encode("latin-1") + "ção".encode("latin-1"),
+    declaring("iso-8859-1", "sem acentos").encode("ascii"),
+    declaring("UTF-8").encode("utf-8"),
+    b"\xef\xbb\xbf" + declaring("UTF-8").encode("utf-8"),
+    declaring("US-ASCII", "x").encode("ascii"),
+    "<a>Ação</a>".encode(),
+], ids=["latin1-accents", "latin1-mixed", "latin1-ascii", "utf-8", "utf-8-bom", "us-ascii", "undeclared"])
+def test_encodings_tiss_takes_pass(data: bytes) -> None:
+    assert reader.encoding_refusal(data) is None
+
+
+def test_every_latin1_letter_followed_by_ascii_is_latin1() -> None:
+    """No genuine ISO-8859-1 text is taken for UTF-8: each accented letter (0xC0-0xFF) followed by
+    a letter or a space, and each symbol 0xA0-0xBF after a digit, is invalid UTF-8."""
+    for code in range(0xA0, 0x100):
+        for after in ("a", " ", "<"):
+            data = declaring("ISO-8859-1", f"1{chr(code)}{after}x").encode("latin-1")
+            assert reader.encoding_refusal(data) is None, hex(code)
+
+
+def test_declared_utf_8_with_latin1_bytes_does_not_parse() -> None:
+    with pytest.raises(MessageError) as caught:
+        reader.parse(declaring("UTF-8").encode("latin-1"))
+    assert caught.value.finding.code == "5002"
+
+
+@pytest.mark.parametrize(("charset", "refused"), [
+    ("utf-8", False), ("UTF8", False), ("ISO-8859-1", False), ("latin1", False), ("us-ascii", False),
+    ("utf-16", True), ("windows-1252", True), ("x-nonsense", True)])
+def test_content_type_charsets(charset: str, refused: bool) -> None:
+    finding = reader.charset_refusal(charset)
+    assert (finding is not None) == refused
+    if finding is not None:
+        assert finding.code == "5001"
+        assert f"Codificação {charset} informada no Content-Type" in finding.message
+
+
+# --- one element in the Body -------------------------------------------------------------------------
+
+def body_of(inner: str) -> tuple[etree._Element, etree._Element]:
+    envelope = element(f'<s:Envelope xmlns:s="{SOAP}" xmlns:ans="{ANS}"><s:Body>{inner}</s:Body>'
+                       "</s:Envelope>")
+    body = envelope[0]
+    return body, next(c for c in body if isinstance(c.tag, str))
+
+
+@pytest.mark.parametrize(("inner", "expected"), [
+    ("<ans:loteGuiasWS/><ans:loteGuiasWS/>",
+     "O soap:Body traz mais de um elemento (loteGuiasWS e loteGuiasWS): deve conter exatamente uma"),
+    ("<ans:loteGuiasWS/><x:outro xmlns:x='urn:x'/>", "mais de um elemento (loteGuiasWS e {urn:x}outro)"),
+    ("lixo<ans:loteGuiasWS/>", "O soap:Body traz texto fora da mensagem TISS"),
+    ("<ans:loteGuiasWS/>lixo", "O soap:Body traz texto fora da mensagem TISS"),
+])
+def test_a_body_holds_one_element(inner: str, expected: str) -> None:
+    finding = reader.body_refusal(*body_of(inner))
+    assert finding is not None and finding.code == "5001"
+    assert expected in finding.message
+
+
+@pytest.mark.parametrize("inner", ["<ans:loteGuiasWS/>",
+                                   "\n  <!-- c --><?pi x?><ans:loteGuiasWS/>\n<!-- d -->\n"])
+def test_comments_and_blanks_around_the_element_are_fine(inner: str) -> None:
+    assert reader.body_refusal(*body_of(inner)) is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.message import hashing, validation
+from gateway.message import hashing, reader, validation
 from gateway.message import responses as r
 from gateway.message.responses import GuiaRecebida, ValorTotal
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, SERVICE_BY_RESPONSE, SERVICES, SOAP11_NS
@@ -467,7 +467,8 @@ def test_draft_sequencial_set_later_and_other_encodings():
     utf16 = r.envelope(r.situacao_protocolo_draft(  # not ASCII-compatible: built as a tree
         ctx_for(status_request("4.03.00")), numero_protocolo="P-1", numero_lote="L-1", status=1,
         data_envio_lote=date(2025, 12, 1), valor_total=Decimal("10.00"), guias=guias(2)), "UTF-16")
-    report = validation.validate(utf16)
+    assert validation.validate(utf16).findings[0].message.startswith("Mensagem codificada em UTF-16")
+    report = validation.validate_message(reader.read(utf16))  # not TISS's, but schema and hash hold
     assert report.valid and report.hash.variant == hashing.DECLARED, [f.message for f in report.findings]
 
 
