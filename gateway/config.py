@@ -51,8 +51,16 @@ class GatewaySettings:
     public_base_url: str | None = None  # None: build URLs (WSDL soap:address) from the request's host
     database_url: str | None = None  # None: sqlite:///<home>/gateway.sqlite
     max_message_bytes: int = 15 * MiB
-    lockout_attempts: int = 5  # consecutive failed logins before the lock
+    # Failed logins are counted per (login, client address): lockout_attempts failures of a login
+    # from one address (within a day, none succeeding) refuse that login from that address only,
+    # for lockout_minutes; from anywhere else it keeps working (gateway.tentativas).
+    lockout_attempts: int = 5
     lockout_minutes: int = 30
+    # An address that fails throttle_failures logins (any logins) within throttle_window_minutes is
+    # refused for every login for throttle_minutes; no account is touched.
+    throttle_failures: int = 20
+    throttle_window_minutes: int = 10
+    throttle_minutes: int = 15
     # HTTP status of a tissFaultWS the client caused (server errors are always 500). 500 by default:
     # WS-I Basic Profile R1126, and suds/JAX-WS/WCF read a fault only under 500 (under 400 they
     # report "400 Bad Request" and the TISS fault is lost).
@@ -140,6 +148,9 @@ class Operadora:
     assinatura_certificados: Path | None = None
     cnpj: str | None = None  # the operator's own CNPJ (rules that refuse the operator as executante)
     codigos_proprios: tuple[str, ...] = ()  # codes that identify the operator itself in guides
+    # Real-time relays to it at once per gateway process (its bulkhead); None: derived from the
+    # process's threads (gateway.delivery.bulkhead).
+    max_relays: int | None = None
 
     @property
     def versoes_envio(self) -> tuple[str, ...]:
@@ -415,7 +426,8 @@ def _parse_entregas(r: _Reader, table: Mapping[str, Any]) -> EntregaSettings:
 
 def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
     r.keys(table, ("public_base_url", "database_url", "max_message_bytes", "lockout_attempts",
-                   "lockout_minutes", "fault_http_status", "trusted_proxies", "client_cert_header",
+                   "lockout_minutes", "throttle_failures", "throttle_window_minutes", "throttle_minutes",
+                   "fault_http_status", "trusted_proxies", "client_cert_header",
                    "refused_body_bytes", "refusals_per_minute", "min_free_disk_mb"),
            "gateway")
     defaults = GatewaySettings()
@@ -434,6 +446,14 @@ def _parse_gateway(r: _Reader, table: Mapping[str, Any]) -> GatewaySettings:
                                    "gateway.lockout_attempts", 1, 100),
         lockout_minutes=r.integer(table.get("lockout_minutes", defaults.lockout_minutes),
                                   "gateway.lockout_minutes", 1, 7 * 24 * 60),
+        throttle_failures=r.integer(table.get("throttle_failures", defaults.throttle_failures),
+                                    "gateway.throttle_failures", 1, 10_000),
+        # at most a day: failure series older than a day are forgotten (gateway.tentativas)
+        throttle_window_minutes=r.integer(
+            table.get("throttle_window_minutes", defaults.throttle_window_minutes),
+            "gateway.throttle_window_minutes", 1, 24 * 60),
+        throttle_minutes=r.integer(table.get("throttle_minutes", defaults.throttle_minutes),
+                                   "gateway.throttle_minutes", 1, 7 * 24 * 60),
         fault_http_status=status,
         trusted_proxies=_proxies(r, table.get("trusted_proxies"), "gateway.trusted_proxies"),
         client_cert_header=_header(r, table.get("client_cert_header", defaults.client_cert_header),
@@ -473,7 +493,7 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         raise _Invalid(f"[{path}]: o registro ANS da operadora deve ter 6 dígitos (ex.: [operadoras.329665])")
     r.keys(table, ("registro_ans", "nome", "adapter", "endpoint", "enderecos", "versoes", "hash_aceito",
                    "hash_emitido", "versoes_operadora", "timeout_s", "assinatura_chave",
-                   "assinatura_certificados", "cnpj", "codigos_proprios"), path)
+                   "assinatura_certificados", "cnpj", "codigos_proprios", "max_relays"), path)
     if "registro_ans" in table and table["registro_ans"] != registro:
         raise _Invalid(f"{path}.registro_ans ({table['registro_ans']!r}) difere da chave da tabela")
     for required in ("nome", "adapter"):
@@ -512,6 +532,8 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         cnpj=_cnpj(r, table.get("cnpj"), f"{path}.cnpj"),
         codigos_proprios=r.strings(table["codigos_proprios"], f"{path}.codigos_proprios")
         if "codigos_proprios" in table else (),
+        max_relays=r.integer(table["max_relays"], f"{path}.max_relays", 1, 1000)
+        if "max_relays" in table else None,
     )
 
 

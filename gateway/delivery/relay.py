@@ -55,9 +55,14 @@ revised it) and every copy is kept.
 Failures: an operator not configured or without endpoint, unreachable, timing out, answering with
 a server error or with something that is not a valid answer is ErroInesperadoServidor (HTTP 500:
 not the provider's fault) naming the operator, with the request and the exchange stored and no
-Transacao (the provider may retry the same sequencial). A refusal by the operator — mensagemErro
-in its answer, or a tissFault that blames the message (SchemaInvalido, LoginInvalido...) — is
-relayed as the operator said it (its protocol numbers as the gateway's).
+Transacao (the provider may retry the same sequencial). So is a call that finds the operator's
+bulkhead, or the process's relay share, full (gateway.delivery.bulkhead): answered at once,
+without asking the operator, so that a slow operator never holds the threads that accept lotes.
+Only the calls to the operator hold a place; the answers given at once above do not.
+
+A refusal by the operator — mensagemErro in its answer, or a tissFault that blames the message
+(SchemaInvalido, LoginInvalido...) — is relayed as the operator said it (its protocol numbers as
+the gateway's).
 
 The operator sees the provider's own sequencialTransacao (a second call of one request, a lote
 cancelled part by part, gets ``-2``, ``-3``... at the end) and the provider's own transaction
@@ -69,7 +74,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -81,6 +87,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Config, Operadora
 from gateway.delivery import numeros as numeros_operadora
+from gateway.delivery.bulkhead import Bulkhead, Lotado
 from gateway.delivery.client import OperatorClients, TransportError, VersaoSemEndereco
 from gateway.delivery.reading import Reading, read_answer
 from gateway.message import responses
@@ -90,6 +97,7 @@ from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, DSIG_NS, SOAP11_NS, Service
 from gateway.message.tables import PROGRESS
+from gateway.observability import metrics
 from gateway.storage import rows
 from gateway.storage.models import GUIA_TABLE, LOTE_TABLE, PROTOCOLO_TABLE
 
@@ -191,12 +199,14 @@ class Resultado:
 
 class Proxy:
     def __init__(self, config: Config, registry: SchemaRegistry, adapters: Mapping[str, Adapter],
-                 readers: Callable[[], Session], clients: OperatorClients | None = None):
+                 readers: Callable[[], Session], clients: OperatorClients | None = None,
+                 bulkhead: Bulkhead | None = None):
         self.config = config
         self.registry = registry
         self.adapters = adapters
         self.readers = readers
         self.clients = clients or OperatorClients(config)
+        self.bulkhead = bulkhead or Bulkhead.for_config(config)
 
     # -- 1. plan ---------------------------------------------------------------------------------
     def connected(self, operadora: Operadora) -> bool:
@@ -257,44 +267,79 @@ class Proxy:
         if found:  # the operator would refuse it: the provider hears it now, with its codes
             return Resultado(criticas=found)
         result = Resultado()
+        registro = operadora.registro_ans
+        try:
+            with self.bulkhead.slot(registro), _in_flight(registro):
+                self._ask(message, service, operadora, plano, result, prestador_id=prestador_id, agora=agora)
+        except Lotado as full:
+            result.fault = self._lotado(operadora, full)
+            metrics.relay(registro, "lotado" if full.registro_ans else "gateway_lotado")
+            return result
+        if result.fault is None:
+            self._conclude(message, service, operadora, plano, result, prestador_id)
+        metrics.relay(registro, _relay_outcome(result))
+        return result
+
+    def _lotado(self, operadora: Operadora, full: Lotado) -> TissFault:
+        """The refusal of a call that found no room (the operator is not asked)."""
+        if full.registro_ans is None:
+            log.warning("%s: %d consultas em tempo real em andamento neste processo (o limite): recusada",
+                        operadora.nome, full.em_andamento)
+            return _servidor(f"Gateway ocupado: {full.em_andamento} consultas em tempo real em andamento; "
+                             "tente novamente em instantes.")
+        log.warning("%s: %d consultas em andamento (max_relays %d): recusada", operadora.nome,
+                    full.em_andamento, self.bulkhead.limit(operadora.registro_ans))
+        return _servidor(f"Operadora {operadora.nome} ocupada: {full.em_andamento} consultas em andamento; "
+                         "tente novamente em instantes.")
+
+    def _ask(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano,
+             result: Resultado, *, prestador_id: int, agora: datetime) -> None:
+        """Each document of the plan to the operator, and its answer read, into ``result``; stops
+        at the first failure (``result.fault``)."""
         for envio in plano.envios:
             troca = Troca(envio.sequencial)
             result.trocas.append(troca)
-            try:
-                prepared = adapter.preparar(envio.message, sequenciais=[envio.sequencial], agora=agora)[0]
-            except Exception as exc:  # the gateway's configuration or a bug, not the provider's doing
-                log.exception("%s: preparação de %s falhou", operadora.nome, service.name)
-                result.fault = _servidor(f"A mensagem não pôde ser preparada para a operadora "
-                                         f"{operadora.nome}: {exc}")
-                return result
-            troca.enviado, troca.versao = prepared.corpo, prepared.versao
-            try:  # the endpoint of the version the adapter converted it to
-                answer = self.clients.client(operadora.registro_ans, prepared.versao).call(
-                    service.name, prepared.corpo)
-            except VersaoSemEndereco as exc:
-                log.error("%s: %s", operadora.nome, exc)
-                result.fault = _servidor(f"A mensagem não pôde ser enviada à operadora {operadora.nome}: "
-                                         f"{exc}")
-                return result
-            except TransportError as exc:
-                log.warning("%s: %s sem resposta: %s", operadora.nome, service.name, exc)
-                result.fault = _servidor(f"A operadora {operadora.nome} não respondeu ({exc}).")
-                return result
-            troca.resposta = answer.body
-            troca.reading = reading = read_answer(answer, service, self.registry)
-            if reading.kind == "repetir":
-                log.warning("%s: resposta inválida a %s: %s", operadora.nome, service.name, reading.motivo)
-                motivo = self._texto(reading.motivo, operadora, prestador_id)
-                result.fault = _servidor(f"A operadora {operadora.nome} não deu uma resposta válida "
-                                         f"({motivo}).")
-                return result
-            if _is_fault(reading):  # the operator blames the message: relayed as it said it
-                tree = reading.message.tree.getroot()
-                text = self._texto(_FAULT_STRING(tree).strip() or reading.motivo, operadora, prestador_id)
-                result.fault = TissFault(_TISS_FAULT(tree).strip(),
-                                         f"{text} (operadora {operadora.nome})"[:2000], client=True,
-                                         findings=reading.criticas)
-                return result
+            result.fault = self._ask_one(envio, troca, service, operadora, prestador_id=prestador_id,
+                                         agora=agora)
+            if result.fault is not None:
+                return
+
+    def _ask_one(self, envio: Envio, troca: Troca, service: Service, operadora: Operadora, *,
+                 prestador_id: int, agora: datetime) -> TissFault | None:
+        """One document prepared, sent and its answer read into ``troca``; the fault that ends the
+        relay, if any."""
+        adapter = self.adapters[operadora.registro_ans]
+        try:
+            prepared = adapter.preparar(envio.message, sequenciais=[envio.sequencial], agora=agora)[0]
+        except Exception as exc:  # the gateway's configuration or a bug, not the provider's doing
+            log.exception("%s: preparação de %s falhou", operadora.nome, service.name)
+            return _servidor(f"A mensagem não pôde ser preparada para a operadora {operadora.nome}: {exc}")
+        troca.enviado, troca.versao = prepared.corpo, prepared.versao
+        try:  # the endpoint of the version the adapter converted it to
+            answer = self.clients.client(operadora.registro_ans, prepared.versao).call(
+                service.name, prepared.corpo)
+        except VersaoSemEndereco as exc:
+            log.error("%s: %s", operadora.nome, exc)
+            return _servidor(f"A mensagem não pôde ser enviada à operadora {operadora.nome}: {exc}")
+        except TransportError as exc:
+            log.warning("%s: %s sem resposta: %s", operadora.nome, service.name, exc)
+            return _servidor(f"A operadora {operadora.nome} não respondeu ({exc}).")
+        troca.resposta = answer.body
+        troca.reading = reading = read_answer(answer, service, self.registry)
+        if reading.kind == "repetir":
+            log.warning("%s: resposta inválida a %s: %s", operadora.nome, service.name, reading.motivo)
+            motivo = self._texto(reading.motivo, operadora, prestador_id)
+            return _servidor(f"A operadora {operadora.nome} não deu uma resposta válida ({motivo}).")
+        if _is_fault(reading) and reading.message is not None:  # it blames the message: relayed as said
+            tree = reading.message.tree.getroot()
+            text = self._texto(_FAULT_STRING(tree).strip() or reading.motivo, operadora, prestador_id)
+            return TissFault(_TISS_FAULT(tree).strip(), f"{text} (operadora {operadora.nome})"[:2000],
+                             client=True, findings=reading.criticas)
+        return None
+
+    def _conclude(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano,
+                  result: Resultado, prestador_id: int) -> None:
+        """What the operator's answers cancel, and the answer for the provider."""
         result.cancelados = _cancelados(plano, result.trocas)
         try:
             result.resposta = self._answer(message, service, operadora, plano, result, prestador_id)
@@ -303,7 +348,6 @@ class Proxy:
                         message.version, exc)
             result.fault = _servidor(f"A resposta da operadora {operadora.nome} não pôde ser convertida "
                                      f"para a versão {message.version}: {exc}")
-        return result
 
     def _texto(self, texto: str, operadora: Operadora, prestador_id: int) -> str:
         """An operator's text for the provider: its protocol numbers as the gateway's."""
@@ -316,7 +360,8 @@ class Proxy:
     # -- 3. the answer for the provider ------------------------------------------------------------
     def _answer(self, message: TissMessage, service: Service, operadora: Operadora, plano: Plano,
                 result: Resultado, prestador_id: int) -> bytes:
-        roots = [_standalone(t.reading.message.root) for t in result.trocas]
+        roots = [_standalone(t.reading.message.root) for t in result.trocas
+                 if t.reading is not None and t.reading.message is not None]
         numeros = {(e.text or "").strip() for r in roots for e in r.iter(*_PROTOCOLO_TAGS)} - {""}
         livres: set[str] = set()  # the operator's numbers in its sentences too, in the same query
         for r in roots:
@@ -522,6 +567,25 @@ def _is_fault(reading: Reading) -> bool:
 
 def _servidor(texto: str) -> TissFault:
     return TissFault("ErroInesperadoServidor", texto[:2000], client=False)
+
+
+@contextmanager
+def _in_flight(registro: str) -> Iterator[None]:
+    """The relay counted as waiting for the operator while the block runs (metrics)."""
+    metrics.relay_in_flight(registro, 1)
+    try:
+        yield
+    finally:
+        metrics.relay_in_flight(registro, -1)
+
+
+def _relay_outcome(result: Resultado) -> str:
+    """What a relay the operator was asked came to (metrics): ``falha`` (the gateway's
+    ErroInesperadoServidor), ``recusada`` (the operator's own refusal) or ``respondida``."""
+    if result.fault is not None:
+        return "recusada" if result.fault.client else "falha"
+    refused = any(t.reading is not None and t.reading.kind == "recusada" for t in result.trocas)
+    return "recusada" if refused else "respondida"
 
 
 def _standalone(root: etree._Element) -> etree._Element:

@@ -21,6 +21,12 @@ Counted where they happen (cheap: a labelled counter is a dict lookup and a floa
   after its ``proxima_consulta_em``.
 * ``tiss_gateway_circuit_open{operadora}`` (worker): 1 while a worker's circuit for the operator is
   open (the largest over live worker processes).
+* ``tiss_gateway_relays_total{operadora, outcome}``: real-time calls relayed to an operator
+  (gateway.delivery.relay): ``respondida``, ``recusada`` (its own refusal, relayed), ``falha``
+  (down, timeout, invalid answer: ErroInesperadoServidor), ``lotado`` (its bulkhead was full) and
+  ``gateway_lotado`` (the process's relay share was full), both answered at once without asking
+  it; ``tiss_gateway_relays_in_flight{operadora}``: relays waiting for it now (summed over live
+  processes).
 
 Read from the database at scrape time (:class:`QueueCollector`, two indexed queries):
 ``tiss_gateway_delivery_queue{operadora, estado}`` (pendente, enviando, morta),
@@ -102,6 +108,10 @@ WORKER_CYCLE_FAILURES = Counter("tiss_gateway_worker_cycle_failures",
                                 "entregue nem consultado", ["causa"])  # banco, outro
 CIRCUIT_OPEN = Gauge("tiss_gateway_circuit_open", "1 enquanto o circuito de um worker para a operadora "
                      "está aberto", ["operadora"], multiprocess_mode="livemax")
+RELAYS = Counter("tiss_gateway_relays", "Chamadas em tempo real repassadas às operadoras por resultado",
+                 ["operadora", "outcome"])
+RELAYS_IN_FLIGHT = Gauge("tiss_gateway_relays_in_flight", "Chamadas em tempo real esperando a operadora",
+                         ["operadora"], multiprocess_mode="livesum")
 
 
 # -- recording ----------------------------------------------------------------------------------
@@ -145,6 +155,15 @@ def poll_lag(operadora: str, seconds: float) -> None:
 def worker_cycle_failed(database: bool) -> None:
     """``database``: the database failed (an error from it, or unreachable); else a defect."""
     WORKER_CYCLE_FAILURES.labels("banco" if database else "outro").inc()
+
+
+def relay(operadora: str, outcome: str) -> None:
+    RELAYS.labels(operadora, outcome).inc()
+
+
+def relay_in_flight(operadora: str, change: int) -> None:
+    """``change`` (+1 / -1): a relay to the operator started / ended."""
+    RELAYS_IN_FLIGHT.labels(operadora).inc(change)
 
 
 def circuit(operadora: str, is_open: bool) -> None:
