@@ -4,21 +4,24 @@ Passwords. TISS clients send ``senhaPrestador`` = MD5 hex of the password (32 ch
 gateway stores only ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`` of the lower-cased MD5 hex, so a
 database leak gives neither the password nor the MD5 a client could replay.
 
-Authentication (ANS Componente de Segurança): after ``attempts`` consecutive failures a login is
-locked for ``lock_minutes`` (even the right password is refused meanwhile); every attempt is
-written to ``auditoria``.
+Authentication (ANS Componente de Segurança): failures are counted per (login, client address) and
+per address (gateway.tentativas): a login that fails ``lockout_attempts`` times from one address is
+refused from that address for ``lockout_minutes`` (even with the right password), and an address
+that fails many logins is refused for every login for a while; the provider's ERP elsewhere keeps
+working. Every failure gets the same answer; every attempt is written to ``auditoria``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway import tentativas
 from gateway.message.identificacao import (
     PrestadorError,
     md5_hex,
@@ -26,82 +29,84 @@ from gateway.message.identificacao import (
     tipo_documento,
     valida_registro_ans,
 )
-from gateway.security.senhas import confere_senha, hash_senha
+from gateway.security.senhas import hash_senha
 from gateway.storage.auditoria import ANONIMO, auditar
-from gateway.storage.models import Prestador, PrestadorCodigo
+from gateway.storage.models import FALHA_LOGIN_TABLE, PRESTADOR_TABLE, Prestador, PrestadorCodigo
+from gateway.storage.prepared import Db, Prepared
+from gateway.tentativas import Limites
 
 if TYPE_CHECKING:
     from gateway.config import Config
 
 # --- authentication ------------------------------------------------------------------------------
 
-Motivo = Literal["desconhecido", "senha", "bloqueado", "inativo"]
+Motivo = tentativas.Motivo
 
 
 @dataclass(frozen=True)
 class AuthResult:
     ok: bool
-    reason: Motivo | None = None  # why it failed
+    reason: Motivo | None = None  # why it failed (for the audit only: the client gets one answer)
     prestador: Prestador | None = None  # set when ok
-    bloqueado_ate: datetime | None = None  # set when the login is (now) locked
+    bloqueado_ate: datetime | None = None  # set when the login from this address, or the address, is locked
 
     def __bool__(self) -> bool:
         return self.ok
 
 
-def authenticate(session: Session, login: str, senha_md5: str, *, now: datetime, attempts: int = 5,
-                 lock_minutes: int = 30, endereco: str | None = None, commit: bool = True) -> AuthResult:
-    """Check loginPrestador/senhaPrestador; count failures, lock, audit.
+def authenticate(session: Session, login: str, senha_md5: str, *, now: datetime,
+                 limites: Limites = tentativas.PADRAO, endereco: str | None = None,
+                 commit: bool = True) -> AuthResult:
+    """Check loginPrestador/senhaPrestador sent from ``endereco``; count failures, lock, audit.
 
-    Commits by default, so that the failure counter and the audit row survive the refusal of the
-    request that follows (pass ``commit=False`` to manage the transaction yourself). A naive
-    ``now`` is taken to be UTC.
+    Commits by default, so that the counters and the audit row survive the refusal of the request
+    that follows; the reads are committed before the scrypt too, so that on SQLite no write lock is
+    held while it runs (pass ``commit=False`` to manage the transaction yourself). A naive ``now``
+    is taken to be UTC.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    prestador = session.scalars(select(Prestador).where(Prestador.login == login)).one_or_none()
+    prestador = session.scalars(select(Prestador).options(selectinload(Prestador.codigos))
+                                .where(Prestador.login == login)).one_or_none()
+    estado = tentativas.situacao(session, tentativas.PRESTADOR, login, endereco, now)
+    conta = tentativas.Conta(prestador.senha_hash, prestador.ativo) if prestador is not None else None
+    if commit:
+        session.commit()  # nothing written yet: the scrypt below runs outside any transaction
+    desfecho = tentativas.conferir(session, estado, conta, senha_md5, limites)
+    desconhecido = None if prestador is not None else f"login desconhecido: {login[:40]!r}"
+    motivo = f"motivo={desfecho.motivo}" if desfecho.motivo else None
     quem = login if prestador is not None else ANONIMO
-    detalhe_login = None if prestador is not None else f"login desconhecido: {login[:40]!r}"
+    auditar(session, quem, "login" if desfecho.ok else "login_recusado",
+            "; ".join(x for x in (motivo, desconhecido, desfecho.detalhe) if x) or None, endereco, now)
+    session.flush()
+    if commit:
+        session.commit()
+    if desfecho.ok:
+        return AuthResult(True, prestador=prestador)
+    return AuthResult(False, desfecho.motivo, bloqueado_ate=desfecho.bloqueado_ate)
 
-    def done(result: AuthResult, detalhe: str | None) -> AuthResult:
-        acao = "login" if result.ok else "login_recusado"
-        motivo = f"motivo={result.reason}" if result.reason else None
-        auditar(session, quem, acao, "; ".join(x for x in (motivo, detalhe) if x), endereco, now)
-        session.flush()
-        if commit:
-            session.commit()
-        return result
 
-    if prestador is None:
-        confere_senha(None, senha_md5)  # as slow as a real check
-        return done(AuthResult(False, "desconhecido"), detalhe_login)
-    if not prestador.ativo:
-        confere_senha(None, senha_md5)
-        return done(AuthResult(False, "inativo"), None)
-    if prestador.bloqueado_ate is not None and now < prestador.bloqueado_ate:
-        confere_senha(None, senha_md5)
-        return done(AuthResult(False, "bloqueado", bloqueado_ate=prestador.bloqueado_ate),
-                    f"bloqueado até {prestador.bloqueado_ate.isoformat()}")
+_F = FALHA_LOGIN_TABLE
+# The latest lock of this login from this address or of the address; compared in Python, so that
+# the statement binds no timestamp (the request path's cheapest form, about as fast as before).
+_BLOQUEIO = (select(func.max(_F.c.bloqueado_ate)).where(
+    _F.c.escopo == tentativas.PRESTADOR, _F.c.endereco == bindparam("endereco"),
+    _F.c.login.in_([bindparam("login"), bindparam("endereco_inteiro")])).scalar_subquery())
+_LIBERADO = Prepared(select(PRESTADOR_TABLE.c.ativo, _BLOQUEIO)
+                     .where(PRESTADOR_TABLE.c.id == bindparam("id")))
 
-    if confere_senha(prestador.senha_hash, senha_md5):
-        prestador.falhas_login = 0
-        prestador.bloqueado_ate = None
-        return done(AuthResult(True, prestador=prestador), None)
 
-    # Atomic increment: concurrent wrong guesses all count.
-    falhas = session.execute(
-        update(Prestador).where(Prestador.id == prestador.id)
-        .values(falhas_login=Prestador.falhas_login + 1).returning(Prestador.falhas_login)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    session.expire(prestador, ["falhas_login"])
-    if falhas >= attempts:
-        until = now + timedelta(minutes=lock_minutes)
-        prestador.bloqueado_ate = until
-        prestador.falhas_login = 0  # a fresh series of attempts once the lock expires
-        return done(AuthResult(False, "senha", bloqueado_ate=until),
-                    f"{falhas} falhas seguidas; bloqueado até {until.isoformat()}")
-    return done(AuthResult(False, "senha"), f"{falhas} falha(s) seguida(s)")
+def liberado(db: Db, prestador_id: int, login: str, endereco: str | None, now: datetime) -> bool:
+    """A login verified before (a process's cache) is still good: the provider is active, and
+    neither this login from ``endereco`` nor the address is locked. One indexed read, so that a
+    lock or a disable made by any worker applies at once."""
+    row = _LIBERADO.first(db, {"id": prestador_id, "login": tentativas.chave_login(login),
+                               "endereco_inteiro": tentativas.ENDERECO,
+                               "endereco": tentativas.chave_endereco(endereco)})
+    if row is None or not row[0]:
+        return False
+    bloqueado_ate = row[1]
+    return bloqueado_ate is None or bloqueado_ate <= (now if now.tzinfo else now.replace(tzinfo=UTC))
 
 
 # --- management ----------------------------------------------------------------------------------
@@ -176,13 +181,15 @@ def disable_prestador(session: Session, login: str) -> Prestador:
 
 
 def enable_prestador(session: Session, login: str) -> Prestador:
-    """Re-activate ``login`` and lift a lockout (failure counter back to zero). Flushes."""
+    """Re-activate ``login`` and lift its locks from every address (failures forgotten; an
+    address's own throttle stays). Flushes."""
     prestador = get_prestador(session, login)
     if prestador is None:
         raise PrestadorError(f"prestador não encontrado: {login}")
     prestador.ativo = True
     prestador.bloqueado_ate = None
     prestador.falhas_login = 0
+    tentativas.liberar(session, tentativas.PRESTADOR, login)
     session.flush()
     return prestador
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from adapters import load_adapter
 from adapters.base import Adapter, Destino
 from gateway import deploy_settings, prestadores
+from gateway.client_address import ClientAddress
 from gateway.config import DEMO_SIMULADOR, Config, demo_config, load_config
 from gateway.inbound.pipeline import Pipeline
 from gateway.message.schema_registry import SchemaRegistry
@@ -68,7 +69,9 @@ def create_app(config: Config, url: str) -> ObservedApp:
                    fault_http_status=settings.fault_http_status,
                    public_base_url=settings.public_base_url,
                    console=_console(config, engine, registry))
-    return observe(app, config, pipeline.readers, registry)  # /readyz, /metrics, request ids
+    # The client behind trusted proxies (lockouts, refusal budget, audit, logs), then /readyz,
+    # /metrics and request ids.
+    return observe(ClientAddress(app, settings.trusted_proxies), config, pipeline.readers, registry)
 
 
 def _console(config: Config, engine: Engine, registry: SchemaRegistry) -> "ConsoleApp | None":

@@ -58,6 +58,7 @@ from gateway.delivery.status_names import StatusNames
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.tables import SITUACOES_PROTOCOLO
 from gateway.storage.auditoria import auditar
+from gateway.tentativas import Limites
 
 log = logging.getLogger("tiss_gateway.console")
 HERE = Path(__file__).resolve().parent
@@ -226,8 +227,8 @@ class ConsoleApp:
         login, senha = form.get("login", "").strip(), form.get("senha", "")
         settings, now = self.config.gateway, self.clock()
         with self.sessions.begin() as session:
-            entrada = auth.autenticar(session, login, senha, now=now, attempts=settings.lockout_attempts,
-                                      lock_minutes=settings.lockout_minutes, endereco=request.endereco)
+            entrada = auth.autenticar(session, login, senha, now=now, limites=Limites.de(settings),
+                                      endereco=request.endereco)
             token = None
             if entrada.usuario is not None:
                 token, _row = auth.abrir_sessao(session, entrada.usuario, now=now, endereco=request.endereco,

@@ -6,9 +6,12 @@ login (absolute: using it does not extend it), at logout, or when the user is di
 session has its own CSRF token, sent back in a hidden field of every form; the login form, which
 has no session yet, uses a double-submit cookie.
 
-Lockout, as for providers (ANS Componente de Segurança): after ``attempts`` consecutive failures
-the login is refused for ``lock_minutes``, even with the right password; unknown logins cost one
-scrypt too. Every attempt, logout, retry and raw-XML download is written to ``auditoria``.
+Lockout, as for providers (ANS Componente de Segurança, gateway.tentativas): failures are counted
+per (login, client address) and per address; ``lockout_attempts`` failures of a login from one
+address refuse it from that address only (even with the right password), so nobody elsewhere can
+lock the admin out; an address failing many logins is refused for every login for a while. Unknown,
+wrong, inactive and locked get the same page, and cost one scrypt each. Every attempt, logout,
+retry and raw-XML download is written to ``auditoria``.
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from gateway import tentativas
 from gateway.message.identificacao import md5_hex
-from gateway.security.senhas import confere_senha
 from gateway.storage.auditoria import ANONIMO, auditar
 from gateway.storage.models import SessaoConsole, Usuario
+from gateway.tentativas import Limites
 
 PODEM_REENVIAR = frozenset({"admin", "operador"})
 
@@ -72,46 +76,38 @@ class Entrada:
     """The outcome of a login attempt."""
 
     usuario: Usuario | None
-    motivo: str | None = None  # desconhecido | senha | bloqueado | inativo
+    motivo: tentativas.Motivo | None = None  # for the audit: the page is the same for every failure
 
 
-def autenticar(session: Session, login: str, senha: str, *, now: datetime, attempts: int,
-               lock_minutes: int, endereco: str | None) -> Entrada:
-    """Check a console login; count failures, lock, audit (the caller commits)."""
+def autenticar(session: Session, login: str, senha: str, *, now: datetime, endereco: str | None,
+               limites: Limites | None = None, attempts: int | None = None,
+               lock_minutes: int | None = None) -> Entrada:
+    """Check a console login from ``endereco``; count failures, lock, audit (the caller commits).
+
+    ``limites``: ``Limites.de(config.gateway)``; without it, ``attempts`` and ``lock_minutes`` with
+    the default address throttle.
+    """
+    limites = limites or _limites(attempts, lock_minutes)
     usuario = None
     if 0 < len(login) <= 60:
         usuario = session.scalars(select(Usuario).where(Usuario.login == login)).one_or_none()
-    digest = md5_hex(senha)
+    estado = tentativas.situacao(session, tentativas.CONSOLE, login, endereco, now)
+    conta = tentativas.Conta(usuario.senha_hash, usuario.ativo) if usuario is not None else None
+    desfecho = tentativas.conferir(session, estado, conta, md5_hex(senha), limites)
+    if desfecho.ok and usuario is not None:
+        usuario.ultimo_acesso_em = now
+    desconhecido = None if usuario is not None else f"login desconhecido: {login[:40]!r}"
+    motivo = f"motivo={desfecho.motivo}" if desfecho.motivo else None
+    auditar(session, usuario.login if usuario is not None else ANONIMO,
+            "console_login" if desfecho.ok else "console_login_recusado",
+            "; ".join(x for x in (motivo, desconhecido, desfecho.detalhe) if x) or None, endereco, now)
+    return Entrada(usuario if desfecho.ok else None, desfecho.motivo)
 
-    def done(entrada: Entrada, detalhe: str | None = None) -> Entrada:
-        quem = usuario.login if usuario is not None else ANONIMO
-        if usuario is None:
-            detalhe = f"login desconhecido: {login[:40]!r}"
-        motivo = f"motivo={entrada.motivo}" if entrada.motivo else None
-        auditar(session, quem, "console_login" if entrada.usuario else "console_login_recusado",
-                "; ".join(x for x in (motivo, detalhe) if x) or None, endereco, now)
-        return entrada
 
-    if usuario is None or not usuario.ativo:
-        confere_senha(None, digest)  # as slow as a real check
-        return done(Entrada(None, "desconhecido" if usuario is None else "inativo"))
-    if usuario.bloqueado_ate is not None and now < usuario.bloqueado_ate:
-        confere_senha(None, digest)
-        return done(Entrada(None, "bloqueado"), f"bloqueado até {usuario.bloqueado_ate.isoformat()}")
-    if confere_senha(usuario.senha_hash, digest):
-        usuario.falhas_login, usuario.bloqueado_ate, usuario.ultimo_acesso_em = 0, None, now
-        return done(Entrada(usuario))
-    # Atomic increment: concurrent wrong guesses all count.
-    falhas = session.execute(
-        update(Usuario).where(Usuario.id == usuario.id).values(falhas_login=Usuario.falhas_login + 1)
-        .returning(Usuario.falhas_login).execution_options(synchronize_session=False)).scalar_one()
-    session.expire(usuario, ["falhas_login"])
-    if falhas >= attempts:
-        usuario.bloqueado_ate = now + timedelta(minutes=lock_minutes)
-        usuario.falhas_login = 0  # a fresh series once the lock expires
-        return done(Entrada(None, "senha"), f"{falhas} falhas seguidas; bloqueado até "
-                                            f"{usuario.bloqueado_ate.isoformat()}")
-    return done(Entrada(None, "senha"), f"{falhas} falha(s) seguida(s)")
+def _limites(attempts: int | None, lock_minutes: int | None) -> Limites:
+    padrao = tentativas.PADRAO
+    return replace(padrao, falhas_login=attempts or padrao.falhas_login,
+                   bloqueio_login=timedelta(minutes=lock_minutes) if lock_minutes else padrao.bloqueio_login)
 
 
 def abrir_sessao(session: Session, usuario: Usuario, *, now: datetime, horas: float,

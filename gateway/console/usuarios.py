@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway import tentativas
 from gateway.message.identificacao import md5_hex, normaliza_documento
 from gateway.security.senhas import hash_senha
 from gateway.storage.models import PAPEIS_USUARIO, Prestador, SessaoConsole, Usuario
@@ -81,9 +82,11 @@ def disable_usuario(session: Session, login: str) -> Usuario:
 
 
 def enable_usuario(session: Session, login: str) -> Usuario:
-    """Re-activate a user and lift a lockout. Flushes."""
+    """Re-activate a user and lift its locks from every address (failures forgotten; an address's
+    own throttle stays). Flushes."""
     usuario = _get(session, login)
     usuario.ativo, usuario.bloqueado_ate, usuario.falhas_login = True, None, 0
+    tentativas.liberar(session, tentativas.CONSOLE, login)
     session.flush()
     return usuario
 

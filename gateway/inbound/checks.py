@@ -24,16 +24,14 @@ from gateway.message import hashing
 from gateway.message.checks import Call, CheckedMessage, Endpoint, check_message
 from gateway.message.faults import TissFault
 from gateway.message.schema_registry import SchemaRegistry
-from gateway.storage import auditoria, rows
+from gateway.storage import auditoria
+from gateway.tentativas import Limites
 
 log = logging.getLogger("tiss_gateway.inbound")
 
-_LOGIN_TEXT = {
-    "desconhecido": "Login ou senha inválidos.",
-    "senha": "Login ou senha inválidos.",
-    "bloqueado": "Login bloqueado temporariamente após tentativas inválidas.",
-    "inativo": "Prestador inativo.",
-}
+# One answer for every failed login (unknown, wrong password, inactive, locked, address blocked):
+# a different one would tell who exists or is locked. The audit row keeps the reason.
+LOGIN_INVALIDO = "Login ou senha inválidos."
 
 
 class Checks:
@@ -44,6 +42,7 @@ class Checks:
         self.sessions = sessions  # the slow login path and the audit of a refused certificate
         self.clock = clock
         self.logins = LoginCache()
+        self.limites = Limites.de(config.gateway)
         self.client_certs = ClientCertificates(config.gateway, config.prestadores)
 
     # -- the message ------------------------------------------------------------------------------
@@ -60,9 +59,9 @@ class Checks:
         login, senha = cabecalho.login, cabecalho.senha
         if not login or not senha:
             raise TissFault("LoginInvalido", "loginSenhaPrestador não informado.", code="5005")
-        identity = self.logins.get(login, senha)
-        if identity is None or not self._still_allowed(identity, reading):
-            self.logins.forget(login)
+        identity = self.logins.get(login, senha, call.endereco)
+        if identity is None or not self._still_allowed(identity, login, call, reading):
+            self.logins.forget(login, call.endereco)
             identity = self._check_login(call, login, senha)
         codigo = cabecalho.codigo
         same = (identity.documento in (cabecalho.cnpj, cabecalho.cpf)
@@ -75,25 +74,26 @@ class Checks:
             self._refuse_certificate(call, login, refusal)
         return identity.prestador_id
 
-    def _still_allowed(self, identity: Identity, reading: Callable[[], Connection]) -> bool:
-        """A cached login is honoured only while the provider is active and not locked (one
-        indexed read, so a lock or a disable made by any worker applies at once)."""
-        return rows.prestador_liberado(reading(), identity.prestador_id, self.clock())
+    def _still_allowed(self, identity: Identity, login: str, call: Call,
+                       reading: Callable[[], Connection]) -> bool:
+        """A cached login is honoured only while the provider is active and neither the login from
+        this address nor the address is locked (one indexed read, so a lock or a disable made by
+        any worker applies at once)."""
+        return prestadores.liberado(reading(), identity.prestador_id, login, call.endereco, self.clock())
 
     def _check_login(self, call: Call, login: str, senha: str) -> Identity:
-        """The slow path: scrypt, failure counter, lockout and audit (gateway.prestadores)."""
-        settings = self.config.gateway
-        with self.sessions() as session:
-            result = prestadores.authenticate(
-                session, login, senha, now=self.clock(), attempts=settings.lockout_attempts,
-                lock_minutes=settings.lockout_minutes, endereco=call.endereco)
+        """The slow path: scrypt, failure counters per address, locks and audit (gateway.prestadores)."""
+        # expire_on_commit off: authenticate commits before its scrypt and after, and the identity
+        # is read from the provider it loaded, without another transaction.
+        with self.sessions(expire_on_commit=False) as session:
+            result = prestadores.authenticate(session, login, senha, now=self.clock(), limites=self.limites,
+                                              endereco=call.endereco)
             prestador = result.prestador
             if not result.ok or prestador is None:
-                raise TissFault("LoginInvalido", _LOGIN_TEXT.get(result.reason or "", "Login inválido."),
-                                code="5005")
+                raise TissFault("LoginInvalido", LOGIN_INVALIDO, code="5005")
             identity = Identity(prestador.id, prestador.documento,
                                 {c.registro_ans: c.codigo_na_operadora for c in prestador.codigos})
-        self.logins.remember(login, senha, identity)
+        self.logins.remember(login, senha, identity, call.endereco)
         return identity
 
     def _refuse_certificate(self, call: Call, login: str, why: str) -> None:

@@ -14,7 +14,6 @@ Where the certificate comes from:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from urllib.parse import unquote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.client_address import PEER_KEY, is_trusted, networks
 from gateway.config import CERTIFICADO_DOCUMENTO, GatewaySettings, PrestadorConfig
 from gateway.security.pki import documento_do_certificado
 
@@ -38,7 +38,7 @@ class ClientCertificates:
     def __init__(self, settings: GatewaySettings, prestadores: Sequence[PrestadorConfig]):
         self.required: dict[str, frozenset[str]] = {
             p.documento: frozenset(p.certificado_cliente) for p in prestadores if p.certificado_cliente}
-        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies)
+        self.proxies = networks(settings.trusted_proxies)
         self.header = "HTTP_" + settings.client_cert_header.upper().replace("-", "_")
 
     def refusal(self, documento: str, environ: Mapping) -> str | None:
@@ -59,7 +59,8 @@ class ClientCertificates:
 
     def presented(self, environ: Mapping) -> bytes | None:
         """The DER of the request's client certificate, or None."""
-        if self._from_proxy(environ.get("REMOTE_ADDR")):
+        # The peer itself (gateway.client_address puts the client's address in REMOTE_ADDR).
+        if self._from_proxy(environ.get(PEER_KEY, environ.get("REMOTE_ADDR"))):
             return from_header(environ.get(self.header))
         getpeercert = getattr(environ.get(SOCKET_KEY), "getpeercert", None)  # an ssl.SSLSocket
         if getpeercert is None:
@@ -70,13 +71,7 @@ class ClientCertificates:
             return None
 
     def _from_proxy(self, address: str | None) -> bool:
-        if not self.proxies or not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.proxies)
+        return is_trusted(address, self.proxies)
 
 
 def from_header(value: str | None) -> bytes | None:

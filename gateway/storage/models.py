@@ -203,6 +203,10 @@ class Protocolo(Base):
     numero_operadora: Mapped[str | None] = mapped_column(String(40), index=True)  # the operator's own
     criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     atualizado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    # The state of what a lote's situação answer lists: bumped by every change to it (a guide's
+    # situação, a part's situação answer; gateway.storage.rows.bump_versao). The status is not in
+    # it: every answer reads the status with this (gateway.storage.kept_lists).
+    versao: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     historico: Mapped[list[ProtocoloStatus]] = relationship(
         back_populates="protocolo", cascade="all, delete-orphan", order_by="ProtocoloStatus.id")
@@ -240,7 +244,8 @@ class Lote(Base):
     registro_ans: Mapped[str] = mapped_column(String(6))
     numero_lote: Mapped[str] = mapped_column(String(20), index=True)  # st_texto12; console search
     numero_vigente: Mapped[str | None] = mapped_column(String(20))  # numero_lote until refused in full
-    reenvio_de_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"), index=True)  # the refused lote it resends
+    # the refused lote it resends
+    reenvio_de_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"), index=True)
     tipo_guia: Mapped[str] = mapped_column(String(40))
     quantidade_guias: Mapped[int] = mapped_column(Integer)
     valor_informado: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -432,3 +437,64 @@ CRITICA_TABLE = cast(Table, Critica.__table__)
 AUDITORIA_TABLE = cast(Table, Auditoria.__table__)
 ENTREGA_TABLE = cast(Table, Entrega.__table__)
 DEMONSTRATIVO_TABLE = cast(Table, Demonstrativo.__table__)
+
+
+ESCOPOS_LOGIN = ("prestador", "console")
+
+
+class FalhaLogin(Base):
+    """Failed logins of one client address (gateway.tentativas): a row per (login, address), whose
+    lock refuses that login from that address only, and a row per address (``login`` empty), whose
+    lock refuses every login from it. Kept in the database so that every worker and host counts
+    the same failures, and a restart forgets none."""
+
+    __tablename__ = "falha_login"
+    __table_args__ = (
+        UniqueConstraint("escopo", "endereco", "login"),
+        CheckConstraint("escopo IN ('prestador', 'console')", name="escopo"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    escopo: Mapped[str] = mapped_column(String(10))  # ESCOPOS_LOGIN: SOAP logins or console users
+    login: Mapped[str] = mapped_column(String(60))  # "": the address's row (across logins)
+    endereco: Mapped[str] = mapped_column(String(45))  # the client address (IPv6: its /64)
+    falhas: Mapped[int] = mapped_column(Integer)  # failures since ``desde``
+    desde: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # start of the series/window
+    bloqueado_ate: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+FALHA_LOGIN_TABLE = cast(Table, FalhaLogin.__table__)
+
+
+class GuiasDaSituacao(Base):
+    """The guide list of a lote protocol's situação answer in one state of the protocol
+    (``protocolo.versao``) and TISS version, rendered once (gateway.storage.kept_lists)."""
+
+    __tablename__ = "guias_da_situacao"
+    __table_args__ = (UniqueConstraint("protocolo_id", "versao", "padrao"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    protocolo_id: Mapped[int] = mapped_column(ForeignKey("protocolo.id"))
+    versao: Mapped[int] = mapped_column(Integer)
+    padrao: Mapped[str] = mapped_column(String(8))
+    lista: Mapped[str] = mapped_column(Text)  # the guides as XML text, what goes inside guiasTISS
+    folhas: Mapped[str] = mapped_column(Text)  # their leaf values joined (the TISS hash reads them)
+    valor_processado: Mapped[Decimal] = mapped_column(Numeric(14, 2))  # valorTotalLote in that state
+    valor_glosa: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    valor_liberado: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RespostaSituacao(Base):
+    """A situação answer stored without its guide list: its ``mensagem.corpo`` has the list's place
+    marked, the list is ``guias_id``, written in ``codificacao`` (gateway.storage.kept_lists)."""
+
+    __tablename__ = "resposta_situacao"
+
+    mensagem_id: Mapped[int] = mapped_column(ForeignKey("mensagem.id"), primary_key=True)
+    guias_id: Mapped[int] = mapped_column(ForeignKey("guias_da_situacao.id"), index=True)
+    codificacao: Mapped[str] = mapped_column(String(40))
+
+
+GUIAS_DA_SITUACAO_TABLE = cast(Table, GuiasDaSituacao.__table__)
+RESPOSTA_SITUACAO_TABLE = cast(Table, RespostaSituacao.__table__)

@@ -26,12 +26,12 @@ from gateway.console.formatos import BRASILIA, inicio_do_dia
 from gateway.storage.models import (
     Auditoria,
     Entrega,
+    FalhaLogin,
     Lote,
     Mensagem,
     Prestador,
     Protocolo,
     SessaoConsole,
-    Usuario,
 )
 from simulator.models import SimGuia, SimLote
 from tests.console_client import (
@@ -164,18 +164,26 @@ def test_five_failures_lock_the_login(users: Stack) -> None:
     assert done.returncode == 0, done.stderr
     client = console(users)
     for _ in range(5):
-        assert client.login("bloqueavel", "errada").status_code == 401
-    refused = client.login("bloqueavel", SENHA)  # the right password, while locked
-    assert refused.status_code == 401 and "bloqueado" in refused.text
+        wrong = client.login("bloqueavel", "errada")
+        assert wrong.status_code == 401
+    refused = client.login("bloqueavel", SENHA)  # the right password, while locked (from this address)
+    assert refused.status_code == 401 and _alerta(refused) == _alerta(wrong)  # the same page
     with users.db.connect() as connection:
-        usuario = connection.execute(select(Usuario).where(Usuario.login == "bloqueavel")).one()
-    assert usuario.bloqueado_ate > datetime.now(UTC) + timedelta(minutes=25)
+        falha = connection.execute(select(FalhaLogin).where(
+            FalhaLogin.escopo == "console", FalhaLogin.login == "bloqueavel")).one()
+    assert falha.endereco == "127.0.0.1"
+    assert falha.bloqueado_ate > datetime.now(UTC) + timedelta(minutes=25)
     motivos = [a.detalhe for a in auditoria(users, "bloqueavel", "console_login_recusado")]
     assert len(motivos) == 6 and motivos[-1].startswith("motivo=bloqueado") and "5 falhas" in motivos[-2]
     assert console(users).login("ninguem", "x").status_code == 401
     assert any("ninguem" in (a.detalhe or "") for a in auditoria(users, "anonimo", "console_login_recusado"))
     assert stack_cli(users, "usuario", "enable", "bloqueavel").returncode == 0
     assert console(users).login("bloqueavel", SENHA).status_code == 303
+
+
+def _alerta(response: requests.Response) -> str:
+    """The login page's message (the same for unknown, wrong and locked)."""
+    return " ".join(" ".join(doc(response).xpath('//*[@role="alert"]//text()')).split())
 
 
 def test_every_post_needs_the_session_csrf_token(users: Stack) -> None:

@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import prestadores, tentativas
 from gateway.config import PrestadorConfig, demo_config
 from gateway.message import identificacao
 from gateway.message.identificacao import PrestadorError, cnpj_valido, cpf_valido, md5_hex
 from gateway.prestadores import (
+    AuthResult,
     add_prestador,
     authenticate,
     disable_prestador,
@@ -23,12 +25,14 @@ from gateway.prestadores import (
 )
 from gateway.security import senhas
 from gateway.security.senhas import confere_senha, hash_senha
-from gateway.storage.models import Auditoria, Prestador
+from gateway.storage.models import Auditoria, FalhaLogin, Prestador
+from gateway.tentativas import Limites
 
 NOW = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 SENHA = "s3nh@-forte"
 CNPJ = "11222333000181"
 CPF = "52998224725"
+ERP, OUTRO = "203.0.113.9", "198.51.100.7"  # the provider's ERP; someone else
 
 
 @pytest.fixture
@@ -93,50 +97,153 @@ def test_upper_case_md5_accepted(db_session: Session, clinica: Prestador) -> Non
     assert authenticate(db_session, "clinica", md5_hex(SENHA).upper(), now=NOW).ok
 
 
-def test_wrong_password_counts_and_locks(db_session: Session, clinica: Prestador) -> None:
-    bad = md5_hex("errada")
+def _falha(session: Session, login: str, endereco: str) -> FalhaLogin | None:
+    return session.scalars(select(FalhaLogin).where(
+        FalhaLogin.escopo == "prestador", FalhaLogin.login == login,
+        FalhaLogin.endereco == endereco)).one_or_none()
+
+
+def _login(session: Session, login: str, senha: str, endereco: str, *, now: datetime = NOW,
+           limites: Limites = tentativas.PADRAO) -> AuthResult:
+    """authenticate() with the password in clear (its MD5 is what a client sends)."""
+    return authenticate(session, login, md5_hex(senha), now=now, endereco=endereco, limites=limites)
+
+
+def test_wrong_passwords_lock_the_login_from_that_address_only(db_session: Session,
+                                                               clinica: Prestador) -> None:
     for attempt in range(1, 5):
-        result = authenticate(db_session, "clinica", bad, now=NOW)
+        result = _login(db_session, "clinica", "errada", OUTRO)
         assert (result.ok, result.reason, result.bloqueado_ate) == (False, "senha", None)
-        db_session.refresh(clinica)
-        assert clinica.falhas_login == attempt
-    fifth = authenticate(db_session, "clinica", bad, now=NOW)
+        assert _falha(db_session, "clinica", OUTRO).falhas == attempt
+    fifth = _login(db_session, "clinica", "errada", OUTRO)
     assert (fifth.ok, fifth.reason) == (False, "senha")
     assert fifth.bloqueado_ate == NOW + timedelta(minutes=30)
 
-    # Locked: even the right password is refused until the lock expires.
+    # From there even the right password is refused until the lock expires; the ERP's address
+    # never noticed.
     for minutes in (1, 29):
-        locked = authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW + timedelta(minutes=minutes))
-        assert (locked.ok, locked.reason) == (False, "bloqueado")
-        assert locked.bloqueado_ate == NOW + timedelta(minutes=30)
-    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW + timedelta(minutes=30)).ok
+        now = NOW + timedelta(minutes=minutes)
+        locked = _login(db_session, "clinica", SENHA, OUTRO, now=now)
+        assert (locked.ok, locked.reason, locked.bloqueado_ate) == (False, "bloqueado", fifth.bloqueado_ate)
+        assert _login(db_session, "clinica", SENHA, ERP, now=now).ok
+    assert _login(db_session, "clinica", SENHA, OUTRO, now=NOW + timedelta(minutes=30)).ok
 
-    rows = _audit(db_session)
-    assert len(rows) == 8
-    assert [a.acao for a in rows] == ["login_recusado"] * 7 + ["login"]
-    assert "bloqueado até" in rows[4].detalhe and "motivo=bloqueado" in rows[5].detalhe
     db_session.refresh(clinica)
-    assert clinica.falhas_login == 0 and clinica.bloqueado_ate is None
+    assert clinica.falhas_login == 0 and clinica.bloqueado_ate is None  # the account is not touched
+    rows = _audit(db_session)
+    refused, ok = ("login_recusado", OUTRO), ("login", ERP)
+    assert [(a.acao, a.endereco) for a in rows] == [refused] * 5 + [refused, ok] * 2 + [("login", OUTRO)]
+    assert "5 falhas seguidas; bloqueado neste endereço até" in rows[4].detalhe
+    assert rows[5].detalhe.startswith("motivo=bloqueado; bloqueado neste endereço até")
+    assert _falha(db_session, "clinica", OUTRO) is None  # a success forgets the series
 
 
 def test_lockout_settings(db_session: Session, clinica: Prestador) -> None:
-    bad = md5_hex("errada")
-    assert authenticate(db_session, "clinica", bad, now=NOW, attempts=2, lock_minutes=5).bloqueado_ate is None
-    locked = authenticate(db_session, "clinica", bad, now=NOW, attempts=2, lock_minutes=5)
+    limites = Limites(falhas_login=2, bloqueio_login=timedelta(minutes=5))
+    assert _login(db_session, "clinica", "errada", ERP, limites=limites).bloqueado_ate is None
+    locked = _login(db_session, "clinica", "errada", ERP, limites=limites)
     assert locked.bloqueado_ate == NOW + timedelta(minutes=5)
-    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW + timedelta(minutes=5)).ok
+    assert _login(db_session, "clinica", SENHA, ERP, now=NOW + timedelta(minutes=5)).ok
 
 
 def test_success_resets_the_counter(db_session: Session, clinica: Prestador) -> None:
-    bad = md5_hex("errada")
     for _ in range(4):
-        authenticate(db_session, "clinica", bad, now=NOW)
-    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW).ok
-    db_session.refresh(clinica)
-    assert clinica.falhas_login == 0
+        _login(db_session, "clinica", "errada", ERP)
+    assert _login(db_session, "clinica", SENHA, ERP).ok
     for _ in range(4):
-        assert authenticate(db_session, "clinica", bad, now=NOW).bloqueado_ate is None
-    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW).ok
+        assert _login(db_session, "clinica", "errada", ERP).bloqueado_ate is None
+    assert _login(db_session, "clinica", SENHA, ERP).ok
+
+
+def test_a_series_of_failures_is_forgotten_after_a_day(db_session: Session, clinica: Prestador) -> None:
+    for _ in range(4):
+        _login(db_session, "clinica", "errada", OUTRO)
+    later = _login(db_session, "clinica", "errada", OUTRO, now=NOW + timedelta(days=1, seconds=1))
+    assert later.bloqueado_ate is None and _falha(db_session, "clinica", OUTRO).falhas == 1
+
+
+def test_an_address_failing_many_logins_is_refused_for_every_login(db_session: Session, clinica: Prestador,
+                                                                  monkeypatch) -> None:
+    limites = Limites(falhas_endereco=3, janela_endereco=timedelta(minutes=10),
+                      bloqueio_endereco=timedelta(minutes=15))
+    until = NOW + timedelta(minutes=15)
+    for login in ("ana", "bia"):
+        assert _login(db_session, login, "x", OUTRO, limites=limites).reason == "desconhecido"
+    third = _login(db_session, "clinica", "x", OUTRO, limites=limites)
+    assert (third.reason, third.bloqueado_ate) == ("senha", until)
+    assert "3 falhas deste endereço; endereço bloqueado até" in _audit(db_session)[-1].detalhe
+
+    scrypts = _count_scrypt(monkeypatch)
+    soon = NOW + timedelta(minutes=1)
+    refused = _login(db_session, "clinica", SENHA, OUTRO, now=soon, limites=limites)
+    assert (refused.ok, refused.reason, refused.bloqueado_ate) == (False, "endereco", until)
+    assert scrypts == []  # refused whatever the login: nothing to hide, no CPU to spend
+    assert _audit(db_session)[-1].detalhe.startswith("motivo=endereco; endereço bloqueado até")
+    assert _login(db_session, "clinica", SENHA, ERP, now=soon, limites=limites).ok
+    assert _falha(db_session, "clinica", OUTRO).bloqueado_ate is None  # the login itself is not locked
+    assert _login(db_session, "clinica", SENHA, OUTRO, now=until, limites=limites).ok
+
+
+def test_the_address_window_starts_at_its_first_failure(db_session: Session, clinica: Prestador) -> None:
+    limites = Limites(falhas_endereco=3, janela_endereco=timedelta(minutes=10))
+    for now in (NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=10, seconds=1),
+                NOW + timedelta(minutes=11)):
+        assert _login(db_session, "ana", "x", OUTRO, now=now, limites=limites).bloqueado_ate is None
+
+
+def test_refusals_by_a_lock_count_nothing_more(db_session: Session, clinica: Prestador) -> None:
+    limites = Limites(falhas_login=5, falhas_endereco=6)
+    for _ in range(5):
+        _login(db_session, "clinica", "errada", OUTRO, limites=limites)
+    for _ in range(10):  # a misconfigured ERP retrying: refused, and its other logins left alone
+        assert _login(db_session, "clinica", "errada", OUTRO, limites=limites).reason == "bloqueado"
+    assert _falha(db_session, "", OUTRO).falhas == 5
+    sixth = _login(db_session, "ana", "x", OUTRO, limites=limites)
+    assert sixth.bloqueado_ate == NOW + timedelta(minutes=15)
+
+
+def test_unknown_logins_lock_like_known_ones(db_session: Session, clinica: Prestador) -> None:
+    """Nothing in the counting tells a login that exists from one that does not."""
+    outcomes = {}
+    for login in ("clinica", "ninguem"):
+        outcomes[login] = [_login(db_session, login, "errada", OUTRO).bloqueado_ate for _ in range(6)]
+    assert outcomes["clinica"] == outcomes["ninguem"] == [None] * 4 + [NOW + timedelta(minutes=30)] * 2
+
+
+def test_ipv6_addresses_in_one_64_share_their_counters(db_session: Session, clinica: Prestador) -> None:
+    for host in range(1, 6):
+        _login(db_session, "clinica", "errada", f"2001:db8:1:2::{host}")
+    assert _login(db_session, "clinica", SENHA, "2001:db8:1:2:ffff::9").reason == "bloqueado"
+    assert _login(db_session, "clinica", SENHA, "2001:db8:1:3::1").ok
+
+
+def test_enable_lifts_the_locks_of_every_address(db_session: Session, clinica: Prestador) -> None:
+    for endereco in (OUTRO, ERP):
+        for _ in range(5):
+            _login(db_session, "clinica", "errada", endereco)
+    assert [e for e, _ate in tentativas.bloqueios(db_session, "prestador", "clinica", NOW)] == [OUTRO, ERP]
+    enable_prestador(db_session, "clinica")
+    db_session.commit()
+    assert tentativas.bloqueios(db_session, "prestador", "clinica", NOW) == []
+    assert _login(db_session, "clinica", SENHA, OUTRO).ok
+
+
+def test_a_cached_login_is_still_good_only_while_unlocked(db_session: Session, clinica: Prestador) -> None:
+    """What the SOAP front asks of a login it verified earlier (gateway.inbound.checks)."""
+    def liberado(endereco: str) -> bool:
+        return prestadores.liberado(db_session, clinica.id, "clinica", endereco, NOW)
+
+    assert liberado(OUTRO) and liberado(ERP)
+    for _ in range(5):
+        authenticate(db_session, "clinica", md5_hex("errada"), now=NOW, endereco=OUTRO)
+    assert not liberado(OUTRO) and liberado(ERP)
+    limites = Limites(falhas_endereco=1)
+    authenticate(db_session, "ana", md5_hex("x"), now=NOW, endereco="192.0.2.1", limites=limites)
+    assert not liberado("192.0.2.1")
+    assert prestadores.liberado(db_session, clinica.id, "clinica", OUTRO, NOW + timedelta(minutes=30))
+    disable_prestador(db_session, "clinica")
+    db_session.commit()
+    assert not liberado(ERP)
 
 
 def test_disabled_provider_refused(db_session: Session, clinica: Prestador) -> None:
@@ -144,25 +251,37 @@ def test_disabled_provider_refused(db_session: Session, clinica: Prestador) -> N
     db_session.commit()
     result = authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW)
     assert (result.ok, result.reason, result.prestador) == (False, "inativo", None)
-    assert _audit(db_session)[-1].detalhe == "motivo=inativo"
+    assert _audit(db_session)[-1].detalhe.startswith("motivo=inativo")
     enable_prestador(db_session, "clinica")
     db_session.commit()
     assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW).ok
 
 
-def test_unknown_login_costs_one_scrypt(db_session: Session, clinica: Prestador, monkeypatch) -> None:
+def _count_scrypt(monkeypatch) -> list[int]:
     senhas._dummy_hash()  # computed once per process, not part of the request
-    calls = []
+    calls: list[int] = []
     real = hashlib.scrypt
     monkeypatch.setattr(senhas.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_every_refusal_costs_one_scrypt(db_session: Session, clinica: Prestador, monkeypatch) -> None:
+    """Unknown, wrong, inactive and locked take the same time: one scrypt each."""
+    calls = _count_scrypt(monkeypatch)
     result = authenticate(db_session, "ninguem", md5_hex(SENHA), now=NOW, endereco="198.51.100.7")
     assert (result.ok, result.reason) == (False, "desconhecido")
     assert len(calls) == 1
     audit = _audit(db_session)[-1]
     assert (audit.quem, audit.acao, audit.endereco) == ("anonimo", "login_recusado", "198.51.100.7")
     assert "ninguem" in audit.detalhe
+    for expected in ["senha"] * 5 + ["bloqueado"]:
+        calls.clear()
+        assert authenticate(db_session, "clinica", md5_hex("errada"), now=NOW).reason == expected
+        assert len(calls) == 1
+    disable_prestador(db_session, "clinica")
+    db_session.commit()
     calls.clear()
-    authenticate(db_session, "clinica", md5_hex("errada"), now=NOW)
+    assert authenticate(db_session, "clinica", md5_hex(SENHA), now=NOW, endereco=ERP).reason == "inativo"
     assert len(calls) == 1
 
 

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -13,12 +14,16 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.storage import migrate
+from gateway.message.responses import ValorTotal
+from gateway.storage import migrate, rows
 from gateway.storage.db import database_url, make_engine, normalize_url, session_factory
+from gateway.storage.kept_lists import KeptList, ListKey, keep
 from gateway.storage.models import (
     Auditoria,
     Base,
+    FalhaLogin,
     Guia,
+    GuiasDaSituacao,
     Lote,
     Mensagem,
     Prestador,
@@ -98,7 +103,29 @@ def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
 def test_migrations_ship_with_the_package() -> None:
     assert (migrate.MIGRATIONS / "env.py").is_file()
     assert (migrate.MIGRATIONS / "script.py.mako").is_file()
-    assert migrate.head() == "0004"
+    assert migrate.head() == "0006"
+
+
+def test_0005_clears_the_per_account_locks(empty_database_url: str) -> None:
+    """Locks on the account (anyone could set them) do not outlive the move to per-address ones."""
+    from alembic import command
+
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            config = migrate.alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0004")
+            connection.execute(text(
+                "INSERT INTO prestador (documento, tipo_documento, nome, login, ativo, falhas_login, "
+                "bloqueado_ate, criado_em) VALUES ('11222333000181', 'CNPJ', 'P', 'p', true, 3, "
+                "'2099-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        migrate.upgrade(empty_database_url)
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT falhas_login, bloqueado_ate FROM prestador")).one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == (0, None)
 
 
 # --- engine -------------------------------------------------------------------------------------
@@ -306,7 +333,63 @@ def test_protocol_numbers_concurrent(db_engine: Engine) -> None:
     assert len(history) == threads_n * per_thread
 
 
+def test_falha_login_one_row_per_scope_address_and_login(db_session: Session) -> None:
+    now = datetime(2026, 2, 2, tzinfo=UTC)
+    for escopo, login in (("prestador", "clinica"), ("prestador", ""), ("console", "clinica")):
+        db_session.add(FalhaLogin(escopo=escopo, login=login, endereco="203.0.113.9", falhas=1, desde=now))
+    db_session.commit()
+    db_session.add(FalhaLogin(escopo="prestador", login="clinica", endereco="203.0.113.9", falhas=2,
+                              desde=now))
+    with pytest.raises(IntegrityError):
+        db_session.commit()
+    db_session.rollback()
+    db_session.add(FalhaLogin(escopo="outro", login="x", endereco="203.0.113.9", falhas=1, desde=now))
+    with pytest.raises(IntegrityError):
+        db_session.commit()
+    db_session.rollback()
+    assert db_session.scalars(select(FalhaLogin.desde)).all() == [now] * 3
+
+
 def test_auditoria_rows(db_session: Session) -> None:
     db_session.add(Auditoria(quem="anonimo", acao="login_recusado", endereco="2001:db8::1"))
     db_session.commit()
     assert db_session.execute(text("SELECT count(*) FROM auditoria")).scalar() == 1
+
+
+def test_a_guide_list_is_kept_once_per_protocol_state_and_version(db_session: Session) -> None:
+    prestador = _prestador(db_session)
+    protocolo = new_protocolo(db_session, tipo="lote", prestador_id=prestador.id, registro_ans="331988")
+    assert protocolo.versao == 0
+    key = ListKey(protocolo.id, 0, "4.03.00")
+    first = keep(db_session, KeptList(key, "<ans:guias/>", "1", ValorTotal(Decimal("1.00"), Decimal(0),
+                                                                         Decimal("1.00"))))
+    other = KeptList(key, "<ans:outra/>", "2", ValorTotal.recebido(Decimal("2.00")))
+    assert keep(db_session, other) == first  # the one stored: what answers reference
+    db_session.commit()
+    db_session.add(GuiasDaSituacao(protocolo_id=protocolo.id, versao=0, padrao="4.03.00", lista="", folhas="",
+                                   valor_processado=0, valor_glosa=0, valor_liberado=0))
+    with pytest.raises(IntegrityError):
+        db_session.flush()
+    db_session.rollback()
+    assert keep(db_session, replace(other, key=ListKey(protocolo.id, 1, "4.03.00"))).id != first.id
+
+
+def test_protocol_state_version_bumps_are_never_lost(db_engine: Engine) -> None:
+    """rows.bump_versao from many transactions at once (writers of different parts of a lote)."""
+    sessions = session_factory(db_engine)
+    with sessions.begin() as session:
+        protocolo_id = new_protocolo(session, tipo="lote", prestador_id=_prestador(session).id,
+                                     registro_ans="331988").id
+
+    def bump() -> None:
+        for _ in range(10):
+            with sessions.begin() as session:
+                rows.bump_versao(session, protocolo_id)
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    with sessions() as session:
+        assert session.get_one(Protocolo, protocolo_id).versao == 40
