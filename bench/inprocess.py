@@ -106,7 +106,7 @@ STEPS = (
     ("gateway.storage.rows", "transacao_anterior", "  duplicate?"),
     ("gateway.storage.rows", "add_mensagem", "  insert mensagem (request, answer)"),
     ("gateway.storage.rows", "add_transacao", "  insert transacao"),
-    ("gateway.storage.rows", "lote_existe", "  numeroLote already used?"),
+    ("gateway.storage.rows", "lote_anterior", "  numeroLote already used?"),
     ("gateway.inbound.acceptance", "insert_protocolo", "  insert protocolo (+ number, history)"),
     ("gateway.storage.rows", "add_lote", "  insert lote + guias"),
     ("gateway.delivery.outbox", "schedule", "  insert entrega (outbox)"),

@@ -27,6 +27,7 @@ from gateway.message.tables import (
     RECUSADO_PELA_OPERADORA,
     STATUS_ANALISADOS,
 )
+from gateway.storage import kept_lists
 from gateway.storage.models import (
     Critica,
     Demonstrativo,
@@ -294,14 +295,8 @@ def mensagem(session: Session, mensagem_id: int, *, escopo_prestador: int | None
 
 
 def corpo(session: Session, mensagem_id: int) -> bytes | None:
-    return session.scalar(select(Mensagem.corpo).where(Mensagem.id == mensagem_id))
-
-
-def corpos(session: Session, ids: list[int]) -> dict[int, bytes]:
-    if not ids:
-        return {}
-    query = select(Mensagem.id, Mensagem.corpo).where(Mensagem.id.in_(sorted(set(ids))))
-    return dict(session.execute(query).all())
+    """The bytes as sent or received (a status answer's kept guide list put back in its frame)."""
+    return kept_lists.stored_answer(session, mensagem_id)
 
 
 def criticas_da_mensagem(session: Session, mensagem_id: int) -> list[Critica]:

@@ -76,6 +76,7 @@ def _parte_recusada(session: Session, entrega: Entrega, criticas: Sequence[Findi
     ids = _guias_aceitas(session, entrega)
     criticas = list(criticas) or [error(None, "recusada pela operadora")]
     rows.set_situacao_guias(session, list(ids.values()), GUIA_RECUSADA)
+    rows.bump_versao(session, entrega.protocolo_id)  # the guides left its situação answer
     rows.add_criticas_das_guias(session, entrega.resposta_id,
                                 [(guia_id, c) for guia_id in ids.values() for c in criticas], lote_id=lote_id)
     if entrega.protocolo_id is not None:
@@ -92,6 +93,7 @@ def _parte_aceita(session: Session, entrega: Entrega, recibo: etree._Element) ->
     faltam = {numero: guia_id for numero, guia_id in ids.items() if numero not in recebidas}
     motivos = _MOTIVOS(detalhe)
     rows.set_situacao_guias(session, list(faltam.values()), GUIA_RECUSADA)
+    rows.bump_versao(session, entrega.protocolo_id if faltam else None)  # they left its situação answer
     criticas = [(guia_id, _critica_da_guia(numero, motivos)) for numero, guia_id in faltam.items()]
     rows.add_criticas_das_guias(session, entrega.resposta_id, criticas, lote_id=_lote_id(entrega))
     return Desfecho(aceitas=len(ids) - len(faltam), recusadas=len(faltam))

@@ -187,6 +187,7 @@ def _cancelar(session: Session, cancelados: Sequence[relay.Cancelado], registro:
         aceitas = (_G.c.lote_id == lote_id) & (_G.c.situacao == GUIA_ACEITA)
         escolhidas = aceitas if numeros is None else aceitas & _G.c.numero_guia_prestador.in_(sorted(numeros))
         session.execute(update(_G).where(escolhidas).values(situacao=GUIA_CANCELADA))
+        rows.bump_versao(session, protocolo_id)  # the guides left its situação answer
         if session.scalar(select(func.count()).where(aceitas)) == 0:
             _lote_cancelado(session, protocolo_id, registro, now)
 

@@ -20,7 +20,8 @@ sends. ``lote.quantidade_guias`` and ``valor_informado`` stay what the provider 
 accepted is read from each guide's ``situacao``. Críticas about the lote, or every guide refused,
 refuse the whole lote as before (mensagemErro). A status query's answer is built beforehand
 (gateway.inbound.status): the write transaction then holds the database's write lock (SQLite has
-one for all workers) only to store the messages.
+one for all workers) only to store the messages, a lote's guide list once per state of its
+protocol (gateway.storage.kept_lists).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +49,8 @@ from gateway.message.lote import LoteLido, read_lote
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import Service
 from gateway.message.tables import GUIA_ACEITA, GUIA_RECUSADA
-from gateway.storage import rows
+from gateway.storage import kept_lists, rows
+from gateway.storage.kept_lists import KeptList, KeptListCache
 from gateway.storage.models import PrestadorCodigo
 from gateway.storage.prepared import Prepared
 from gateway.storage.protocolos import insert_protocolo
@@ -86,22 +88,30 @@ class Acceptance:
         self.engine = engine
         self.adapters = adapters  # registro ANS -> the operator's adapter
         self.clock = clock
+        self.kept = KeptListCache()  # the guide lists of situação answers this process used last
 
     def answer(self, checked: CheckedCall, snapshot: Snapshot) -> Answered:
         """``snapshot``: the request's read-only transaction; closed here before writing."""
-        name = checked.call.service.name
-        ready: StatusAnswer | None = None
-        read: _Read | None = None
-        if name == STATUS.name:
-            try:
-                ready = answer_status(snapshot.connection(), checked, self.clock(), self.registry)
-            finally:
-                snapshot.close()
-        else:
-            read = self._read(checked, snapshot)
+        if checked.call.service.name == STATUS.name:
+            return self._status(checked, snapshot)
+        read = self._read(checked, snapshot)
         snapshot.close()
         return store_once(self.engine.begin, checked,
-                          lambda connection: self._store_and_answer(connection, checked, ready, read))
+                          lambda connection: self._store_and_answer(connection, checked, read))
+
+    def _status(self, checked: CheckedCall, snapshot: Snapshot) -> Answered:
+        """Read and built in the snapshot, stored in a write transaction; the guide list a lote's
+        answer was stored with is kept for the next queries once committed."""
+        try:
+            ready = answer_status(snapshot.connection(), checked, self.clock(), self.registry, self.kept)
+        finally:
+            snapshot.close()
+        kept: list[KeptList] = []
+        answered = store_once(self.engine.begin, checked,
+                              lambda connection: _store_status(connection, checked, ready, kept))
+        if kept and answered.outcome != "replayed":
+            self.kept.put(kept[-1])  # committed: answers may reference it
+        return answered
 
     def _read(self, checked: CheckedCall, snapshot: Snapshot) -> _Read:
         message = checked.call.message
@@ -119,8 +129,7 @@ class Acceptance:
                 message.version or ""))
         return _Read(lido, avaliacao)
 
-    def _store_and_answer(self, connection: Connection, checked: CheckedCall, ready: StatusAnswer | None,
-                          read: _Read | None) -> Answered:
+    def _store_and_answer(self, connection: Connection, checked: CheckedCall, read: _Read) -> Answered:
         call, now = checked.call, self.clock()
         message = call.message
         request_id = rows.add_mensagem(connection, checked.mensagem("entrada", message.data, "aceita",
@@ -129,13 +138,9 @@ class Acceptance:
         transacao_id = rows.add_transacao(connection, prestador_id=checked.prestador_id,
                                              tipo=call.cabecalho.tipo, sequencial=call.cabecalho.sequencial,
                                              hash_=checked.hash_lower, requisicao_id=request_id)
-        if ready is None:
-            reply_ctx = responses.reply_context(message.root, registro_ans=checked.operadora.registro_ans,
-                                                sequencial=str(request_id), now=now)
-            built = self._build(connection, checked, reply_ctx, request_id, read)
-        else:  # built beforehand: only its sequencialTransacao was still to come
-            built = _Built(ready.root, "refused", ready.refused) if ready.refused else _Built(ready.root)
-            responses.set_sequencial(built.root, str(request_id))
+        reply_ctx = responses.reply_context(message.root, registro_ans=checked.operadora.registro_ans,
+                                            sequencial=str(request_id), now=now)
+        built = self._build(connection, checked, reply_ctx, request_id, read)
         data = responses.envelope(built.root, message.encoding)
         response = checked.mensagem("saida", data, "resposta", None)
         response["resposta_de_id"] = request_id
@@ -143,12 +148,12 @@ class Acceptance:
         return Answered(Reply(data, message.encoding), built.outcome, built.code)
 
     def _build(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
-               request_id: int, read: _Read | None) -> _Built:
+               request_id: int, read: _Read) -> _Built:
         service = checked.call.service
-        if read is not None and read.lido is not None:
+        if read.lido is not None:
             return self._lote(connection, checked, ctx, request_id, read.lido, read.avaliacao)
         if service.name in RECEIPT_SERVICES:
-            if read is not None and read.avaliacao.todas:  # the operator would refuse it: said now
+            if read.avaliacao.todas:  # the operator would refuse it: said now
                 return _refused(connection, ctx, service, request_id, read.avaliacao.todas)
             protocolo_id, numero = insert_protocolo(connection, tipo=RECEIPT_SERVICES[service.name],
                                                     prestador_id=checked.prestador_id,
@@ -200,6 +205,36 @@ class Acceptance:
                             servico=checked.call.service.name, prestador_id=checked.prestador_id,
                             mensagem_id=request_id, protocolo_id=protocolo_id, lote_id=lote_id, now=now,
                             request_id=checked.request_id)
+
+
+def _store_status(connection: Connection, checked: CheckedCall, ready: StatusAnswer,
+                  kept: list[KeptList]) -> Answered:
+    """A status query, its answer (its sequencialTransacao: the query's id), then the Transacao
+    naming both: its unique key decides which of two concurrent copies is stored (IntegrityError
+    for the others). A lote's situação answer is stored without its guide list, kept once per
+    protocol state (gateway.storage.kept_lists); ``kept`` gets that list."""
+    call = checked.call
+    encoding = call.message.encoding
+    request_id = rows.add_mensagem(connection, checked.mensagem("entrada", call.message.data, "aceita",
+                                                                checked.hash_lower))
+    situacao = ready.situacao
+    if situacao is None:  # not found, or refused by the operator: small, stored whole
+        root = cast(etree._Element, ready.root)
+        responses.set_sequencial(root, str(request_id))
+        data = stored = responses.envelope(root, encoding)
+    else:
+        situacao = situacao.with_list(kept_lists.keep(connection, situacao.kept))
+        data, stored = situacao.written(str(request_id), encoding)
+    response = checked.mensagem("saida", stored, "resposta", None)
+    response.update(tamanho=len(data), resposta_de_id=request_id)  # the size sent, as for any message
+    resposta_id = rows.add_mensagem(connection, response)
+    if situacao is not None:
+        kept_lists.link(connection, resposta_id, situacao.kept, encoding)
+    rows.add_transacao(connection, prestador_id=checked.prestador_id, tipo=call.cabecalho.tipo,
+                       sequencial=call.cabecalho.sequencial, hash_=checked.hash_lower,
+                       requisicao_id=request_id, resposta_id=resposta_id)
+    kept[:] = [situacao.kept] if situacao is not None else []
+    return Answered(Reply(data, encoding), "refused" if ready.refused else "accepted", ready.refused)
 
 
 def _tem_codigo(connection: Connection, checked: CheckedCall) -> bool:

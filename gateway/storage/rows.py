@@ -21,15 +21,18 @@ from sqlalchemy.orm import Session
 
 from gateway.message.findings import Finding
 from gateway.message.tables import GUIA_ACEITA
+from gateway.storage import kept_lists
 from gateway.storage.models import (
     CRITICA_TABLE,
     DEMONSTRATIVO_TABLE,
     ENTREGA_TABLE,
     GUIA_TABLE,
+    GUIAS_DA_SITUACAO_TABLE,
     LOTE_TABLE,
     MENSAGEM_TABLE,
     PRESTADOR_TABLE,
     PROTOCOLO_TABLE,
+    RESPOSTA_SITUACAO_TABLE,
     TRANSACAO_TABLE,
 )
 from gateway.storage.prepared import Db, Prepared, connection_of
@@ -62,6 +65,21 @@ class LoteGravado:
     criado_em: datetime
     guias: list[GuiaGravada]
     lote_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EstadoDoProtocolo:
+    """A lote's protocol as its situação answer starts from (its guides apart): one indexed read."""
+
+    protocolo_id: int
+    versao: int  # protocolo.versao: changes with anything the answer lists
+    numero_protocolo: str
+    status: int
+    lote_id: int
+    numero_lote: str
+    tipo_guia: str
+    valor_informado: Decimal | None
+    criado_em: datetime
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,12 @@ class ProtocoloDaOperadora:
 _P, _M, _T, _L, _G, _PR = (PRESTADOR_TABLE, MENSAGEM_TABLE, TRANSACAO_TABLE, LOTE_TABLE, GUIA_TABLE,
                           PROTOCOLO_TABLE)
 _PRESTADOR = select(_P.c.ativo, _P.c.bloqueado_ate).where(_P.c.id == bindparam("id"))
-_TRANSACAO = (select(_T.c.hash, _M.c.corpo).select_from(_T.outerjoin(_M, _M.c.id == _T.c.resposta_id))
+# The answer as sent: a situação answer stored without its guide list gets it back (kept_lists).
+_K, _RS = GUIAS_DA_SITUACAO_TABLE, RESPOSTA_SITUACAO_TABLE
+_TRANSACAO = (select(_T.c.hash, _M.c.corpo, _K.c.lista, _RS.c.codificacao)
+              .select_from(_T.outerjoin(_M, _M.c.id == _T.c.resposta_id)
+                           .outerjoin(_RS, _RS.c.mensagem_id == _M.c.id)
+                           .outerjoin(_K, _K.c.id == _RS.c.guias_id))
               .where(_T.c.prestador_id == bindparam("prestador_id"),
                      _T.c.tipo_transacao == bindparam("tipo"),
                      _T.c.sequencial_transacao == bindparam("sequencial")))
@@ -133,6 +156,13 @@ _LOTE_DO_PROTOCOLO = (
     .select_from(_PR.join(_L, _L.c.protocolo_id == _PR.c.id))
     .where(_PR.c.numero == bindparam("numero"), _PR.c.prestador_id == bindparam("prestador_id"),
            _PR.c.registro_ans == bindparam("registro_ans")).limit(1))
+_ESTADO_DO_PROTOCOLO = (
+    select(_PR.c.id, _PR.c.versao, _PR.c.numero, _PR.c.status, _L.c.id, _L.c.numero_lote, _L.c.tipo_guia,
+           _L.c.valor_informado, _L.c.criado_em)
+    .select_from(_PR.join(_L, _L.c.protocolo_id == _PR.c.id))
+    .where(_PR.c.numero == bindparam("numero"), _PR.c.prestador_id == bindparam("prestador_id"),
+           _PR.c.registro_ans == bindparam("registro_ans")).limit(1))
+_BUMP_VERSAO = _PR.update().where(_PR.c.id == bindparam("protocolo_id")).values(versao=_PR.c.versao + 1)
 _GUIAS_DO_LOTE = (select(_G.c.numero_guia_prestador, _G.c.numero_guia_operadora, _G.c.numero_carteira,
                          _G.c.valor_informado, _G.c.situacao)
                   .where(_G.c.lote_id == bindparam("lote_id")).order_by(_G.c.id))
@@ -160,6 +190,7 @@ _FAST = {name: Prepared(statement) for name, statement in (
     ("prestador", _PRESTADOR), ("transacao", _TRANSACAO), ("resposta", _RESPOSTA),
     ("lote_anterior", _LOTE_ANTERIOR),
     ("lote_do_protocolo", _LOTE_DO_PROTOCOLO), ("guias_do_lote", _GUIAS_DO_LOTE),
+    ("estado_do_protocolo", _ESTADO_DO_PROTOCOLO), ("bump_versao", _BUMP_VERSAO),
     ("partes_do_lote", _PARTES_DO_LOTE), ("critica", _CRITICA))}
 _FAST_GUIAS = Prepared(_G.insert(), _GUIA_COLUNAS)
 _FAST_CRITICAS = Prepared(_C.insert(), _CRITICA_COLUNAS)
@@ -182,15 +213,21 @@ def transacao_anterior(session: Db, prestador_id: int, tipo: str,
                        sequencial: str) -> TransacaoAnterior | None:
     row = _FAST["transacao"].first(session, {"prestador_id": prestador_id, "tipo": tipo,
                                              "sequencial": sequencial})
-    return TransacaoAnterior(*row) if row is not None else None
+    if row is None:
+        return None
+    hash_, corpo, lista, encoding = row
+    return TransacaoAnterior(hash_, kept_lists.whole(corpo, lista, encoding))
 
 
 def add_transacao(session: Db, *, prestador_id: int, tipo: str, sequencial: str, hash_: str,
-                  requisicao_id: int) -> int:
-    """Raises IntegrityError when a concurrent copy of the transaction committed first."""
-    return _insert(session, _T, dict(
-        prestador_id=prestador_id, tipo_transacao=tipo, sequencial_transacao=sequencial, hash=hash_,
-        requisicao_id=requisicao_id))
+                  requisicao_id: int, resposta_id: int | None = None) -> int:
+    """Raises IntegrityError when a concurrent copy of the transaction committed first.
+    ``resposta_id``: the answer, when it is stored first (else :func:`set_resposta`)."""
+    values = dict(prestador_id=prestador_id, tipo_transacao=tipo, sequencial_transacao=sequencial, hash=hash_,
+                  requisicao_id=requisicao_id)
+    if resposta_id is not None:
+        values["resposta_id"] = resposta_id
+    return _insert(session, _T, values)
 
 
 def set_resposta(session: Db, transacao_id: int, resposta_id: int) -> None:
@@ -232,6 +269,27 @@ def lote_do_protocolo(session: Db, numero: str, prestador_id: int,
     guias = _FAST["guias_do_lote"].rows(connection, {"lote_id": lote_id})
     return LoteGravado(numero, status, numero_lote, tipo_guia, valor_informado, criado_em,
                        [GuiaGravada(*g) for g in guias], lote_id)
+
+
+def estado_do_protocolo(session: Db, numero: str, prestador_id: int,
+                        registro_ans: str) -> EstadoDoProtocolo | None:
+    """The lote protocol ``numero``, only if it belongs to this provider and operator."""
+    row = _FAST["estado_do_protocolo"].first(session, {
+        "numero": numero, "prestador_id": prestador_id, "registro_ans": registro_ans})
+    return EstadoDoProtocolo(*row) if row is not None else None
+
+
+def guias_do_lote(session: Db, lote_id: int) -> list[GuiaGravada]:
+    return [GuiaGravada(*g) for g in _FAST["guias_do_lote"].rows(session, {"lote_id": lote_id})]
+
+
+def bump_versao(session: Db, protocolo_id: int | None) -> None:
+    """A change to what the protocol's situação answer lists (a guide's situação, a part's
+    situação answer): a new state version, in the writer's transaction, so that no answer is
+    rendered from a kept guide list of the state before (gateway.storage.kept_lists). One atomic
+    UPDATE: concurrent writers never lose a bump."""
+    if protocolo_id is not None:
+        _FAST["bump_versao"].execute(session, {"protocolo_id": protocolo_id}).close()
 
 
 def partes_do_lote(session: Db, lote_id: int) -> list[ParteEncaminhada]:
