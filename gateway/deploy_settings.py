@@ -1,8 +1,16 @@
 """How the gateway runs under gunicorn: the one place ``tiss-gateway serve`` and ``gunicorn.conf.py``
 take their settings from.
 
-- Workers: ``2 × cores + 1`` (sync workers: a worker waits while an operator answers a relayed
-  service), at most :data:`MAX_WORKERS`; ``TISS_GATEWAY_WORKERS`` overrides.
+- Workers: ``2 × cores + 1`` processes, at most :data:`MAX_WORKERS`; ``TISS_GATEWAY_WORKERS``
+  overrides. Each runs :data:`WORKER_CLASS`, gunicorn's threaded (gthread) worker with bounded
+  read time (gateway.gunicorn_worker): ``TISS_GATEWAY_THREADS`` requests at once per process
+  (default :data:`DEFAULT_THREADS`), so a relayed call waiting for an operator holds one thread,
+  not the process; at most :data:`WORKER_CONNECTIONS` connections per process, idle ones costing
+  only a file descriptor.
+- Read time: a request's head must arrive within ``header_s`` and its body within ``body_s`` +
+  its length at ``body_rate``, at most ``body_max_s`` (:class:`ReadLimits`), else 408 and the
+  connection is closed. A public deployment still puts a reverse proxy in front (docker/nginx.conf):
+  it buffers whole requests, so the gateway's threads only ever read from it at local speed.
 - Timeouts: a request may last as long as the slowest configured operator takes to answer a
   synchronous service (its WSDL read once per process, then the call), so gunicorn's worker
   ``timeout`` is derived from the largest ``timeout_s`` of the config, and ``graceful_timeout``
@@ -27,6 +35,11 @@ from gateway.config import Config
 
 BIND_ENV = "TISS_GATEWAY_BIND"
 WORKERS_ENV = "TISS_GATEWAY_WORKERS"
+THREADS_ENV = "TISS_GATEWAY_THREADS"
+HEADER_TIMEOUT_ENV = "TISS_GATEWAY_HEADER_TIMEOUT"
+BODY_TIMEOUT_ENV = "TISS_GATEWAY_BODY_TIMEOUT"
+BODY_MIN_RATE_ENV = "TISS_GATEWAY_BODY_MIN_RATE"
+BODY_MAX_TIMEOUT_ENV = "TISS_GATEWAY_BODY_MAX_TIMEOUT"
 MAX_REQUESTS_ENV = "TISS_GATEWAY_MAX_REQUESTS"
 CERTFILE_ENV = "TISS_GATEWAY_CERTFILE"
 KEYFILE_ENV = "TISS_GATEWAY_KEYFILE"
@@ -38,11 +51,18 @@ FORWARDED_ALLOW_IPS_ENV = "FORWARDED_ALLOW_IPS"  # gunicorn's own variable
 PREPARED_ENV = "TISS_GATEWAY_PREPARED"
 
 DEFAULT_BIND = "127.0.0.1:8080"
-MAX_WORKERS = 8  # each sync worker holds every compiled schema set (~100 MB)
+MAX_WORKERS = 8  # each worker process holds every compiled schema set (~100 MB)
+WORKER_CLASS = "gateway.gunicorn_worker.DeadlineWorker"
+# Threads per worker process. Requests are mostly CPU under one GIL; the threads are there for
+# the waits (an operator answering a relayed call, the database, a client's body): 8 keep a
+# process serving while several of them wait. Each thread may hold two database connections
+# (gateway.storage.db.expect_threads): workers x threads x 2 must fit PostgreSQL's max_connections.
+DEFAULT_THREADS = 8
+WORKER_CONNECTIONS = 1000  # per process: beyond it a worker stops accepting until some close
 WSDL_READ_S = 30.0  # an operator's WSDL is read with max(timeout_s, 30 s) (gateway.delivery.client)
 MARGIN_S = 30  # storage, re-stamping and the answer around the operator's call
 MIN_TIMEOUT_S = 60  # a 15 MiB lote is read, validated and stored well within this
-KEEPALIVE_S = 5  # ignored by sync workers; used if worker_class is changed to gthread/gevent
+KEEPALIVE_S = 5  # an idle kept-alive connection waits this long in the poller (no thread)
 MAX_REQUESTS = 5000  # a worker is replaced after this many requests (0: never) ...
 MAX_REQUESTS_JITTER = 500  # ... give or take this many, so that workers do not restart together
 SHM = Path("/dev/shm")
@@ -56,6 +76,48 @@ def default_workers(cores: int | None = None) -> int:
 def workers(env: Mapping[str, str] = os.environ) -> int:
     """``TISS_GATEWAY_WORKERS`` if set, else :func:`default_workers`."""
     return _positive(env, WORKERS_ENV) or default_workers()
+
+
+def threads(env: Mapping[str, str] = os.environ) -> int:
+    """``TISS_GATEWAY_THREADS`` if set, else :data:`DEFAULT_THREADS`."""
+    return _positive(env, THREADS_ENV) or DEFAULT_THREADS
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How long a client may take to send a request (gateway.gunicorn_worker enforces it).
+
+    The head (request line and headers) within ``header_s`` of the connection (or, kept alive, of
+    its next request's first byte); the body within ``body_s`` plus its length at ``body_rate``
+    bytes/s, never more than ``body_max_s`` (a chunked body, of unknown length, gets
+    ``body_max_s``). Defaults: 10 s; 8 s + 64 KiB/s, at most 120 s (a 470 KB lote: 15 s; a 15 MiB
+    one needs 128 KiB/s).
+    """
+
+    header_s: float = 10.0
+    body_s: float = 8.0
+    body_rate: int = 64 * 1024
+    body_max_s: float = 120.0
+
+    def body_deadline_s(self, length: int | None) -> float:
+        if length is None:
+            return self.body_max_s
+        return min(self.body_s + length / self.body_rate, self.body_max_s)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ReadLimits:
+        """``TISS_GATEWAY_HEADER_TIMEOUT``, ``TISS_GATEWAY_BODY_TIMEOUT`` and
+        ``TISS_GATEWAY_BODY_MAX_TIMEOUT`` (seconds), ``TISS_GATEWAY_BODY_MIN_RATE`` (KiB/s)."""
+        default = cls()
+        rate = _seconds(env, BODY_MIN_RATE_ENV)
+        limits = cls(_seconds(env, HEADER_TIMEOUT_ENV) or default.header_s,
+                     _seconds(env, BODY_TIMEOUT_ENV) or default.body_s,
+                     round(rate * 1024) if rate else default.body_rate,
+                     _seconds(env, BODY_MAX_TIMEOUT_ENV) or default.body_max_s)
+        if limits.body_max_s < limits.body_s:
+            raise ValueError(f"{BODY_MAX_TIMEOUT_ENV} ({limits.body_max_s}) < {BODY_TIMEOUT_ENV} "
+                             f"({limits.body_s})")
+        return limits
 
 
 def request_timeout(config: Config) -> int:
@@ -112,13 +174,19 @@ def forwarded_allow_ips(config: Config, env: Mapping[str, str] = os.environ) -> 
 
 def gunicorn_options(config: Config, *, bind: str, workers: int, tls: Tls | None = None,
                      env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The gunicorn settings for this config (names as in gunicorn's settings)."""
+    """The gunicorn settings for this config (names as in gunicorn's settings). The worker class
+    reads its :class:`ReadLimits` from the same environment: checked here, before any fork."""
     timeout = request_timeout(config)
     max_requests = _positive(env, MAX_REQUESTS_ENV, zero=True)
+    ReadLimits.from_env(env)
     return {
         "bind": bind,
         "workers": workers,
-        "worker_class": "sync",
+        "worker_class": WORKER_CLASS,
+        "threads": threads(env),
+        "worker_connections": WORKER_CONNECTIONS,
+        # gthread's heartbeat comes from each worker's main loop, which never waits for a request:
+        # this only ends a worker that is stuck as a whole (and bounds a graceful restart).
         "timeout": timeout,
         "graceful_timeout": timeout,
         "keepalive": KEEPALIVE_S,
@@ -135,8 +203,9 @@ def gunicorn_options(config: Config, *, bind: str, workers: int, tls: Tls | None
 
 
 def from_environment(config: Config, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """What ``gunicorn.conf.py`` sets: :func:`gunicorn_options` with bind, workers and TLS from
-    ``TISS_GATEWAY_BIND``, ``TISS_GATEWAY_WORKERS`` and ``TISS_GATEWAY_CERTFILE``..."""
+    """What ``gunicorn.conf.py`` sets: :func:`gunicorn_options` with bind, workers, threads and TLS
+    from ``TISS_GATEWAY_BIND``, ``TISS_GATEWAY_WORKERS``, ``TISS_GATEWAY_THREADS`` and
+    ``TISS_GATEWAY_CERTFILE``..."""
     return gunicorn_options(config, bind=env.get(BIND_ENV) or DEFAULT_BIND, workers=workers(env),
                             tls=Tls.from_env(env), env=env)
 
@@ -148,3 +217,16 @@ def _positive(env: Mapping[str, str], name: str, *, zero: bool = False) -> int |
     if not text.isdigit() or (int(text) == 0 and not zero):
         raise ValueError(f"{name} deve ser um número inteiro {'>= 0' if zero else '> 0'}: {text!r}")
     return int(text)
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} deve ser um número > 0: {text!r}")
+    return value

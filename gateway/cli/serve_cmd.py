@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="padrão: $TISS_GATEWAY_BIND ou 127.0.0.1:8080")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="padrão: $TISS_GATEWAY_WORKERS ou 2 × núcleos + 1 (até 8)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="requisições simultâneas por worker (gthread); padrão: $TISS_GATEWAY_THREADS "
+                             "ou 8. Prazos de leitura: $TISS_GATEWAY_HEADER_TIMEOUT, "
+                             "$TISS_GATEWAY_BODY_TIMEOUT...")
     parser.add_argument("--database", metavar="URL", help="URL SQLAlchemy (padrão: SQLite no HOME)")
     parser.add_argument("--config", type=Path, metavar="FILE")
     parser.add_argument("--demo", action="store_true",
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
                   + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()), flush=True)
         bind = args.bind or os.environ.get(deploy_settings.BIND_ENV) or deploy_settings.DEFAULT_BIND
         workers = args.workers or deploy_settings.workers()
+        if args.threads is not None:  # gunicorn_options reads it there, as gunicorn.conf.py does
+            os.environ[deploy_settings.THREADS_ENV] = str(args.threads)
         tls = _tls(args)
         deploy_settings.gunicorn_options(config, bind=bind, workers=workers, tls=tls)  # fail before starting
         url = server.prepare(config)  # before the worker starts on the same database

@@ -20,6 +20,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PAGE_SIZE = 16_384
 SAFETY_NET_BYTES = 16 * 1024 * 1024  # of WAL, before a COMMIT checkpoints by itself
 log = logging.getLogger("tiss_gateway.storage")
+# Pool of the engines this process makes (SQLAlchemy's defaults until expect_threads says otherwise).
+_pool = {"pool_size": 5, "max_overflow": 10}
+
+
+def expect_threads(threads: int) -> None:
+    """This process serves ``threads`` requests at once (a gunicorn gthread worker, before it loads
+    the app): engines made from now on keep a connection per thread, and as many again in
+    overflow (a request may hold a read connection and a write session at once). With
+    SQLAlchemy's 5 + 10, connections past the fifth were opened and closed on every request and a
+    sixteenth request waited for a free one."""
+    _pool.update(pool_size=max(5, threads), max_overflow=max(10, threads))
 
 
 def default_database_url() -> str:
@@ -61,6 +72,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     PostgreSQL: psycopg 3, pre-ping so that a restarted server does not fail the next request.
     """
     parsed = normalize_url(url)
+    if "poolclass" not in kwargs and _queue_pooled(parsed):
+        for key, value in _pool.items():
+            kwargs.setdefault(key, value)
     if parsed.get_backend_name() == "sqlite":
         connect_args = kwargs.setdefault("connect_args", {})
         connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
@@ -74,6 +88,14 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _postgresql_on_connect)
     return engine
+
+
+def _queue_pooled(parsed: URL) -> bool:
+    """Whether SQLAlchemy gives this URL a QueuePool (SQLite in memory gets one connection per thread)."""
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    path = sqlite_file(parsed)
+    return path is not None and not path.startswith("file:")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -13,17 +13,22 @@
    delivers it to the simulated operator. The install is done once (marked ``slow``).
 3. ``gunicorn.conf.py`` resolves (gunicorn ``--print-config``) to what deploy_settings gives
    ``tiss-gateway serve``.
+4. ``docker/nginx.conf``, the only published port of the compose file: its limits against the
+   gateway's, then the file itself run by a real nginx (installed with apt-get when missing) in
+   front of a real gateway: lotes and WSDLs go through, an oversized body stops at nginx.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import os
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,18 +48,23 @@ from gateway.cli import build_parser
 from gateway.config import CONFIG_ENV, DATABASE_URL_ENV, Config, Operadora, load_config
 from simulator.profile import PROFILE_KEYS, load_all
 from tests.db_fixtures import BACKENDS
+from tests.debian import PackagesUnavailable, apt_install
 from tests.gateway_process import free_port, free_port_block
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"
+NGINX_CONF = DOCKER / "nginx.conf"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 EXAMPLE_LOTE = REPO / "gateway" / "examples" / "lote-sp-sadt-4.03.00.xml"
 
 # Every environment variable the image's programs read (a misspelt one in compose would be ignored).
 KNOWN_ENV = {CONFIG_ENV, DATABASE_URL_ENV, "TISS_GATEWAY_HOME", "TISS_GATEWAY_MIGRATE",
              deploy_settings.BIND_ENV, deploy_settings.WORKERS_ENV, deploy_settings.MAX_REQUESTS_ENV,
+             deploy_settings.THREADS_ENV, deploy_settings.HEADER_TIMEOUT_ENV,
+             deploy_settings.BODY_TIMEOUT_ENV, deploy_settings.BODY_MIN_RATE_ENV,
+             deploy_settings.BODY_MAX_TIMEOUT_ENV,
              deploy_settings.CERTFILE_ENV, deploy_settings.KEYFILE_ENV, deploy_settings.CA_CERTS_ENV,
              deploy_settings.REQUIRE_CLIENT_CERT_ENV, deploy_settings.FORWARDED_ALLOW_IPS_ENV}
 
@@ -372,13 +382,64 @@ def test_compose_stop_grace_periods_cover_the_derived_timeouts():
     assert duration_s(services["worker"]["stop_grace_period"]) > slowest
 
 
-def test_compose_publishes_the_port_the_image_binds():
+def test_compose_publishes_only_the_proxy():
+    """nginx alone publishes a port; the gateway, bound to every interface of its container,
+    is reached on the compose network only, and trusts nginx's fixed address alone."""
     services, stages = compose()["services"], read_dockerfile()
-    bind = environment(services["gateway"]).get(deploy_settings.BIND_ENV) \
-        or stages[-1].env()[deploy_settings.BIND_ENV]
-    port = bind.rpartition(":")[2]
-    assert port in stages[-1].last("EXPOSE").args.split()
-    assert any(PORT.fullmatch(p)["container"] == port for p in services["gateway"]["ports"])
+    gateway, nginx = services["gateway"], services["nginx"]
+    bind = environment(gateway).get(deploy_settings.BIND_ENV) or stages[-1].env()[deploy_settings.BIND_ENV]
+    host, _sep, port = bind.rpartition(":")
+    assert host == "0.0.0.0" and port in stages[-1].last("EXPOSE").args.split()
+    for name, service in services.items():
+        if uses_our_image(service) and argv(service, stages)[:2] != ["tiss-gateway", "simulate"]:
+            assert "ports" not in service, f"{name} publishes a port: only nginx may"
+    assert port in [str(p) for p in gateway.get("expose", [])]
+    assert bind_mounts(nginx)["/etc/nginx/nginx.conf"] == NGINX_CONF.resolve()
+    conf = nginx_directives()
+    assert conf["server"] == [f"gateway:{port}"], "nginx's upstream is not the gateway's bind"
+    listen = conf["listen"][0].split()[0]
+    assert [PORT.fullmatch(str(p))["container"] for p in nginx["ports"]] == [listen]
+    assert nginx["depends_on"]["gateway"]["condition"] == "service_healthy"
+    network = compose()["networks"]["default"]["ipam"]["config"][0]
+    address = ipaddress.ip_address(nginx["networks"]["default"]["ipv4_address"])
+    assert address in ipaddress.ip_network(network["subnet"])
+    assert address not in ipaddress.ip_network(network["ip_range"]), "another container could get it"
+    config = service_config(gateway)
+    assert config.gateway.trusted_proxies == (str(address),)
+    assert deploy_settings.forwarded_allow_ips(config, {}) == str(address)
+
+
+def nginx_directives(path: Path = NGINX_CONF) -> dict[str, list[str]]:
+    """Every ``name value;`` of an nginx config, by name (blocks flattened, comments dropped)."""
+    found: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*([a-z_]+)\s+([^;{#]*);", line)
+        if match:
+            found.setdefault(match[1], []).append(match[2].strip())
+    return found
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "m": 1024 * 1024, "g": 1024 ** 3}
+    return int(text[:-1]) * units[text[-1].lower()] if text[-1].isalpha() else int(text)
+
+
+def test_nginx_limits_match_the_gateways():
+    from gateway.gunicorn_worker import BUFFER_MAX
+
+    conf, limits = nginx_directives(), deploy_settings.ReadLimits()
+    config = service_config(compose()["services"]["gateway"])
+    # Clients meet nginx's limits first; the gateway's are never tighter than the proxy's.
+    assert duration_s(conf["client_header_timeout"][0]) <= limits.header_s
+    assert duration_s(conf["client_body_timeout"][0]) <= limits.body_s
+    assert config.gateway.max_message_bytes < _size(conf["client_max_body_size"][0]) <= BUFFER_MAX
+    assert duration_s(conf["proxy_read_timeout"][0]) > deploy_settings.request_timeout(config)
+    assert conf.get("proxy_request_buffering", ["on"]) == ["on"]
+    headers = dict(h.split(None, 1) for h in conf["proxy_set_header"])
+    assert headers["Host"] == "$http_host" and headers["X-Forwarded-Proto"] == "$scheme"
+    client_cert = config.gateway.client_cert_header
+    assert headers[client_cert] in ('""', "$ssl_client_escaped_cert"), "a client could send its own"
+    assert headers["X-Forwarded-Ssl"] == headers["X-Forwarded-Protocol"] == '""'
 
 
 # --- 2a. the Dockerfile, read -------------------------------------------------------------------------
@@ -730,13 +791,15 @@ def test_gunicorn_conf_resolves_to_what_serve_uses(tmp_path: Path):
     env = {**_clean_env(), CONFIG_ENV: str(config_file),
            DATABASE_URL_ENV: f"sqlite:///{tmp_path / 'g.sqlite'}",
            "TISS_GATEWAY_HOME": str(tmp_path / "home"), deploy_settings.WORKERS_ENV: "3",
+           deploy_settings.THREADS_ENV: "5",
            deploy_settings.BIND_ENV: "127.0.0.1:8443", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     resolved = _print_config(env)
     expected = deploy_settings.gunicorn_options(load_config(config_file), bind="127.0.0.1:8443", workers=3,
-                                                env={})
+                                                env={deploy_settings.THREADS_ENV: "5"})
+    assert expected["threads"] == 5 and expected["worker_class"] == deploy_settings.WORKER_CLASS
     assert expected["timeout"] == 75 + 2 * 75 + deploy_settings.MARGIN_S
-    for key in ("workers", "timeout", "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter",
-                "worker_class", "accesslog", "forwarded_allow_ips"):
+    for key in ("workers", "threads", "worker_connections", "timeout", "graceful_timeout", "keepalive",
+                "max_requests", "max_requests_jitter", "worker_class", "accesslog", "forwarded_allow_ips"):
         value = expected[key]
         shown = ",".join(value.split(",")) if isinstance(value, str) else value
         assert resolved[key].strip("[]'").replace("', '", ",") == str(shown), (key, resolved[key], value)
@@ -810,6 +873,15 @@ def test_serve_refuses_bad_tls_files_before_starting(tmp_path: Path):
     assert done.returncode == 2 and "nada.pem" in done.stderr
 
 
+def test_serve_refuses_bad_threads_and_read_deadlines_before_starting(tmp_path: Path):
+    for args, env in ((["--threads", "0"], {}), ([], {deploy_settings.HEADER_TIMEOUT_ENV: "dez"})):
+        done = subprocess.run([sys.executable, "-m", "gateway.cli", "serve", "--database",
+                               f"sqlite:///{tmp_path / 'g.sqlite'}", *args], cwd=REPO,
+                              env={**_clean_env(), "TISS_GATEWAY_HOME": str(tmp_path), **env},
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and "TISS_GATEWAY_" in done.stderr, done.stderr
+
+
 def test_the_database_url_from_the_environment_overrides_the_file(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch):
     config_file = tmp_path / "config.toml"
@@ -821,3 +893,93 @@ def test_the_database_url_from_the_environment_overrides_the_file(tmp_path: Path
     with pytest.raises(Exception, match=DATABASE_URL_ENV):
         load_config(config_file)
 
+
+
+# --- 4. docker/nginx.conf, run by a real nginx in front of a real gateway ---------------------------
+
+
+class Nginx:
+    """docker/nginx.conf as nginx runs it here: upstream, port, pid, logs and temporary files moved
+    to this machine (the directives the container's paths name), everything else as written."""
+
+    def __init__(self, binary: str, root: Path, upstream_port: int):
+        self.binary, self.root, self.port = binary, root, free_port()
+        root.mkdir(parents=True, exist_ok=True)
+        text = NGINX_CONF.read_text(encoding="utf-8")
+        text = re.sub(r"server gateway:\d+;", f"server 127.0.0.1:{upstream_port};", text)
+        text = re.sub(r"listen \d+;", f"listen 127.0.0.1:{self.port};", text)
+        text = text.replace("/var/run/nginx.pid", str(root / "nginx.pid"))
+        text = text.replace("/var/log/nginx/", f"{root}/")
+        temp = "".join(f"    {kind}_temp_path {root / kind};\n"
+                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        self.conf = root / "nginx.conf"
+        self.conf.write_text(text.replace("http {\n", "http {\n" + temp, 1), encoding="utf-8")
+        self.process: subprocess.Popen | None = None
+
+    def argv(self, *extra: str) -> list[str]:
+        settings = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")  # tmp dirs are root's
+        return [self.binary, "-p", str(self.root), "-c", str(self.conf), "-e", str(self.root / "error.log"),
+                "-g", settings, *extra]
+
+    def start(self) -> str:
+        checked = subprocess.run(self.argv("-t"), capture_output=True, text=True, timeout=30, check=False)
+        assert checked.returncode == 0, checked.stderr
+        self.process = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.root / "error.log").read_text()
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    return base
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"nginx did not answer:\n{(self.root / 'error.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful, as the image's STOPSIGNAL
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+def _nginx_binary() -> str:
+    where = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+    if shutil.which("nginx", path=where) is None:
+        try:
+            apt_install(["nginx-light"])
+        except PackagesUnavailable as exc:
+            pytest.skip(str(exc))
+    found = shutil.which("nginx", path=where)
+    assert found, "nginx installed but not found"
+    return found
+
+
+def test_nginx_conf_proxies_to_a_real_gateway(tiss_home: Path, tmp_path: Path):
+    from tests.factory import build_lote
+    from tests.gateway_process import GatewayProcess
+
+    binary = _nginx_binary()
+    with GatewayProcess(f"sqlite:///{tmp_path / 'gateway.sqlite'}", tiss_home, workers=1,
+                        log_dir=tmp_path) as gateway:
+        proxy = Nginx(binary, tmp_path / "nginx", gateway.port)
+        try:
+            base = proxy.start()
+            wsdl = requests.get(f"{base}/tiss/v4_03_00/tissLoteGuias?wsdl", timeout=30)
+            assert wsdl.status_code == 200 and f'location="{base}/tiss/v4_03_00/tissLoteGuias"' in wsdl.text
+            lote = build_lote("sp-sadt", 3, envelope=True, numero_lote="71", sequencial="71")
+            sent = requests.post(f"{base}/tiss/v4_03_00/tissLoteGuias", data=lote, timeout=60,
+                                 headers={"Content-Type": "text/xml; charset=ISO-8859-1", "SOAPAction": '""'})
+            assert sent.status_code == 200 and b"<ans:numeroProtocolo>" in sent.content, sent.text[:2000]
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as oversized:
+                oversized.sendall(b"POST /tiss/v4_03_00/tissLoteGuias HTTP/1.1\r\nHost: x\r\n"
+                                  b"Content-Type: text/xml\r\nContent-Length: 17825792\r\n\r\n")
+                assert oversized.recv(200).startswith(b"HTTP/1.1 413 "), "nginx let a 17 MiB body through"
+        finally:
+            proxy.stop()
+        assert "recusada (limite)" not in gateway.log(), "the oversized body reached the gateway"

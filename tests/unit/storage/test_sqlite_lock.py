@@ -125,6 +125,36 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_a_thread_waits_for_another_threads_write_and_the_kernel_lock_stays_held(tmp_path: Path) -> None:
+    """flock belongs to the open file, shared by the threads of a process (gunicorn's gthread
+    workers): without the in-process lock a second thread would pass it at once, and the first
+    one's COMMIT would release the kernel lock under the second one's transaction."""
+    path = tmp_path / "g.sqlite"
+    engine = _engine(path)
+    lock_file = Path(f"{path}-writelock")
+    second_began = threading.Event()
+    first_done = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def second() -> None:
+        with engine.begin() as connection:
+            second_began.set()
+            seen["waited"] = first_done.is_set()
+            seen["held"] = _locked_elsewhere(lock_file)
+            connection.execute(text("INSERT INTO t (v) VALUES ('second')"))
+
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t (v) VALUES ('first')"))
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(HOLD_S)  # the second thread is at its BEGIN meanwhile
+        first_done.set()
+    thread.join(60)
+    assert second_began.is_set()
+    assert seen == {"waited": True, "held": True}
+    engine.dispose()
+
+
 def test_a_thread_waiting_for_its_own_write_times_out_like_sqlite(tmp_path: Path) -> None:
     engine = _engine(tmp_path / "g.sqlite", timeout=0.3)
     with engine.begin() as first:
