@@ -159,6 +159,7 @@ class Tracker:
                 sent = rows.add_mensagem(session, _row(entrega, "saida", exchange[0]))
                 answer = _row(entrega, "entrada", exchange[1], sent)
                 entrega.situacao_id = rows.add_mensagem(session, answer)
+                rows.bump_versao(session, entrega.protocolo_id)  # its values are the lote's situação's
             if status is not None:
                 if status != entrega.status:
                     log.info("entrega %s: situação %s -> %s", entrega.id, entrega.status,
