@@ -152,3 +152,18 @@ def add_prestador_and_mensagem(session: Session) -> tuple[Prestador, Mensagem]:
     session.add(mensagem)
     session.flush()
     return prestador, mensagem
+
+
+def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """A fresh database of the BACKENDS parameter ``request`` is on: a SQLite file in a new
+    ``name`` folder, or a new PostgreSQL schema (migrated by whoever opens it first)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp(name) / 'gateway.sqlite'}"
+    return request.getfixturevalue("pg_schemas")()
+
+
+def reading_engine(url: str) -> Iterator[Engine]:
+    """An engine for a test to read a server's database with (no pool: nothing held open)."""
+    engine = make_engine(url, poolclass=NullPool)
+    yield engine
+    engine.dispose()

@@ -33,7 +33,7 @@ from gateway.message.services import ANS_NS, SOAP11_NS
 from gateway.security.senhas import hash_senha
 from gateway.storage.db import make_engine
 from gateway.storage.models import Critica, Lote, Mensagem
-from tests.db_fixtures import BACKENDS, pg_dsn, schema_url
+from tests.db_fixtures import BACKENDS, backend_url, pg_dsn, reading_engine, schema_url
 from tests.factory import build_lote
 from tests.gateway_process import GatewayProcess
 
@@ -87,24 +87,16 @@ def count(engine: Engine, model, *where) -> int:
 
 # --- the gateways -------------------------------------------------------------------------------------
 
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp(name) / 'gateway.sqlite'}"
-    return request.getfixturevalue("pg_schemas")()
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def gateway(request, tiss_home: Path, tmp_path_factory) -> Iterator[GatewayProcess]:
     """``serve --demo``: the default settings."""
-    with GatewayProcess(database(request, tmp_path_factory, "hostile"), tiss_home, workers=2) as server:
+    with GatewayProcess(backend_url(request, tmp_path_factory, "hostile"), tiss_home, workers=2) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def db(gateway: GatewayProcess) -> Iterator[Engine]:
-    engine = make_engine(gateway.database_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
+    yield from reading_engine(gateway.database_url)
 
 
 def write_config(home: Path, **gateway_settings: object) -> Path:
@@ -173,7 +165,7 @@ def test_garbage_bodies_are_kept_up_to_64_kb(gateway, db):
 def budgeted(request, tiss_home: Path, tmp_path_factory) -> Iterator[GatewayProcess]:
     home = tmp_path_factory.mktemp("budget")
     config = write_config(home, refusals_per_minute=3)
-    with configured(database(request, tmp_path_factory, "budget"), tiss_home, config) as server:
+    with configured(backend_url(request, tmp_path_factory, "budget"), tiss_home, config) as server:
         yield server
 
 

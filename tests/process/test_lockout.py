@@ -26,7 +26,7 @@ from gateway.message.services import ANS_NS, SOAP11_NS
 from gateway.storage.db import make_engine
 from gateway.storage.models import Auditoria, FalhaLogin, Mensagem
 from tests.console_client import Console
-from tests.db_fixtures import BACKENDS
+from tests.db_fixtures import BACKENDS, backend_url, reading_engine
 from tests.factory import Party, build_lote, cnpj_check_digits
 from tests.gateway_process import GatewayProcess, cli
 
@@ -57,19 +57,13 @@ def http_from(address: str, http: requests.Session | None = None) -> requests.Se
 @pytest.fixture(scope="module", params=BACKENDS)
 def gateway(request: pytest.FixtureRequest, tiss_home: Path,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('lockout') / 'gateway.sqlite'}"
-    else:
-        url = request.getfixturevalue("pg_schemas")()
-    with GatewayProcess(url, tiss_home, workers=2) as server:
+    with GatewayProcess(backend_url(request, tmp_path_factory, "lockout"), tiss_home, workers=2) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def db(gateway: GatewayProcess) -> Iterator[Engine]:
-    engine = make_engine(gateway.database_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
+    yield from reading_engine(gateway.database_url)
 
 
 def prestador(gateway: GatewayProcess, base: str, login: str) -> Party:

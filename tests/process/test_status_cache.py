@@ -18,7 +18,6 @@ import pytest
 import requests
 from lxml import etree
 from sqlalchemy import Engine, func, select
-from sqlalchemy.pool import NullPool
 
 from gateway.delivery.worker import Worker
 from gateway.message import reader
@@ -26,11 +25,11 @@ from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS
 from gateway.server import build_config, load_adapters
 from gateway.storage import kept_lists
-from gateway.storage.db import make_engine, session_factory
+from gateway.storage.db import session_factory
 from gateway.storage.models import GuiasDaSituacao, Mensagem, Protocolo
 from gateway.storage.protocolos import set_status
 from tests.console_client import Console, doc
-from tests.db_fixtures import BACKENDS
+from tests.db_fixtures import BACKENDS, backend_url, reading_engine
 from tests.factory import build_lote, build_request, numero_guia_prestador
 from tests.fake_operadora import FakeOperadora
 from tests.gateway_process import GatewayProcess
@@ -47,19 +46,13 @@ _numbers = itertools.count(1)
 @pytest.fixture(scope="module", params=BACKENDS)
 def gateway(request: pytest.FixtureRequest, tiss_home: Path,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('status-cache') / 'gateway.sqlite'}"
-    else:
-        url = request.getfixturevalue("pg_schemas")()
-    with GatewayProcess(url, tiss_home, workers=2) as server:
+    with GatewayProcess(backend_url(request, tmp_path_factory, "status"), tiss_home, workers=2) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def db(gateway: GatewayProcess) -> Iterator[Engine]:
-    engine = make_engine(gateway.database_url, poolclass=NullPool)
-    yield engine
-    engine.dispose()
+    yield from reading_engine(gateway.database_url)
 
 
 @pytest.fixture(scope="module")
