@@ -10,8 +10,6 @@ providers and addresses; the counters are read back from ``falha_login``.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,13 +136,9 @@ def test_unknown_wrong_inactive_and_locked_get_the_same_answer(gateway, db):
     cases = {"desconhecido": Party(cnpj=party.cnpj, login="nao-existe", senha="x"), "senha": errada(party),
              "inativo": inativo}
     seen: dict[str, list[tuple[int, str, str]]] = {}
-    took: dict[str, list[float]] = {}
 
     def attempt(case: str, who: Party) -> None:
-        started = time.perf_counter()
-        response = enviar(gateway, endereco, who)
-        took.setdefault(case, []).append(time.perf_counter() - started)
-        seen.setdefault(case, []).append(resposta(response))
+        seen.setdefault(case, []).append(resposta(enviar(gateway, endereco, who)))
         with db.connect() as connection:
             codigo = connection.scalar(select(Mensagem.codigo_erro).where(Mensagem.endereco == endereco)
                                        .order_by(Mensagem.id.desc()).limit(1))
@@ -156,9 +150,8 @@ def test_unknown_wrong_inactive_and_locked_get_the_same_answer(gateway, db):
     for _ in range(3):
         attempt("bloqueado", party)  # the right password, locked from here
     assert {answer for answers in seen.values() for answer in answers} == {RECUSADO}
-    # Each costs one scrypt (tens of ms): no case stands out by its time.
-    medians = {case: statistics.median(times) for case, times in took.items()}
-    assert max(medians.values()) < 2.5 * min(medians.values()), medians
+    # That each case costs one scrypt (no case stands out by its time) is a unit test
+    # (tests/unit/test_prestadores.py): timings over HTTP on a shared machine prove nothing.
     motivos = [a.detalhe.split(";")[0] for a in auditoria(db, endereco)]
     assert set(motivos) == {"motivo=desconhecido", "motivo=senha", "motivo=inativo", "motivo=bloqueado"}
 
