@@ -34,6 +34,7 @@ from tests.conftest import OFFICIAL_SCHEMAS
 from tests.db_fixtures import BACKENDS
 from tests.factory import Party, build_lote, build_mensagem_tiss, build_request, cnpj_check_digits, envelope
 from tests.gateway_process import GatewayProcess, cli
+from tests.process.test_lockout import http_from
 
 NS = {"ans": ANS_NS, "soap": SOAP11_NS}
 V403 = "/tiss/v4_03_00"
@@ -137,12 +138,15 @@ def declared_encoding(data: bytes) -> str:
 
 
 def post(gateway: GatewayProcess, path: str, data, *, content_type: str | None = None,
-         timeout: float = 60) -> requests.Response:
+         timeout: float = 60, source: str | None = None) -> requests.Response:
+    """``source``: a loopback address to send from (the lockout counts failures per address: the
+    tests that lock a login do it from their own address, not the one every other test uses)."""
     if content_type is None:
         charset = declared_encoding(data) if isinstance(data, bytes) else None
         content_type = f"text/xml; charset={charset}" if charset else "text/xml"
-    return requests.post(gateway.url(path), data=data, timeout=timeout,
-                         headers={"Content-Type": content_type, "SOAPAction": '""'})
+    http = http_from(source) if source else requests.Session()
+    return http.post(gateway.url(path), data=data, timeout=timeout,
+                     headers={"Content-Type": content_type, "SOAPAction": '""'})
 
 
 def answer(response: requests.Response, kind: str | None = None) -> etree._Element:
@@ -471,10 +475,10 @@ def test_lockout_after_five_wrong_passwords(gateway, db):
     wrong = Party(cnpj=BLOQUEIO.cnpj, login=BLOQUEIO.login, senha="errada")
     before = count(db, Mensagem, Mensagem.resultado == "recusada")
     for _ in range(5):
-        response = post(gateway, LOTE, lote(party=wrong))
+        response = post(gateway, LOTE, lote(party=wrong), source="127.0.5.1")
         assert response.status_code == 500
         assert fault(response)[0] == "LoginInvalido"
-    response = post(gateway, LOTE, lote(party=BLOQUEIO))  # the right password, too late
+    response = post(gateway, LOTE, lote(party=BLOQUEIO), source="127.0.5.1")  # the right password, too late
     assert response.status_code == 500
     found, faultstring = fault(response)
     assert (found, faultstring) == ("LoginInvalido", "Login ou senha inválidos.")  # as for a wrong one
@@ -485,21 +489,21 @@ def test_lockout_after_five_wrong_passwords(gateway, db):
 def test_lock_and_disable_apply_to_a_login_already_verified(gateway, db, tiss_home):
     """Verified logins are cached per worker; a lock or a disable must still apply at once."""
     for _ in range(4):  # enough for both workers to have verified (and cached) the login
-        assert post(gateway, LOTE, lote(party=CACHED)).status_code == 200
+        assert post(gateway, LOTE, lote(party=CACHED), source="127.0.5.2").status_code == 200
     wrong = Party(cnpj=CACHED.cnpj, login=CACHED.login, senha="errada")
     for _ in range(5):
-        assert fault(post(gateway, LOTE, lote(party=wrong)))[0] == "LoginInvalido"
+        assert fault(post(gateway, LOTE, lote(party=wrong), source="127.0.5.2"))[0] == "LoginInvalido"
     for _ in range(4):
-        found, text = fault(post(gateway, LOTE, lote(party=CACHED)))
+        found, text = fault(post(gateway, LOTE, lote(party=CACHED), source="127.0.5.2"))
         assert (found, text) == ("LoginInvalido", "Login ou senha inválidos.")
     enabled = cli("prestador", "enable", CACHED.login, "--database", gateway.database_url, home=tiss_home)
     assert enabled.returncode == 0, enabled.stderr
     for _ in range(4):
-        assert post(gateway, LOTE, lote(party=CACHED)).status_code == 200
+        assert post(gateway, LOTE, lote(party=CACHED), source="127.0.5.2").status_code == 200
     disabled = cli("prestador", "disable", CACHED.login, "--database", gateway.database_url, home=tiss_home)
     assert disabled.returncode == 0, disabled.stderr
     for _ in range(4):
-        assert fault(post(gateway, LOTE, lote(party=CACHED)))[0] == "LoginInvalido"
+        assert fault(post(gateway, LOTE, lote(party=CACHED), source="127.0.5.2"))[0] == "LoginInvalido"
 
 
 # --- the synchronous services with the operator unreachable: 500 ErroInesperadoServidor ------------
