@@ -55,11 +55,12 @@ def schema_url(dsn: str, schema: str) -> str:
 def _drop_stale_schemas(engine: Engine) -> None:
     cutoff = time.time() - STALE_AFTER_SECONDS
     with engine.begin() as connection:
-        names = connection.scalars(text(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE :prefix"), {"prefix": SCHEMA_PREFIX + "%"})
-        for name in list(names):
-            stamp = name.removeprefix(SCHEMA_PREFIX).split("_", 1)[0]
-            if stamp.isdigit() and int(stamp) < cutoff:
+        names = list(connection.scalars(text(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE :prefix"), {"prefix": SCHEMA_PREFIX + "%"}))
+    for name in names:
+        stamp = name.removeprefix(SCHEMA_PREFIX).split("_", 1)[0]
+        if stamp.isdigit() and int(stamp) < cutoff:
+            with engine.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
@@ -83,9 +84,11 @@ def pg_schemas() -> Iterator[Callable[[], str]]:
     try:
         yield create
     finally:
-        with admin.begin() as connection:
-            connection.execute(text("SET lock_timeout = '30s'"))
-            for name in created:
+        # One transaction per schema: dropping them all at once takes a lock per object of every
+        # schema and runs out of the server's lock table (max_locks_per_transaction).
+        for name in created:
+            with admin.begin() as connection:
+                connection.execute(text("SET LOCAL lock_timeout = '30s'"))
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin.dispose()
 
