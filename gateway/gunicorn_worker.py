@@ -305,13 +305,16 @@ class DeadlineWorker(ThreadWorker):
         length = reader.length if isinstance(reader, LengthReader) else None
         conn.deadline = time.monotonic() + self.limits.body_deadline_s(length)
         conn.reading = "corpo"
-        if length and length <= BUFFER_MAX:
+        buffered = bool(length and length <= BUFFER_MAX)
+        if buffered:
             _read_body(req, conn.sock, length)
             conn.deadline = None  # nothing more to read: the application runs without a deadline
         try:
             return super().handle_request(req, conn)
         finally:
             conn.deadline = None
+            if buffered:  # what the application left unread is in memory, not on the socket:
+                req.body = io.BytesIO()  # gunicorn's drain would count it and close past 64 KiB
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         if not isinstance(exc, ReadTimeout):

@@ -110,6 +110,38 @@ def test_lotes_are_answered_while_idle_and_slow_connections_are_held(gateway: Ga
     assert max(answered) < ANSWER_S
 
 
+def test_a_body_the_application_did_not_read_keeps_the_connection(gateway: GatewayProcess):
+    """The whole body was read before the application ran: what it left unread (a 100 KB form it
+    refused) is dropped from memory, and the next request on the same connection is served
+    (gunicorn's drain, counting it as socket bytes, closed the connection after 64 KiB)."""
+    body = b"x=" + b"a" * 100_000
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        for path in ("/console/logout", "/console/logout"):
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: gateway\r\n"
+                         "Content-Type: application/x-www-form-urlencoded\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            head = _read_head(sock)
+            assert head.startswith(b"HTTP/1.1 "), head
+            assert b"connection: close" not in head.lower(), head
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        assert _read_head(sock).startswith(b"HTTP/1.1 200"), "connection closed after an unread body"
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    """A response's head, and its body skipped (Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head
+
+
 def test_a_body_that_stops_holds_one_thread_until_its_deadline(tiss_home: Path, tmp_path: Path):
     """One worker process: a lote is answered while another request's body is stuck in a thread
     of that same process, which answers the stuck one 408 once its body deadline is past."""
