@@ -17,8 +17,14 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from gateway.cli.database import CommandError, check_url, database_options, display_url, upgrade
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.delivery.client import OperatorClients
+    from gateway.message.schema_registry import SchemaRegistry
 
 FAILED = 2
 log = logging.getLogger("tiss_gateway.worker")
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"--metrics-bind {args.metrics_bind}: {exc.strerror or exc}", file=sys.stderr)
         return FAILED
     registry = SchemaRegistry()
+    db.expect_threads(max(1, args.threads))  # a connection per thread, before the engine is made
     sessions = db.session_factory(db.make_engine(url))
     adapters = server.load_adapters(config, registry)
     stop = threading.Event()
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                                               clients=clients).run,
                                 args=(stop,), name=f"worker-{i}") for i in range(max(1, args.threads))]
     log.info("worker %s: %s linha(s), banco %s", name, len(threads), display_url(url))
-    threading.Thread(target=clients.warm_up, name="wsdl-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(config, registry, clients), name="warm-up", daemon=True).start()
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -86,6 +93,20 @@ def run(args: argparse.Namespace) -> int:
     clients.close()
     metrics.mark_process_dead(os.getpid())  # a shared metrics directory: this process's gauges go
     return 0
+
+
+def _warm_up(config: Config, registry: SchemaRegistry, clients: OperatorClients) -> None:
+    """Compile the web services' schemas of the versions the operators take and read the WSDLs of
+    lotes and status now, so that the first deliveries do not pay for them (~0.3 s a version,
+    ~0.06 s a WSDL)."""
+    versoes = {v for operadora in config.operadoras.values() for v in operadora.enderecos}
+    for versao in sorted(versoes & set(registry.versions())):
+        try:
+            registry.schema(versao, "loteGuiasWS")
+        except Exception:  # the deliveries in that version fail and log it too
+            log.exception("schemas da versão %s não compilaram", versao)
+    for service in ("tissLoteGuias", "tissSolicitacaoStatusProtocolo"):  # every lote is tracked
+        clients.warm_up(service)
 
 
 def _serve_metrics(bind: str) -> None:

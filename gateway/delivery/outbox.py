@@ -6,7 +6,8 @@ which serialises claims by itself. A claim is a lease (``reservada_ate``): a wor
 mid-delivery leaves a lease that expires, and another worker takes the delivery again and sends
 the same prepared bytes (same sequencialTransacao: the operator answers the repeat, it does not
 take a second lote). The states these statements move deliveries between are
-:mod:`gateway.delivery.state`'s.
+:mod:`gateway.delivery.state`'s. The worker claims the rows themselves (:func:`claim_rows`: it
+prepares and sends them without reading them again) and, idle, asks :func:`due` (a read) first.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.config import EntregaSettings
 from gateway.delivery import state
 from gateway.delivery.state import State
-from gateway.storage.models import Entrega, utcnow
+from gateway.storage.models import ENTREGA_TABLE, Entrega, utcnow
 from gateway.storage.prepared import Prepared
 
 
@@ -44,23 +46,54 @@ _SCHEDULE = Prepared(Entrega.__table__.insert().returning(Entrega.__table__.c.id
 def claim(session: Session, worker: str, *, limit: int, lease: float, now: datetime,
           skip: Iterable[str] = ()) -> list[int]:
     """Take up to ``limit`` due deliveries (pending, or whose lease expired) for ``worker``."""
-    query = select(Entrega.id).where(_due(now)).order_by(Entrega.proxima_em, Entrega.id).limit(limit)
+    rows = claim_rows(session, worker, limit=limit, lease=lease, now=now, skip=skip)
+    return [entrega.id for entrega in rows]
+
+
+def claim_rows(session: Session, worker: str, *, limit: int, lease: float, now: datetime,
+               skip: Iterable[str] = ()) -> list[Entrega]:
+    """:func:`claim`, the rows loaded (prepared bytes too): the worker sends them without reading
+    them again. One SELECT (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and one UPDATE per batch."""
     skip = list(skip)
-    if skip:
-        query = query.where(Entrega.registro_ans.not_in(skip))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
-    if ids:
-        session.execute(update(Entrega).where(Entrega.id.in_(ids)).values(
-            **state.claimed(worker, now + timedelta(seconds=lease))))
-    return ids
+    query = _CLAIM_SKIPPING if skip else _CLAIM
+    params = {"now": now, "limit": limit, **({"skip": skip} if skip else {})}
+    entregas = list(session.scalars(query, params))
+    if entregas:
+        values = state.claimed(worker, now + timedelta(seconds=lease))
+        session.execute(update(ENTREGA_TABLE).where(ENTREGA_TABLE.c.id.in_([e.id for e in entregas]))
+                        .values(**values))
+        for entrega in entregas:  # the loaded rows as the UPDATE left them, nothing to flush
+            for key, value in values.items():
+                set_committed_value(entrega, key, value)
+    return entregas
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
-    """Pending and due, or sending under an expired lease (the worker holding it died)."""
-    return or_(and_(Entrega.estado == State.PENDENTE, Entrega.proxima_em <= now),
-               and_(Entrega.estado == State.ENVIANDO, Entrega.reservada_ate < now))
+def hold(session: Session, ids: Iterable[int], worker: str, *, lease: float, now: datetime) -> int:
+    """Lease ``ids`` to ``worker`` without sending them (those still due): a delivery whose
+    preparation failed leaves the queue until its lease ends, as if its worker had died."""
+    query = (update(ENTREGA_TABLE).where(ENTREGA_TABLE.c.id.in_(list(ids)), _IS_DUE)
+             .values(**state.claimed(worker, now + timedelta(seconds=lease))))
+    result = session.execute(query, {"now": now})
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def due(session: Session, *, now: datetime, skip: Iterable[str] = ()) -> bool:
+    """Is any delivery due? A read, no lock: an idle worker asks this before it claims."""
+    skip = list(skip)
+    query = _DUE_SKIPPING if skip else _DUE
+    return session.execute(query, {"now": now, **({"skip": skip} if skip else {})}).first() is not None
+
+
+# Pending and due, or sending under an expired lease (the worker holding it died). Built once: a
+# worker runs them every cycle.
+_IS_DUE = or_(and_(Entrega.estado == State.PENDENTE, Entrega.proxima_em <= bindparam("now")),
+              and_(Entrega.estado == State.ENVIANDO, Entrega.reservada_ate < bindparam("now")))
+_NOT_SKIPPED = Entrega.registro_ans.not_in(bindparam("skip", expanding=True))
+_CLAIM = (select(Entrega).where(_IS_DUE).order_by(Entrega.proxima_em, Entrega.id)
+          .limit(bindparam("limit", type_=Integer)).with_for_update(skip_locked=True))  # SQLite: no-op
+_CLAIM_SKIPPING = _CLAIM.where(_NOT_SKIPPED)
+_DUE = select(Entrega.id).where(_IS_DUE).limit(1)
+_DUE_SKIPPING = _DUE.where(_NOT_SKIPPED)
 
 
 def retry_dead(session: Session, ids: Iterable[int] | None = None, *, now: datetime | None = None) -> int:

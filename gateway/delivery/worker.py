@@ -2,6 +2,11 @@
 records the answer, retries with backoff, dead-letters; then asks operators about open protocols.
 
 Run any number of them (``tiss-gateway worker``), on any number of hosts sharing the database.
+
+Two transactions per delivery: the claim of a batch, which also prepares what has not been
+prepared yet and reads the bytes to send, and the record of each answer. An idle worker reads
+whether anything is due before it claims (on SQLite a claim takes the database's one write lock),
+and asks for due status queries at most every second or so (they are minutes apart).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from adapters.base import Adapter
 from gateway.config import Config
@@ -29,12 +36,19 @@ from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.message.tables import GUIA_ACEITA, GUIA_RECUSADA
 from gateway.observability import metrics
-from gateway.observability.logs import request_context, request_id_var
-from gateway.storage import rows
-from gateway.storage.models import Entrega, Mensagem, Protocolo
+from gateway.observability.logs import request_context
+from gateway.storage import db, rows
+from gateway.storage.models import MENSAGEM_TABLE, PROTOCOLO_TABLE, Entrega
+from gateway.storage.prepared import Prepared
 
 log = logging.getLogger("tiss_gateway.delivery")
 CYCLE_BACKOFF_MAX_S = 30.0
+TRACKING_PAUSE_S = 1.0  # after a tracker cycle that found nothing due (at most consulta_inicial_s)
+# The operator's number of a lote sent whole, on its gateway protocol (no need to load the row).
+_NUMERO_OPERADORA = Prepared(PROTOCOLO_TABLE.update().where(PROTOCOLO_TABLE.c.id == bindparam("protocolo_id"))
+                             .values(numero_operadora=bindparam("numero")))
+_SEM_CORPO = (defer(Entrega.corpo),)  # recording an answer: the sent bytes are in hand
+_CORPO = Prepared(select(MENSAGEM_TABLE.c.corpo).where(MENSAGEM_TABLE.c.id == bindparam("id")))
 
 
 def worker_name() -> str:
@@ -46,6 +60,26 @@ def cycle_backoff(idle: float, failures: int) -> float:
     CYCLE_BACKOFF_MAX_S, so that a database outage logs one traceback per thread every 30 s instead
     of five a second, and the worker is back within 30 s of the database."""
     return min(CYCLE_BACKOFF_MAX_S, idle * 2 ** min(failures, 16))
+
+
+class _Unprepared(Exception):
+    """A claimed delivery whose preparation raised (the cause): its batch is rolled back, and it
+    alone is leased, out of the queue until its lease ends, as if its worker had died."""
+
+    def __init__(self, entrega_id: int):
+        super().__init__(entrega_id)
+        self.entrega_id = entrega_id
+
+
+@dataclass(frozen=True)
+class Sending:
+    """A claimed delivery, prepared: what sending it and recording the answer need."""
+
+    entrega_id: int
+    registro_ans: str
+    servico: str
+    corpo: bytes  # the prepared bytes (every attempt sends these)
+    request_id: str | None  # the accepting request's: logged and sent along
 
 
 class Worker:
@@ -67,6 +101,11 @@ class Worker:
         self.tracker = tracking.Tracker(tracking.TrackerContext(
             sessions=sessions, clock=clock, settings=self.settings, breaker=self.breaker,
             client=self.clients.client, registry=registry, adapters=adapters))
+        bind = sessions.kw.get("bind")  # reads that need no write lock (SQLite): the idle peek
+        self.readers = db.reader_factory(bind) if isinstance(bind, Engine) else sessions
+        self._idle = False  # the last claim found nothing: peek before the next one
+        self._tracking_pause = min(TRACKING_PAUSE_S, self.settings.consulta_inicial_s)
+        self._tracking_at = 0.0  # time.monotonic() before which the tracker is not asked
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
@@ -74,7 +113,7 @@ class Worker:
         failures = 0  # cycles in a row
         while not stop.is_set():
             try:
-                busy = self.run_once() + self.tracker.run_once()
+                busy = self.cycle()
             except Exception as exc:  # a bug or a database outage must not kill the worker
                 failures += 1
                 metrics.worker_cycle_failed(database=isinstance(exc, DBAPIError))
@@ -87,55 +126,97 @@ class Worker:
             if not busy:
                 stop.wait(idle)
 
+    def cycle(self) -> int:
+        """One turn of :meth:`run`: deliveries, then status queries; returns how many it did."""
+        return self.run_once() + self._track()
+
     def run_once(self) -> int:
-        with self.sessions.begin() as session:
-            ids = outbox.claim(session, self.name, limit=self.batch, lease=self.settings.reserva_s,
-                               now=self.clock(), skip=self.breaker.blocked())
-        for entrega_id in ids:
-            self.deliver(entrega_id)
-        return len(ids)
+        """Claim a batch of due deliveries, prepare those sent for the first time (in the same
+        transaction: every retry sends these bytes), then send each; returns how many it claimed."""
+        now, skip = self.clock(), self.breaker.blocked()
+        if self._idle and not self._due(now, skip):
+            return 0
+        claimed, ready = self._claim(now, skip)
+        self._idle = not claimed
+        for sending in ready:
+            self.deliver(sending)
+        return claimed
+
+    def _claim(self, now: datetime, skip: set[str]) -> tuple[int, list[Sending]]:
+        """(how many were claimed, those ready to send), in one transaction."""
+        try:
+            with self.sessions.begin() as session:
+                claimed = outbox.claim_rows(session, self.name, limit=self.batch,
+                                            lease=self.settings.reserva_s, now=now, skip=skip)
+                return len(claimed), [s for entrega in claimed if (s := self._ready(session, entrega))]
+        except _Unprepared as failed:  # the batch rolled back: the others go in the next cycles
+            with self.sessions.begin() as session:
+                outbox.hold(session, [failed.entrega_id], self.name, lease=self.settings.reserva_s, now=now)
+            log.error("entrega %s não pôde ser preparada: tentada de novo em %.0f s", failed.entrega_id,
+                      self.settings.reserva_s, extra={"entrega_id": failed.entrega_id})
+            raise failed.__cause__ or failed from None  # logged and counted by run()
+
+    def _due(self, now: datetime, skip: set[str]) -> bool:
+        with self.readers() as session:
+            return outbox.due(session, now=now, skip=skip)
+
+    def _track(self) -> int:
+        """The tracker's cycle, skipped for a moment after one that found nothing due: a claim
+        per delivery cycle cost as much as the delivery's own."""
+        if time.monotonic() < self._tracking_at:
+            return 0
+        polled = self.tracker.run_once()
+        if not polled:
+            self._tracking_at = time.monotonic() + self._tracking_pause
+        return polled
+
+    def _ready(self, session: Session, entrega: Entrega) -> Sending | None:
+        """A delivery just claimed, prepared if it never was (None: nothing to send now)."""
+        with request_context(entrega.request_id):
+            try:
+                if entrega.corpo is None and not self._prepare(session, entrega):
+                    return None
+            except DBAPIError:
+                raise
+            except Exception as exc:  # a defect, or a stored message that does not parse
+                raise _Unprepared(entrega.id) from exc
+        return Sending(entrega.id, entrega.registro_ans, entrega.servico, entrega.corpo or b"",
+                       entrega.request_id)
 
     # -- one delivery ------------------------------------------------------------------------------
-    def deliver(self, entrega_id: int) -> None:
+    def deliver(self, sending: Sending) -> None:
         """Under the request id of the message delivered: in the logs and sent to the operator."""
-        with request_context(None):  # _deliver sets the id once it has read the delivery
-            self._deliver(entrega_id)
+        with request_context(sending.request_id):
+            self._deliver(sending)
 
-    def _deliver(self, entrega_id: int) -> None:
-        with self.sessions.begin() as session:
-            entrega = session.get_one(Entrega, entrega_id)
-            request_id_var.set(entrega.request_id)
-            if not state.held_by(entrega, self.name) or entrega.estado != State.ENVIANDO:
-                return  # another worker took it over (our lease expired)
-            if entrega.corpo is None and not self._prepare(session, entrega):
-                return
-            registro, servico, corpo = entrega.registro_ans, entrega.servico, entrega.corpo or b""
+    def _deliver(self, sending: Sending) -> None:
+        registro, corpo = sending.registro_ans, sending.corpo
         if not self.breaker.allows(registro):
-            self._release(entrega_id, "circuito aberto: a operadora falhou seguidamente")
+            self._release(sending.entrega_id, "circuito aberto: a operadora falhou seguidamente")
             metrics.delivery(registro, "adiada")
             return
         try:  # the endpoint of the version the adapter prepared it in
             client = self.clients.client(registro, padrao(corpo) or "")
         except VersaoSemEndereco as exc:  # the configuration's doing: the operator is not to blame
-            metrics.delivery(registro, self._record(entrega_id, None, Reading("repetir", str(exc))))
+            metrics.delivery(registro, self._record(sending, None, Reading("repetir", str(exc))))
             return
         started = time.perf_counter()
         try:
-            answer = client.call(servico, corpo)
+            answer = client.call(sending.servico, corpo)
         except TransportError as exc:
             self.breaker.failure(registro)
-            metrics.delivery(registro, self._record(entrega_id, None, Reading("repetir", str(exc))))
+            metrics.delivery(registro, self._record(sending, None, Reading("repetir", str(exc))))
             return
         elapsed = time.perf_counter() - started
-        reading = read_answer(answer, SERVICE_BY_NAME[servico], self.registry)
+        reading = read_answer(answer, SERVICE_BY_NAME[sending.servico], self.registry)
         (self.breaker.failure if reading.kind == "repetir" else self.breaker.success)(registro)
-        metrics.delivery(registro, self._record(entrega_id, answer.body, reading), elapsed)
+        metrics.delivery(registro, self._record(sending, answer.body, reading), elapsed)
 
     def _prepare(self, session: Session, entrega: Entrega) -> bool:
         """Adapter: split, re-stamp, re-hash, sign. Parts beyond the first become new deliveries;
         all of it commits before anything is sent, so every retry sends these very bytes."""
-        request = session.get_one(Mensagem, entrega.mensagem_id)
-        message = reader.read(request.corpo)
+        [(corpo,)] = _CORPO.rows(session, {"id": entrega.mensagem_id})  # the message as accepted
+        message = reader.read(corpo)
         now = self.clock()
         if entrega.servico == "tissRecursoGlosa":
             waiting = appeals.translate(session, entrega, message.root)
@@ -161,6 +242,8 @@ class Worker:
             log.exception("entrega %s: preparação falhou", entrega.id, extra=_fields(entrega))
             metrics.delivery(entrega.registro_ans, "recusada")
             state.refused(entrega, f"preparação falhou: {exc}", attempted=False)
+            for extra in parts[1:]:  # parts numbered for it: they would be prepared (and split) again
+                session.delete(extra)
             return False
         for part, envio in zip(parts, envios, strict=True):
             part.corpo, part.sequencial, part.numero_lote = envio.corpo, envio.sequencial, envio.numero_lote
@@ -170,27 +253,28 @@ class Worker:
 
     def _release(self, entrega_id: int, motivo: str) -> None:
         with self.sessions.begin() as session:
-            entrega = session.get_one(Entrega, entrega_id)
-            state.postponed(entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
+            entrega = session.get_one(Entrega, entrega_id, options=_SEM_CORPO)
+            if state.held_by(entrega, self.name):  # else another worker has it now
+                state.postponed(entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
 
-    def _record(self, entrega_id: int, body: bytes | None, reading: Reading) -> str:
+    def _record(self, sending: Sending, body: bytes | None, reading: Reading) -> str:
         """Store the attempt and what it means for its lote (gateway.delivery.outcome); returns its
         outcome for the metrics (entregue, recusada, falha, morta, perdida: labels, not states)."""
         now = self.clock()
         with self.sessions.begin() as session:
-            entrega = session.get_one(Entrega, entrega_id)
-            result, desfecho = self._store(session, entrega, body, reading, now)
+            entrega = session.get_one(Entrega, sending.entrega_id, options=_SEM_CORPO)
+            result, desfecho = self._store(session, entrega, sending.corpo, body, reading, now)
             registro = entrega.registro_ans
         metrics.guias(registro, GUIA_ACEITA, desfecho.aceitas)  # once committed
         metrics.guias(registro, GUIA_RECUSADA, desfecho.recusadas)
         return result
 
-    def _store(self, session: Session, entrega: Entrega, body: bytes | None, reading: Reading,
+    def _store(self, session: Session, entrega: Entrega, corpo: bytes, body: bytes | None, reading: Reading,
                now: datetime) -> tuple[str, outcome.Desfecho]:
         if not state.held_by(entrega, self.name):
             return "perdida", outcome.Desfecho()  # lease lost meanwhile: the other worker's answer stands
         if entrega.envio_id is None:
-            sent = self._mensagem(entrega, "saida", entrega.corpo)
+            sent = self._mensagem(entrega, "saida", corpo)
             entrega.envio_id = rows.add_mensagem(session, sent)
         if body is not None:
             answer_id = rows.add_mensagem(session, self._mensagem(entrega, "entrada", body,
@@ -219,8 +303,8 @@ class Worker:
     @staticmethod
     def _single_part_protocol(session: Session, entrega: Entrega) -> None:
         if entrega.protocolo_id is not None and entrega.partes == 1 and entrega.numero_protocolo:
-            protocolo = session.get_one(Protocolo, entrega.protocolo_id)
-            protocolo.numero_operadora = entrega.numero_protocolo[:40]
+            _NUMERO_OPERADORA.execute(session, {"protocolo_id": entrega.protocolo_id,
+                                                "numero": entrega.numero_protocolo[:40]}).close()
 
     @staticmethod
     def _mensagem(entrega: Entrega, direcao: str, data: bytes | None, reading: Reading | None = None,

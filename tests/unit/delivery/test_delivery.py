@@ -1,21 +1,31 @@
-"""The delivery machinery on its own: circuit breaker, backoff, and outbox claims on a real database
-(SQLite and PostgreSQL) with concurrent claimers."""
+"""The delivery machinery on its own: circuit breaker, backoff, outbox claims on a real database
+(SQLite and PostgreSQL) with concurrent claimers, and the worker's transactions per delivery."""
 
 from __future__ import annotations
 
 import random
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select
+import pytest
+from sqlalchemy import Engine, event, select
 
-from gateway.config import EntregaSettings
+from adapters import Adapter, AdapterError, Destino, Envio, load_adapter
+from gateway.config import EntregaSettings, demo_config
 from gateway.delivery import outbox, state
 from gateway.delivery.breaker import CircuitBreaker
-from gateway.delivery.client import declared_encoding, soap_envelope
+from gateway.delivery.client import Answer, declared_encoding, soap_envelope
+from gateway.delivery.worker import Worker
+from gateway.message.reader import MessageError, TissMessage
+from gateway.message.schema_registry import SchemaRegistry
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega
+from gateway.storage.models import Entrega, Mensagem, Prestador
 from tests.db_fixtures import add_prestador_and_mensagem
+from tests.factory import Party, build_lote
+from tests.fake_operadora import FakeOperadora
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -149,3 +159,161 @@ def test_failures_back_off_then_dead_letter_and_retry_brings_them_back(db_engine
     with sessions.begin() as session:
         assert outbox.claim(session, "w", limit=1, lease=30, now=NOW) == [entrega_id]
         assert session.get_one(Entrega, entrega_id).tentativas == 0
+
+
+# --- the worker's transactions (a fake operator answering in process) ------------------------------
+
+PASA = "331988"
+
+
+def _worker(engine: Engine, registry: SchemaRegistry, operadora: object, *,
+            clock: Callable[[], datetime] = lambda: NOW, **entregas: float) -> Worker:
+    config = demo_config("127.0.0.1:9000")
+    config = replace(config, entregas=replace(config.entregas, **entregas))
+    adapter = load_adapter("pasa", Destino(PASA, ("4.03.00",)), registry)
+    return Worker(config, registry, session_factory(engine), {PASA: adapter}, clock=clock,
+                  clients=operadora)  # type: ignore[arg-type]
+
+
+def _queue_lote(engine: Engine, numero: str = "701") -> int:
+    """A PASA lote accepted and scheduled, not prepared yet (as acceptance leaves it)."""
+    corpo = build_lote("consulta", 2, numero_lote=numero, sequencial=numero, party=Party(registro_ans=PASA))
+    with session_factory(engine).begin() as session:
+        prestador = session.scalars(select(Prestador)).first()
+        if prestador is None:
+            prestador, _mensagem = add_prestador_and_mensagem(session)
+        mensagem = Mensagem(direcao="entrada", tamanho=len(corpo), corpo=corpo, prestador_id=prestador.id)
+        session.add(mensagem)
+        session.flush()
+        return outbox.schedule(session, registro_ans=PASA, servico="tissLoteGuias", prestador_id=prestador.id,
+                               mensagem_id=mensagem.id, now=NOW)
+
+
+def _commits(engine: Engine) -> list[int]:
+    """A list that grows by one with every transaction committed on ``engine``."""
+    found: list[int] = []
+    event.listen(engine, "commit", lambda _connection: found.append(1))
+    return found
+
+
+def test_a_delivery_commits_twice_the_claim_that_prepares_it_and_the_answer(
+        db_engine: Engine, registry: SchemaRegistry) -> None:
+    """The bytes are prepared and kept in the claiming transaction (every retry sends them), and
+    sent without reading the row again; the answer is recorded in a second one."""
+    entrega_id = _queue_lote(db_engine)
+    operadora = FakeOperadora()
+    worker = _worker(db_engine, registry, operadora)
+    commits = _commits(db_engine)
+    assert worker.run_once() == 1
+    assert len(commits) == 2
+    assert operadora.calls == [(PASA, "tissLoteGuias")]
+    with session_factory(db_engine)() as session:
+        entrega = session.get_one(Entrega, entrega_id)
+        assert (entrega.estado, entrega.tentativas, entrega.reservada_por) == ("entregue", 1, None)
+        assert (entrega.sequencial, entrega.partes, entrega.numero_protocolo) == (str(entrega_id), 1, "OP1")
+        sent = session.get_one(Mensagem, entrega.envio_id)
+        assert sent.corpo == entrega.corpo and entrega.resposta_id is not None
+
+
+def test_an_idle_worker_asks_with_a_read_and_claims_only_what_is_due(db_engine: Engine,
+                                                                      registry: SchemaRegistry) -> None:
+    """On SQLite a claim takes the database's one write lock, which the gateway's requests wait
+    for: a worker whose last claim found nothing reads first, and writes only when there is work."""
+    worker = _worker(db_engine, registry, FakeOperadora())
+    assert worker.run_once() == 0  # the first claim: in a transaction that finds nothing
+    commits = _commits(db_engine)
+    for _ in range(3):
+        assert worker.run_once() == 0
+    assert commits == []
+    _queue_lote(db_engine)
+    assert worker.run_once() == 1
+
+
+def test_the_tracker_is_asked_again_only_after_a_pause_when_nothing_was_due(
+        db_engine: Engine, registry: SchemaRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Status queries are minutes apart: a tracker claim on every delivery cycle cost as much as
+    the delivery's own claim. The pause is at most the first query's delay."""
+    worker = _worker(db_engine, registry, FakeOperadora(), consulta_inicial_s=0.2)
+    asked: list[int] = []
+    found = [0, 0, 1, 0]  # polls made by each tracker cycle
+
+    def tracker_cycle() -> int:
+        asked.append(1)
+        return found[len(asked) - 1]
+
+    monkeypatch.setattr(worker.tracker, "run_once", tracker_cycle)
+    assert worker.cycle() == 0 and worker.cycle() == 0
+    assert len(asked) == 1  # nothing due: not asked again at once
+    time.sleep(0.25)
+    assert worker.cycle() == 0 and len(asked) == 2
+    time.sleep(0.25)
+    assert worker.cycle() == 1 and worker.cycle() == 0 and len(asked) == 4  # after a poll: at once
+
+
+def test_an_answer_that_comes_after_the_lease_was_taken_over_is_not_recorded(
+        db_engine: Engine, registry: SchemaRegistry) -> None:
+    """The claim read the row, but the record reads it again: a worker whose lease expired while
+    it waited for the operator leaves the delivery to the worker that has it now."""
+    entrega_id = _queue_lote(db_engine)
+    operadora = FakeOperadora()
+
+    class Slow:
+        def client(self, registro_ans: str, versao: str) -> Slow:
+            return self
+
+        def call(self, servico: str, corpo: bytes) -> Answer:
+            with session_factory(db_engine).begin() as session:  # the lease ran out meanwhile
+                later = NOW + timedelta(seconds=301)
+                assert outbox.claim(session, "other", limit=5, lease=300, now=later) == [entrega_id]
+            return operadora.client(PASA, "4.03.00").call(servico, corpo)
+
+    worker = _worker(db_engine, registry, Slow(), reserva_s=300)
+    assert worker.run_once() == 1
+    with session_factory(db_engine)() as session:
+        entrega = session.get_one(Entrega, entrega_id)
+        assert (entrega.estado, entrega.reservada_por, entrega.tentativas) == ("enviando", "other", 0)
+        assert entrega.envio_id is None and entrega.corpo is not None  # the bytes the other one sends
+
+
+def test_a_delivery_that_cannot_be_prepared_does_not_hold_up_the_others(db_engine: Engine,
+                                                                        registry: SchemaRegistry) -> None:
+    """Preparing happens in the claiming transaction: a delivery whose preparation raises rolls
+    its batch back, and alone stays leased (tried again when the lease ends, as if its worker had
+    died); the others of the batch go in the next cycle."""
+    broken = _queue_lote(db_engine, "702")
+    with session_factory(db_engine).begin() as session:  # a stored message that no longer parses
+        mensagem = session.get_one(Mensagem, session.get_one(Entrega, broken).mensagem_id)
+        mensagem.corpo = b"<ans:loteGuiasWS"
+    good = _queue_lote(db_engine, "703")
+    operadora = FakeOperadora()
+    worker = _worker(db_engine, registry, operadora)
+    with pytest.raises(MessageError):
+        worker.run_once()
+    assert worker.run_once() == 1 and len(operadora.calls) == 1
+    with session_factory(db_engine)() as session:
+        assert session.get_one(Entrega, good).estado == "entregue"
+        held = session.get_one(Entrega, broken)
+        assert (held.estado, held.reservada_por, held.corpo) == ("enviando", worker.name, None)
+
+
+def test_a_lote_its_adapter_refuses_after_numbering_its_parts_leaves_no_part_behind(
+        db_engine: Engine, registry: SchemaRegistry) -> None:
+    """The parts an adapter numbered (their ids are their sequenciais) before it refused the lote
+    go with the refusal: left pending, each would be prepared, split and refused again."""
+
+    class Refusing(Adapter):
+        nome = "Recusa depois de dividir"
+
+        def preparar(self, message: TissMessage, *, sequenciais: Callable[[int], list[str]] | list[str],
+                     agora: datetime) -> list[Envio]:
+            assert callable(sequenciais) and len(sequenciais(2)) == 2
+            raise AdapterError("a parte 2 não valida")
+
+    entrega_id = _queue_lote(db_engine)
+    config = demo_config("127.0.0.1:9000")
+    worker = Worker(config, registry, session_factory(db_engine),
+                    {PASA: Refusing(Destino(PASA, ("4.03.00",)), registry)}, clock=lambda: NOW,
+                    clients=FakeOperadora())  # type: ignore[arg-type]
+    assert worker.run_once() == 1
+    with session_factory(db_engine)() as session:
+        assert [(e.id, e.estado) for e in session.scalars(select(Entrega))] == [(entrega_id, "recusada")]

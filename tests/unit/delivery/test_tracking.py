@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from adapters import Adapter, Destino, load_adapter
 from gateway.config import demo_config
@@ -145,3 +145,50 @@ def test_a_part_the_operator_refused_does_not_hold_the_protocol_back(db_engine: 
         found = session.get_one(Protocolo, protocolo_id)
         assert found.status == 3
         assert [(h.status, h.origem) for h in found.historico] == [(1, "gateway"), (3, f"operadora:{PASA}")]
+
+
+def test_a_poll_is_built_from_its_claim_no_other_read(db_engine: Engine, registry: SchemaRegistry) -> None:
+    """The claim reads what the status query needs (the part's bytes, protocol, request id): a
+    poll is two transactions, the claim and the answer's record (on SQLite every transaction,
+    a read too, waited for the database's one writer)."""
+    entrega_id = delivered_lote(db_engine, registry)
+    transactions: list[int] = []
+    event.listen(db_engine, "begin", lambda _connection: transactions.append(1))
+    operator = FakeOperator(2)
+    assert worker(db_engine, registry, operator).tracker.run_once() == 1
+    assert len(transactions) == 2 and len(operator.calls) == 1
+    with session_factory(db_engine)() as session:
+        assert session.get_one(Entrega, entrega_id).consultas == 1
+
+
+def test_a_poll_reads_only_the_head_of_the_part_it_asks_about(db_engine: Engine,
+                                                              registry: SchemaRegistry) -> None:
+    """The status query takes the part's cabeçalho, which opens it: the guides after it (up to
+    15 MB of them) are not parsed for every poll."""
+    entrega_id = delivered_lote(db_engine, registry)
+    with session_factory(db_engine).begin() as session:
+        entrega = session.get_one(Entrega, entrega_id)
+        head = (entrega.corpo or b"").split(b"</ans:cabecalho>")[0] + b"</ans:cabecalho>"
+        entrega.corpo = head + b"<ans:loteGuias>" + b"<" * 200_000  # never read
+    operator = FakeOperator(2)
+    assert worker(db_engine, registry, operator).tracker.run_once() == 1
+    ((_servico, corpo),) = operator.calls
+    assert reader.read(corpo).kind == "solicitacaoStatusProtocoloWS"
+
+
+def test_the_claim_looks_only_at_the_due_parts_not_at_every_one_delivered(db_engine: Engine,
+                                                                          registry: SchemaRegistry) -> None:
+    """Parts stay "entregue" for ever: the claim must find the due ones by proxima_consulta_em.
+    SQLite's planner took the (estado, proxima_em) index for the estado test, reading every part
+    ever delivered on every claim (73 ms at 200k parts, under the database's write lock)."""
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan (PostgreSQL's planner takes proxima_consulta_em by itself)")
+    delivered_lote(db_engine, registry)
+    executed: list[tuple[str, object]] = []
+    event.listen(db_engine, "before_cursor_execute",
+                 lambda _c, _cursor, sql, params, _ctx, _many: executed.append((sql, params)))
+    assert worker(db_engine, registry, FakeOperator(2)).tracker.run_once() == 1
+    sql, params = next((s, p) for s, p in executed if "proxima_consulta_em <=" in s)
+    with db_engine.connect() as connection:
+        plan = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+    assert any("proxima_consulta_em" in step for step in plan), plan
