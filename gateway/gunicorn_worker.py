@@ -306,7 +306,7 @@ class DeadlineWorker(ThreadWorker):
         conn.deadline = time.monotonic() + self.limits.body_deadline_s(length)
         conn.reading = "corpo"
         buffered = bool(length and length <= BUFFER_MAX)
-        if buffered:
+        if buffered and length is not None:
             _read_body(req, conn.sock, length)
             conn.deadline = None  # nothing more to read: the application runs without a deadline
         try:

@@ -102,7 +102,7 @@ def retry_dead(session: Session, ids: Iterable[int] | None = None, *, now: datet
     if ids is not None:
         query = query.where(Entrega.id.in_(list(ids)))
     result = session.execute(query.values(**state.retried(now or utcnow())))
-    return result.rowcount or 0
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def next_status_query(settings: EntregaSettings, consultas: int) -> float:
