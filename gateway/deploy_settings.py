@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -176,6 +177,7 @@ def gunicorn_options(config: Config, *, bind: str, workers: int, tls: Tls | None
                      env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The gunicorn settings for this config (names as in gunicorn's settings). The worker class
     reads its :class:`ReadLimits` from the same environment: checked here, before any fork."""
+    parse_bind(bind)
     timeout = request_timeout(config)
     max_requests = _positive(env, MAX_REQUESTS_ENV, zero=True)
     ReadLimits.from_env(env)
@@ -208,6 +210,37 @@ def from_environment(config: Config, env: Mapping[str, str] = os.environ) -> dic
     ``TISS_GATEWAY_CERTFILE``..."""
     return gunicorn_options(config, bind=env.get(BIND_ENV) or DEFAULT_BIND, workers=workers(env),
                             tls=Tls.from_env(env), env=env)
+
+
+def parse_bind(bind: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a gunicorn bind ``HOST:PORT`` or ``[IPv6]:PORT`` (None for ``unix:PATH``
+    and ``fd://N``), else a ValueError saying so: gunicorn would take ``nonsense`` as host with port
+    8000 and retry it for 5 s, and die with a traceback on port 99999."""
+    text = bind.strip()
+    if text.startswith(("unix:", "fd://")):
+        return None
+    text = text.removeprefix("tcp://")
+    if text.startswith("["):
+        host, _sep, port = text[1:].partition("]:")
+    else:
+        host, _sep, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535 or (":" in host and not text.startswith("[")):
+        raise ValueError(f"bind inválido: {bind!r} (use HOST:PORTA, [IPv6]:PORTA ou unix:CAMINHO; "
+                         "porta de 0 a 65535)")
+    return host, int(port)
+
+
+def check_bind_host(bind: str) -> None:
+    """A ValueError unless the bind's host names an address (checked before starting: gunicorn
+    retries an unknown name for 5 s); not in :func:`gunicorn_options`, which must not do DNS."""
+    address = parse_bind(bind)
+    if address is None or not address[0]:
+        return
+    try:
+        socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"bind inválido: {bind!r}: host {address[0]!r} desconhecido "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _positive(env: Mapping[str, str], name: str, *, zero: bool = False) -> int | None:

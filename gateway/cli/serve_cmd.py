@@ -2,20 +2,32 @@
 
 With ``--demo`` it also starts, as child processes, the five simulated operators
 (``simulate --all`` on 127.0.0.1:9000-9005, clock at 3600x: a simulated hour per second) and a
-delivery worker, so that a lote sent to the demo walks to "Pagamento efetuado" in minutes.
+delivery worker, so that a lote sent to the demo walks to "Pagamento efetuado" in minutes. Their
+ports are checked first (gateway.cli.demo); the gunicorn arbiter supervises them
+(gateway.cli.supervisor): one that dies is restarted, one that keeps dying ends the demo.
+
+Binds, TLS files, read deadlines and the database URL are checked before anything starts: each
+problem is one line on stderr and exit status 2.
 """
 
 import argparse
 import os
-import subprocess
+import signal
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import requests
-
+from gateway.cli import demo
+from gateway.cli.database import CommandError, check_url, display_url, short_error
+from gateway.cli.demo import CompanionError
+from gateway.cli.supervisor import GiveUp, Supervisor
 from gateway.config import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+
+USAGE_ERROR = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,103 +74,91 @@ def _tls(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway import deploy_settings, server  # gunicorn and the app load only for this command
     from gateway.observability import metrics
 
-    companions: list[subprocess.Popen] = []
     parent = os.getpid()
+    supervisor = Supervisor(on_give_up=_interrupt)
     try:
-        if args.demo and not args.no_simulator:
-            companions.append(_start_simulator(args))
-            _demo_certificate()
-        config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
-        if args.log_format:
-            config = replace(config, logs=replace(config.logs, formato=args.log_format))
-        if args.demo:
-            print("modo demo: prestador CNPJ 11222333000181, login demo, senha demo; operadoras "
-                  + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()), flush=True)
-        bind = args.bind or os.environ.get(deploy_settings.BIND_ENV) or deploy_settings.DEFAULT_BIND
-        workers = args.workers or deploy_settings.workers()
-        if args.threads is not None:  # gunicorn_options reads it there, as gunicorn.conf.py does
-            os.environ[deploy_settings.THREADS_ENV] = str(args.threads)
-        tls = _tls(args)
-        deploy_settings.gunicorn_options(config, bind=bind, workers=workers, tls=tls)  # fail before starting
-        url = server.prepare(config)  # before the worker starts on the same database
-        if args.demo and config.console.habilitado:
-            from gateway.console.usuarios import seed_demo_database
-
-            seed_demo_database(url)
-            print(f"console web: http://{bind}/console (usuário demo, senha demo, papel admin)", flush=True)
-        if args.demo and not args.no_simulator:
-            metrics.prepare_multiprocess_dir(config.metricas.diretorio)  # the worker writes there too
-            companions.append(_start_worker(args, url))
-        server.serve(config, bind=bind, workers=workers, url=url, tls=tls)
+        _serve(args, supervisor)
     except ConfigError as exc:
-        print(f"configuração inválida: {exc}")
-        return 2
-    except ValueError as exc:  # TLS files, TISS_GATEWAY_WORKERS...
+        print(f"configuração inválida: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except (ValueError, CommandError, CompanionError) as exc:  # TLS files, binds, database URL...
         print(exc, file=sys.stderr)
-        return 2
-    except CompanionError as exc:
+        return USAGE_ERROR
+    except GiveUp as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except (SystemExit, KeyboardInterrupt):
+        # gunicorn's exit, or the supervisor's SIGINT (_interrupt) before gunicorn took the signal.
+        if os.getpid() == parent and supervisor.failure is not None:
+            print(supervisor.failure, file=sys.stderr)
+            return supervisor.failure.exit_code
+        raise
     finally:
         # gunicorn's workers are forks of this process and unwind this block when they exit (a
         # recycled worker too): only the process that started the companions stops them.
         if os.getpid() == parent:
-            for process in companions:
-                process.terminate()
-            for process in companions:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            supervisor.stop()
             metrics.remove_multiprocess_dir()  # a temporary one, once nobody writes to it
     return 0
 
 
-class CompanionError(RuntimeError):
-    pass
+def _serve(args: argparse.Namespace, supervisor: Supervisor) -> None:
+    from gateway import deploy_settings, server  # gunicorn and the app load only for this command
+    from gateway.observability import metrics
+    from gateway.storage import db
+
+    simulator = demo.simulator_ports(args.simulator) if args.demo else []  # the demo config's addresses
+    config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
+    if args.log_format:
+        config = replace(config, logs=replace(config.logs, formato=args.log_format))
+    bind = args.bind or os.environ.get(deploy_settings.BIND_ENV) or deploy_settings.DEFAULT_BIND
+    workers = args.workers or deploy_settings.workers()
+    if args.threads is not None:  # gunicorn_options reads it there, as gunicorn.conf.py does
+        os.environ[deploy_settings.THREADS_ENV] = str(args.threads)
+    tls = _tls(args)
+    deploy_settings.gunicorn_options(config, bind=bind, workers=workers, tls=tls)  # fail before starting
+    deploy_settings.check_bind_host(bind)
+    check_url(db.database_url(config))
+    companions = args.demo and not args.no_simulator
+    if args.demo:  # every port free before anything starts
+        demo.check_ports(demo.gateway_port(bind) + (simulator if companions else []))
+    if companions:
+        supervisor.add("simulador das operadoras", demo.SimulatorStarter(args.simulator, args.time_scale),
+                       check=lambda: demo.check_ports(simulator))
+        demo.demo_certificate()
+    if args.demo:
+        print("modo demo: prestador CNPJ 11222333000181, login demo, senha demo; operadoras "
+              + ", ".join(f"{o.registro_ans} {o.nome}" for o in config.operadoras.values()), flush=True)
+    url = _prepare(config)  # before the worker starts on the same database
+    if args.demo and config.console.habilitado:
+        from gateway.console.usuarios import seed_demo_database
+
+        seed_demo_database(url)
+        print(f"console web: http://{bind}/console (usuário demo, senha demo, papel admin)", flush=True)
+    if companions:
+        metrics.prepare_multiprocess_dir(config.metricas.diretorio)  # the worker writes there too
+        supervisor.add("worker de entrega", demo.worker_starter(args.simulator, url))
+        supervisor.watch()
+    server.serve(config, bind=bind, workers=workers, url=url, tls=tls)
 
 
-_CLI = [sys.executable, "-m", "gateway.cli"]
+def _prepare(config: "Config") -> str:
+    """:func:`gateway.server.prepare`, a database error in one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway import server
+    from gateway.storage import db
+
+    try:
+        return server.prepare(config)
+    except SQLAlchemyError as exc:
+        where = display_url(db.database_url(config))
+        raise CommandError(f"não foi possível preparar o banco {where}: {short_error(exc)}") from None
 
 
-def _start_simulator(args: argparse.Namespace) -> subprocess.Popen:
-    """``simulate --all``, once its admin answers."""
-    simulator = subprocess.Popen([*_CLI, "simulate", "--all", "--bind", args.simulator,
-                                  "--time-scale", str(args.time_scale)])
-    deadline = time.monotonic() + 60
-    while True:
-        if simulator.poll() is not None:
-            raise CompanionError(f"as operadoras simuladas não subiram em {args.simulator} "
-                                 "(porta ocupada? use --simulator HOST:PORT ou --no-simulator)")
-        try:
-            if requests.get(f"http://{args.simulator}/admin/state", timeout=2).ok:
-                return simulator
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            simulator.terminate()
-            raise CompanionError(f"as operadoras simuladas não responderam em {args.simulator}")
-        time.sleep(0.3)
-
-
-def _demo_certificate() -> None:
-    """The demo provider's e-CNPJ from the simulator's sandbox AC (made once, reused)."""
-    from gateway.config import DEMO_CERTIFICADO, DEMO_CNPJ, demo_certificado
-    from gateway.home import gateway_home
-    from gateway.security import pki
-
-    authority = pki.load_authority(gateway_home() / "simulator" / "runtime")
-    chave, certificados = demo_certificado()
-    if chave.is_file() and certificados.is_file() and \
-            pki.load_leaf(chave.parent, DEMO_CERTIFICADO[1]).chain_pem[1:] == authority.chain_pem:
-        return
-    chave.parent.mkdir(parents=True, exist_ok=True)
-    authority.issue("Clínica Demonstração", cnpj=DEMO_CNPJ).save(chave.parent, DEMO_CERTIFICADO[1])
-
-
-def _start_worker(args: argparse.Namespace, database_url: str) -> subprocess.Popen:
-    return subprocess.Popen([*_CLI, "worker", "--demo", "--simulator", args.simulator,
-                             "--database", database_url, "--threads", "2"])
+def _interrupt(_failure: GiveUp) -> None:
+    """A child keeps dying: stop the demo as Ctrl-C would (gunicorn's quick shutdown, or a
+    KeyboardInterrupt before gunicorn runs); ``run`` then prints why."""
+    os.kill(os.getpid(), signal.SIGINT)

@@ -156,3 +156,26 @@ def test_schemas_list_and_import(tmp_path) -> None:
         ("4.03.00", "oficial", "2025-12-01")]
     refused = cli("schemas", "import", str(tmp_path / "nothing"), home=home)
     assert refused.returncode == 2 and "recusada" in refused.stderr
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("--database", "mysql://tiss:topsecret@db/tiss"), "banco não suportado: mysql://"),
+    (("--database", "nonsense"), "URL de banco inválida"),
+    (("--database", "postgresql://tiss:topsecret@127.0.0.1:1/tiss"),
+     "não foi possível preparar o banco postgresql://tiss:***@127.0.0.1:1/tiss: connection failed"),
+    (("--bind", "nonsense"), "bind inválido: 'nonsense' (use HOST:PORTA"),
+    (("--bind", "127.0.0.1:99999"), "bind inválido: '127.0.0.1:99999' (use HOST:PORTA"),
+    (("--bind", "gw.invalid:8080"), "bind inválido: 'gw.invalid:8080': host 'gw.invalid' desconhecido"),
+    (("--demo", "--bind", "127.0.0.1:65536"), "bind inválido: '127.0.0.1:65536'"),
+    (("--demo", "--simulator", "nonsense"), "--simulator inválido: 'nonsense'"),
+    (("--demo", "--simulator", "127.0.0.1:65534"), "--simulator inválido: '127.0.0.1:65534'"),
+])
+def test_serve_refuses_a_bad_database_or_bind_in_one_line(tmp_path: Path, args: tuple[str, ...],
+                                                          said: str) -> None:
+    """Before anything starts: no traceback, no gunicorn retrying an address for 5 s."""
+    home = tmp_path / "home"
+    result = cli("serve", *args, home=home)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], result.stderr
+    assert "topsecret" not in result.stderr and not (home / "gateway.sqlite").exists()
