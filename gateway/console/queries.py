@@ -288,7 +288,8 @@ def mensagens(session: Session, ids: set[int]) -> list[Any]:
 
 def mensagem(session: Session, mensagem_id: int, *, escopo_prestador: int | None) -> Any | None:
     query = select(*_COLUNAS_MENSAGEM, Mensagem.remetente, Mensagem.versao, Mensagem.tipo_transacao,
-                   Mensagem.hash, Mensagem.endereco).where(Mensagem.id == mensagem_id)
+                   Mensagem.hash, Mensagem.endereco, Mensagem.sha256_original,
+                   Mensagem.tamanho_original).where(Mensagem.id == mensagem_id)
     if escopo_prestador is not None:
         query = query.where(Mensagem.prestador_id == escopo_prestador)
     return session.execute(query).first()

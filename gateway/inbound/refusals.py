@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.delivery.checked import mensagem_row
+from gateway.message import credencial
 from gateway.message.checks import Call
 from gateway.message.faults import TissFault
 from gateway.message.findings import Finding, describe, first_of
@@ -103,14 +104,13 @@ class Refusals:
         if prestador_id is None and not self.budget.take(call.endereco):
             return
         data = call.message.data
-        body, note = (data, None) if prestador_id is not None else self._kept(data)
+        body, note, original = (data, None, {}) if prestador_id is not None else self._kept(data)
         findings = fault.findings or [critica(fault.code, str(fault.faultstring))]
         try:
             with self.sessions.begin() as session:
                 row = mensagem_row(call, "entrada", data, "recusada" if fault.client else "erro",
                                    None, prestador_id=prestador_id, request_id=request_id)
-                row["corpo"] = body
-                row["codigo_erro"] = fault.code or fault.tiss_fault
+                row.update(original, corpo=body, codigo_erro=fault.code or fault.tiss_fault)
                 mensagem_id = rows.add_mensagem(session, row)
                 rows.add_criticas(session, mensagem_id, _criticas(findings, note))
         except Exception:  # never let audit storage turn a client's error into a server error
@@ -137,26 +137,29 @@ class Refusals:
         log.info("recusada antes da leitura: %s %s %s", environ.get(SERVICE_KEY), code, first[:500])
         if not self.budget.take(environ.get("REMOTE_ADDR")):
             return
-        body, note = self._kept(data)
+        body, note, original = self._kept(data)
         try:
             with self.sessions.begin() as session:
                 mensagem_id = rows.add_mensagem(session, dict(
                     direcao="entrada", servico=environ.get(SERVICE_KEY), tamanho=len(data), corpo=body,
                     resultado="recusada" if client else "erro", codigo_erro=code,
-                    endereco=environ.get("REMOTE_ADDR"), request_id=environ.get(REQUEST_ID_KEY)))
+                    endereco=environ.get("REMOTE_ADDR"), request_id=environ.get(REQUEST_ID_KEY), **original))
                 rows.add_criticas(session, mensagem_id, _criticas(findings or [_finding_of_code(code)], note))
         except Exception:  # never let audit storage turn a client's error into a server error
             log.exception("falha ao gravar mensagem recusada")
 
-    def _kept(self, data: bytes) -> tuple[bytes, Finding | None]:
-        """The part of a refused unauthenticated body that is stored, and the crítica saying what
-        was left out (None: all of it is kept)."""
+    def _kept(self, data: bytes) -> tuple[bytes, Finding | None, dict[str, Any]]:
+        """The part of a refused unauthenticated body that is stored, the crítica saying what
+        was left out (None: all of it is kept), and the whole body's SHA-256 and length when its
+        senhaPrestador was masked (before cutting: the limit could fall inside the value)."""
         if len(data) <= self.body_bytes:
-            return data, None
+            return data, None, {}
         digest = hashlib.sha256(data).hexdigest()
-        return data[:self.body_bytes], critica(None, (
+        redaction = credencial.redact(data)
+        original = {"sha256_original": digest, "tamanho_original": len(data)} if redaction.removida else {}
+        return redaction.corpo[:self.body_bytes], critica(None, (
             f"Mensagem recusada antes da identificação do prestador: guardados os primeiros "
-            f"{self.body_bytes} de {len(data)} bytes; SHA-256 da mensagem inteira: {digest}."))
+            f"{self.body_bytes} de {len(data)} bytes; SHA-256 da mensagem inteira: {digest}.")), original
 
 
 def _criticas(findings: Sequence[Finding], note: Finding | None) -> list[Finding]:

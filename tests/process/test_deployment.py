@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from gateway import deploy_settings
 from gateway.cli import build_parser
 from gateway.config import CONFIG_ENV, DATABASE_URL_ENV, Config, Operadora, load_config
+from gateway.security import vault
 from simulator.profile import PROFILE_KEYS, load_all
 from tests.db_fixtures import BACKENDS
 from tests.debian import PackagesUnavailable, apt_install
@@ -60,7 +61,7 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 EXAMPLE_LOTE = REPO / "gateway" / "examples" / "lote-sp-sadt-4.03.00.xml"
 
 # Every environment variable the image's programs read (a misspelt one in compose would be ignored).
-KNOWN_ENV = {CONFIG_ENV, DATABASE_URL_ENV, "TISS_GATEWAY_HOME", "TISS_GATEWAY_MIGRATE",
+KNOWN_ENV = {CONFIG_ENV, DATABASE_URL_ENV, "TISS_GATEWAY_HOME", "TISS_GATEWAY_MIGRATE", vault.KEY_ENV,
              deploy_settings.BIND_ENV, deploy_settings.WORKERS_ENV, deploy_settings.MAX_REQUESTS_ENV,
              deploy_settings.THREADS_ENV, deploy_settings.HEADER_TIMEOUT_ENV,
              deploy_settings.BODY_TIMEOUT_ENV, deploy_settings.BODY_MIN_RATE_ENV,
@@ -362,6 +363,18 @@ def test_compose_gateway_and_worker_share_a_config_that_loads_and_the_database()
         assert url.host in services and url.port == 5432
         assert (url.username, url.password, url.database) == \
             (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
+    # What the gateway seals for a delivery the worker opens: the same key (gateway.security.vault).
+    gateway, worker = services["gateway"], services["worker"]
+    home = stages[-1].env()["TISS_GATEWAY_HOME"]
+    assert environment(gateway).get(vault.KEY_ENV) == environment(worker).get(vault.KEY_ENV)
+    if vault.KEY_ENV not in environment(gateway):
+        assert _volume_at(gateway, home) is not None and _volume_at(gateway, home) == _volume_at(worker, home)
+
+
+def _volume_at(service: dict, target: str) -> str | None:
+    """The named volume ``service`` mounts at ``target`` (None: the container's own files)."""
+    return next((source for source, mounted, *_ in (v.split(":") for v in service.get("volumes", []))
+                 if mounted == target and not source.startswith((".", "/"))), None)
 
 
 def _routed(operadora: Operadora, services: dict, listening: dict[tuple[str, int], str]) -> bool:
@@ -668,8 +681,11 @@ class Stack:
                 value = self.database_url
             env[key] = value
         env[deploy_settings.BIND_ENV] = f"127.0.0.1:{self.gateway_port}"  # ports: "8080:8080"
-        # Each container has a file system of its own, new with each `compose up`.
-        home = self.tmp / name / env["TISS_GATEWAY_HOME"].removeprefix(str(self.image.root)).lstrip("/")
+        # Each container has a file system of its own, new with each `compose up`, but for the
+        # named volumes it mounts (one folder each, shared by the services that mount it).
+        target = env["TISS_GATEWAY_HOME"].removeprefix(str(self.image.root))
+        volume = _volume_at(self.services[name], target)
+        home = self.tmp / "volumes" / volume if volume else self.tmp / name / target.lstrip("/")
         home.mkdir(parents=True, exist_ok=True)
         env["TISS_GATEWAY_HOME"] = str(home)
         return env

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from gateway.message import hashing
+from gateway.message import credencial, hashing
 from gateway.message.identificacao import md5_hex
 from gateway.message.services import ANS_NS, SOAP11_NS
 from gateway.security.senhas import hash_senha
@@ -131,7 +131,9 @@ def test_600k_unknown_attributes_cost_one_critica_and_64_kb(gateway, db):
     found, text = fault(response)
     assert found == "SchemaInvalido" and "Mensagem com 600000 atributos" in text
     mensagem, criticas = stored(db, "hostil-atributos")
-    assert (mensagem.tamanho, mensagem.corpo, mensagem.codigo_erro) == (len(data), data[:KEPT], "5001")
+    kept = credencial.redact(data).corpo[:KEPT]  # no senha at rest
+    assert (mensagem.tamanho, mensagem.corpo, mensagem.codigo_erro) == (len(data), kept, "5001")
+    assert mensagem.sha256_original == hashlib.sha256(data).hexdigest()
     assert [c for c, _text in criticas] == ["5001", None]  # today: 600,000 rows
     assert criticas[1][1].endswith(f"SHA-256 da mensagem inteira: {hashlib.sha256(data).hexdigest()}.")
     assert accepted(post(gateway, lote()))  # the worker is fine
@@ -252,7 +254,7 @@ def test_what_is_refused_at_the_door(gateway, db, case):
     assert found == "SchemaInvalido" and expected in text, text
     assert count(db, Lote) == lotes  # today: a protocol (and, for two lotes, the second one lost)
     mensagem, criticas = stored(db, request_id)
-    assert mensagem.resultado == "recusada" and mensagem.corpo == data
+    assert mensagem.resultado == "recusada" and mensagem.corpo == credencial.redact(data).corpo  # no senha
     assert criticas[0] == ("5001", text)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from zeep.plugins import HistoryPlugin
 from zeep.transports import Transport
 
-from gateway.message import hashing
+from gateway.message import credencial, hashing
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME, SERVICE_BY_REQUEST, SERVICES, SOAP11_NS
 from gateway.message.validation import validate
 from gateway.storage.db import make_engine
@@ -405,7 +405,8 @@ def test_failure_answers_a_tiss_fault_and_stores_the_message(gateway, db, case):
     assert b"root:" not in response.content  # nothing of /etc/passwd came back
     assert count(db, Mensagem, Mensagem.resultado == "recusada") == before + 1
     row = last_refused(db)
-    kept = data[:64 * 1024]  # refused before login: the body is kept up to refused_body_bytes
+    # refused before login: the body is kept up to refused_body_bytes, its senhaPrestador masked
+    kept = credencial.redact(data).corpo[:64 * 1024]
     assert (row.codigo_erro, row.corpo, row.tamanho, row.direcao) == (code, kept, len(data), "entrada")
     assert row.servico == ("tissSolicitacaoStatusProtocolo" if case == "body-of-another-service"
                            else "tissLoteGuias")

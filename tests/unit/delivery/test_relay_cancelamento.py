@@ -113,6 +113,7 @@ def test_a_lote_still_at_the_gateway_is_not_cancelled_there(stack: InProcess) ->
 
 def test_capitalprev_cancels_guides_and_the_gateway_records_them(stack: InProcess) -> None:
     protocolo = delivered(stack, "capitalprev", "601")
+    assert stack.entregas(protocolo)[0].senha_cifrada  # tracked: the polls send the provider's senha
     primeira, segunda = numero_guia_prestador("601", 1), numero_guia_prestador("601", 2)
     root = cancela(stack, "capitalprev", numero_guia_prestador=primeira, numero_protocolo=protocolo)
     assert statuses(root, GUIAS) == ["1"]
@@ -124,6 +125,7 @@ def test_capitalprev_cancels_guides_and_the_gateway_records_them(stack: InProces
     assert protocolo_status(stack, protocolo) == (9, [(1, "gateway"), (9, f"operadora:{CAPITALPREV}")])
     (entrega,) = stack.entregas(protocolo)
     assert (entrega.status, entrega.proxima_consulta_em) == (9, None)  # tracking stops
+    assert entrega.senha_cifrada is None  # and its sealed senha goes
 
 
 def test_capitalprev_cancels_a_whole_lote(stack: InProcess) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from gateway.inbound.refusals import AddressBudget, Refusals
-from gateway.message import reader
+from gateway.message import credencial, reader
 from gateway.message.checks import Call, read_cabecalho
 from gateway.message.faults import TissFault
 from gateway.message.findings import MAX_FINDINGS, error
@@ -130,7 +130,9 @@ def test_a_refusal_before_login_is_truncated_after_login_kept_whole(refusals, db
     refusals.store(call_of(data), TissFault("DestinatarioInvalido", "x", code="5027"),
                    prestador_id=prestador_id, request_id="r2")
     (before, before_criticas), (after, after_criticas) = stored(db_engine)
-    assert (before.corpo, before.tamanho, before.request_id) == (data[:1024], len(data), "r1")
+    masked = credencial.redact(data).corpo  # no senhaPrestador at rest (the same length)
+    assert (before.corpo, before.tamanho, before.request_id) == (masked[:1024], len(data), "r1")
     assert [c.codigo for c in before_criticas] == ["5005", None]
-    assert (after.corpo, after.tamanho, after.prestador_id) == (data, len(data), prestador_id)
+    assert (after.corpo, after.tamanho, after.prestador_id) == (masked, len(data), prestador_id)
+    assert before.sha256_original == after.sha256_original == hashlib.sha256(data).hexdigest()
     assert [c.codigo for c in after_criticas] == ["5027"]
