@@ -40,6 +40,7 @@ class Atendimento:
     agora: datetime  # simulated, UTC
     seed: int
     mensagem_id: int  # the stored request
+    deduplica_lote: bool = True  # a numeroLote already taken is refused (3268); off: taken again
 
     @property
     def root(self) -> etree._Element:

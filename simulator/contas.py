@@ -76,7 +76,7 @@ def lote_guias(at: Atendimento) -> etree._Element:
                        f"tamanho máximo de {profile.max_bytes} bytes.")
     anterior = at.session.scalars(select(SimLote.numero_protocolo).where(
         SimLote.registro_ans == at.registro, SimLote.prestador == at.documento,
-        SimLote.numero_lote == conta.numero_lote)).first()
+        SimLote.numero_lote == conta.numero_lote)).first() if at.deduplica_lote else None
     if anterior is not None:
         return at.erro(LOTE_JA_INFORMADO.get(at.versao, "1308"), f"Número de lote {conta.numero_lote} já "
                        f"informado anteriormente ({profile.nome_protocolo} {anterior}).")

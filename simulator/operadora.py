@@ -61,6 +61,17 @@ class CheckedCall:
         return self.prestador.documento
 
 
+@dataclass
+class Deduplicacao:
+    """What the operator recognises as sent before (switched by the admin API). ``sequencial``:
+    the same transaction again gets its first answer (the TISS rule); ``lote``: a numeroLote it
+    has is refused (3268). Both off: an operator that takes a repeat as a new lote, with a new
+    protocol, as some do."""
+
+    sequencial: bool = True
+    lote: bool = True
+
+
 class OperadoraSimulada:
     """A simulated health-plan operator answering the 12 TISS services from its ``profile``.
 
@@ -78,6 +89,7 @@ class OperadoraSimulada:
         self.seed = seed
         self.credentials = credentials
         self.hash_policy = profile.hash_policy()
+        self.deduplicacao = Deduplicacao()
 
     # -- entry points (called by the SOAP layer) ------------------------------------------------
     def handle(self, ctx: MethodContext, service: Service, body: etree._Element) -> Reply:
@@ -179,7 +191,7 @@ class OperadoraSimulada:
     def _transact(self, checked: CheckedCall) -> Reply:
         for _ in range(3):
             with self.sessions() as session:
-                earlier = self._earlier(session, checked)
+                earlier = self._earlier(session, checked) if self.deduplicacao.sequencial else None
                 if earlier is not None:
                     return self._repeat(checked, earlier)
             try:
@@ -217,12 +229,14 @@ class OperadoraSimulada:
                                  tipo_transacao=call.cabecalho.tipo,
                                  sequencial_transacao=call.cabecalho.sequencial, hash=checked.hash_found,
                                  requisicao_id=request.id)
-        session.add(transacao)
-        session.flush()  # the unique key decides which concurrent copy proceeds
+        if self.deduplicacao.sequencial:  # off: nothing remembers it, a repeat is a new transaction
+            session.add(transacao)
+            session.flush()  # the unique key decides which concurrent copy proceeds
         reply_ctx = responses.reply_context(call.message.root, registro_ans=self.profile.registro_ans,
                                             sequencial=str(request.id), now=horario_local(agora))
         atendimento = servicos.Atendimento(session, self.profile, call.message, call.service, reply_ctx,
-                                           checked.prestador, agora, self.seed, request.id)
+                                           checked.prestador, agora, self.seed, request.id,
+                                           deduplica_lote=self.deduplicacao.lote)
         root = servicos.responder(atendimento)
         data = self.envelope(root, call.message.encoding)
         response = self._mensagem(call, checked.prestador, "saida", data, "resposta", agora)

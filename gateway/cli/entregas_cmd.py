@@ -86,7 +86,8 @@ def _entrega(e: Entrega) -> dict[str, Any]:
             "parte": f"{e.parte}/{e.partes or '?'}", "lote": e.numero_lote, "tentativas": e.tentativas,
             "protocolo_operadora": e.numero_protocolo, "status": e.status,
             "proxima": e.proxima_em.isoformat(timespec="seconds") if e.estado == State.PENDENTE else None,
-            "erro": (e.ultimo_erro or "")[:80] or None}
+            "erro": (e.ultimo_erro or "")[:80] or None,
+            "incerto": (e.incerto or "")[:80] or None}  # an earlier send's outcome is unknown (leases)
 
 
 def _status_names(args: argparse.Namespace) -> StatusNames:

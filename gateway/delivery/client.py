@@ -45,7 +45,13 @@ _POOL_MAXSIZE = 32  # connections kept per host (requests keeps 10): the worker'
 
 
 class TransportError(Exception):
-    """The operator could not be reached or did not answer (connection, timeout, WSDL)."""
+    """The operator could not be reached or did not answer (connection, timeout, WSDL).
+    ``maybe_sent``: the connection was made, so the operator may have the message (a read
+    timeout, a connection dropped mid-answer): its outcome is unknown (gateway.delivery.leases)."""
+
+    def __init__(self, message: str, *, maybe_sent: bool = False):
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class VersaoSemEndereco(LookupError):
@@ -153,7 +159,7 @@ class OperatorClient:
             response = pool.request("POST", address, body=body, headers=self._headers | headers,
                                     timeout=self._timeout, retries=False, redirect=False)
         except urllib3.exceptions.HTTPError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+            raise TransportError(f"{type(exc).__name__}: {exc}", maybe_sent=_maybe_sent(exc)) from exc
         content_type = response.headers.get("Content-Type", "")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("resposta %s de %s:\n%s", response.status, address, _text(response.data, content_type))
@@ -164,6 +170,16 @@ class OperatorClient:
         with self._lock:
             for pool in self._pools.values():
                 pool.clear()
+
+
+def _maybe_sent(exc: urllib3.exceptions.HTTPError) -> bool:
+    """Past connecting: the request may have reached the operator. Failing to connect (refused,
+    connect timeout, DNS, TLS handshake, proxy) sends nothing."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason  # type: ignore[assignment]
+    return not isinstance(exc, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                                urllib3.exceptions.NameResolutionError, urllib3.exceptions.SSLError,
+                                urllib3.exceptions.ProxyError))
 
 
 def _pool(session: requests.Session, address: str) -> urllib3.PoolManager:

@@ -4,6 +4,9 @@
                                    --refused----> recusada (by the operator, or by its adapter)
                                    --failed-----> pendente after a backoff; morta (dead) after the last try
                                    --postponed--> pendente, no attempt counted
+                                   --released---> pendente, no attempt counted (its worker stops)
+                                   --uncertain--> morta: an earlier send's outcome is unknown and
+                                                  the operator does not deduplicate (``incerto``)
     morta --retried--> pendente (a person's decision)
 
 Row transitions change one loaded ``Entrega`` inside the caller's transaction; the outbox's bulk
@@ -58,7 +61,16 @@ def claimed(worker: str, until: datetime) -> dict[str, Any]:
 def retried(now: datetime) -> dict[str, Any]:
     """A dead letter a person sends again: pending now, with every attempt back."""
     return {"estado": State.PENDENTE, "tentativas": 0, "proxima_em": now,
-            "reservada_ate": None, "reservada_por": None}
+            "reservada_ate": None, "reservada_por": None, "incerto": None}
+
+
+def released(incerto: str | None = None) -> dict[str, Any]:
+    """Given back by a worker that stops: pending, due as it was, no attempt counted. ``incerto``:
+    it was being posted (the operator may have it), else it was never sent."""
+    values: dict[str, Any] = {"estado": State.PENDENTE, "reservada_ate": None, "reservada_por": None}
+    if incerto is not None:
+        values["incerto"] = incerto[:MAX_ERRO]
+    return values
 
 
 # --- row transitions: one loaded Entrega -----------------------------------------------------------
@@ -102,6 +114,13 @@ def dead(entrega: Entrega) -> None:
     """No attempt left: a dead letter until a person retries it."""
     _release(entrega)
     entrega.estado = State.MORTA
+
+
+def uncertain(entrega: Entrega, motivo: str) -> None:
+    """Not sent again: an earlier send may have reached an operator that would take it twice.
+    A person asks the operator, then retries it (or not)."""
+    _release(entrega)
+    entrega.estado, entrega.ultimo_erro = State.MORTA, motivo[:MAX_ERRO]
 
 
 def postponed(entrega: Entrega, now: datetime, seconds: float, motivo: str) -> None:

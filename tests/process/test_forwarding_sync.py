@@ -9,6 +9,7 @@ the strict declared-encoding rule, and carries no signature (the operator's is r
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.delivery import relay as proxy
-from gateway.message import hashing, reader, responses
+from gateway.message import credencial, hashing, reader, responses
 from gateway.message.services import ANS_NS, DSIG_NS, SERVICE_BY_NAME
 from gateway.message.validation import validate, validate_message
 from gateway.storage.models import Demonstrativo, Entrega, Mensagem, Protocolo, Transacao
@@ -165,7 +166,10 @@ def test_the_exchange_is_stored_linked_and_a_replay_does_not_ask_again(stack: St
     assert again.status_code == 200 and again.content == first.content  # the same bytes
     rows = mensagens(stack, "tissVerificaElegibilidade", sequencial)
     request_row, sent, operator, given = rows  # asked the operator once
-    assert (request_row.direcao, request_row.resultado, request_row.corpo) == ("entrada", "aceita", data)
+    # Stored as received with the senhaPrestador masked (no credential at rest), its SHA-256 kept.
+    assert (request_row.direcao, request_row.resultado, request_row.corpo) == (
+        "entrada", "aceita", credencial.redact(data).corpo)
+    assert request_row.sha256_original == hashlib.sha256(data).hexdigest()
     assert (sent.direcao, sent.destinatario, sent.resposta_de_id) == ("saida", "331988", request_row.id)
     assert (operator.direcao, operator.remetente, operator.resposta_de_id) == ("entrada", "331988", sent.id)
     assert (given.direcao, given.resposta_de_id, given.corpo) == ("saida", request_row.id, first.content)
@@ -614,7 +618,8 @@ def test_an_operator_that_fails_is_a_server_error_and_the_same_request_can_be_re
     found, faultstring = fault_of(response)
     assert found == "ErroInesperadoServidor" and "unimed" in faultstring
     stored = mensagens(stack, "tissVerificaElegibilidade", sequencial)[0]  # the request, with no Transacao
-    assert (stored.direcao, stored.resultado, stored.corpo) == ("entrada", "erro", data)
+    masked = credencial.redact(data).corpo  # stored without its senhaPrestador
+    assert (stored.direcao, stored.resultado, stored.corpo) == ("entrada", "erro", masked)
     stack.simulator.clear_fault("unimed")
 
     def retry() -> requests.Response | None:

@@ -47,7 +47,10 @@ def test_bulk_transitions_give_the_columns_of_each_state() -> None:
     assert state.claimed("w" * 150, lease) == {"estado": "enviando", "reservada_ate": lease,
                                                "reservada_por": "w" * 100}
     assert state.retried(NOW) == {"estado": "pendente", "tentativas": 0, "proxima_em": NOW,
-                                  "reservada_ate": None, "reservada_por": None}
+                                  "reservada_ate": None, "reservada_por": None, "incerto": None}
+    assert state.released() == {"estado": "pendente", "reservada_ate": None, "reservada_por": None}
+    assert state.released("parou") == {"estado": "pendente", "reservada_ate": None, "reservada_por": None,
+                                       "incerto": "parou"}
 
 
 def test_the_lease_is_held_by_the_claiming_worker_only() -> None:
