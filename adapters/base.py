@@ -69,8 +69,9 @@ from adapters.splitting import (
     split_lote,
     whole,
 )
+from gateway.message import arquivo as forma_arquivo
 from gateway.message import findings as f
-from gateway.message import hashing
+from gateway.message import hashing, reader
 from gateway.message.findings import Finding
 from gateway.message.reader import TissMessage
 from gateway.message.schema_registry import SchemaRegistry
@@ -396,6 +397,25 @@ class Adapter:
         if self.max_bytes is not None and len(corpo) > self.max_bytes:
             raise AdapterError(f"{self.nome}: parte com {len(corpo)} bytes excede {self.max_bytes}")
         return Envio(servico, corpo, parte.numero_lote, parte.guias, sequencial, versao)
+
+    def arquivo(self, envio_ws: bytes) -> bytes:
+        """A part :meth:`preparar` made (its ``*WS`` bytes, as kept) as the ``mensagemTISS`` file
+        the operator's portal takes: same cabeçalho and guides, no loginSenhaPrestador (the portal
+        logs its user in), hashed in the operator's variant, in the part's encoding, signed where
+        the operator signs, valid in the part's version (gateway.message.arquivo)."""
+        parte = reader.read(envio_ws)
+        root = forma_arquivo.para_arquivo(parte.root)
+        corpo = forma_arquivo.escrever(root, self.destino.hash_variante, parte.encoding)
+        if self.assina:
+            from gateway.security import xmldsig
+
+            xmldsig.sign(root, self.destino.chave_pem or b"", list(self.destino.cadeia_pem))
+            corpo = etree.tostring(etree.ElementTree(root), encoding=parte.encoding, xml_declaration=True)
+        erros = schema_criticas(self.registry, root, parte.version or "", parte.encoding)
+        if erros:
+            raise AdapterError(f"{self.nome}: o arquivo não valida no schema {parte.version}: "
+                               f"{erros[0].message}")
+        return corpo
 
     def resposta_para(self, root: etree._Element, versao: str, encoding: str) -> list[Finding]:
         """The operator's answer ``root`` to a real-time request, converted in place to the

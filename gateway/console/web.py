@@ -10,6 +10,8 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
 from functools import cached_property
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
@@ -17,6 +19,7 @@ from urllib.parse import parse_qs, quote
 
 StartResponse = Callable[..., object]
 MAX_FORM_BYTES = 64 * 1024
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # a multipart form with a file (a portal's return: 15 MiB at most)
 PREFIX = "/console"
 
 # No inline script or style anywhere (the SVG charts use presentation attributes): CSP can forbid both.
@@ -65,18 +68,29 @@ class Request:
 
     @cached_property
     def form(self) -> dict[str, str]:
-        """A urlencoded POST body (FormTooLarge past MAX_FORM_BYTES)."""
+        """A urlencoded POST body (FormTooLarge past MAX_FORM_BYTES), or the text fields of a
+        multipart one (past MAX_UPLOAD_BYTES; its files in :attr:`arquivos`)."""
         try:
             length = int(self.environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > MAX_FORM_BYTES:
+        content_type = self.environ.get("CONTENT_TYPE", "")
+        kind = content_type.split(";")[0].strip().lower()
+        if length > (MAX_UPLOAD_BYTES if kind == "multipart/form-data" else MAX_FORM_BYTES):
             raise FormTooLarge
         body = self.environ["wsgi.input"].read(length) if length > 0 else b""
-        kind = self.environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            fields, self.__dict__["arquivos"] = _multipart(content_type, body)
+            return fields
         if kind not in ("application/x-www-form-urlencoded", ""):
             return {}
         return _first_values(body.decode("utf-8", "replace"))
+
+    @cached_property
+    def arquivos(self) -> dict[str, tuple[str, bytes]]:
+        """The files of a multipart POST: field name -> (file name, bytes)."""
+        self.form  # noqa: B018 - parsing the form fills this
+        return self.__dict__.get("arquivos", {})
 
     @cached_property
     def cookies(self) -> dict[str, str]:
@@ -95,6 +109,29 @@ class Request:
     def https(self) -> bool:
         forwarded = self.environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
         return self.environ.get("wsgi.url_scheme") == "https" or forwarded == "https"
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """(text fields, files) of a multipart/form-data body; the first value of each name. Parsed by
+    the standard library's MIME parser (no disk, no size beyond the body's)."""
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + body)
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    if not message.is_multipart():
+        return fields, files
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or name in fields or name in files:
+            continue
+        data = part.get_payload(decode=True)
+        payload = data if isinstance(data, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, payload)
+        else:
+            fields[name] = payload.decode("utf-8", "replace")
+    return fields, files
 
 
 def _first_values(text: str) -> dict[str, str]:

@@ -210,7 +210,7 @@ class Proxy:
 
     # -- 1. plan ---------------------------------------------------------------------------------
     def connected(self, operadora: Operadora) -> bool:
-        return operadora.conectada and operadora.registro_ans in self.adapters
+        return operadora.web_service and operadora.registro_ans in self.adapters  # not a file-only one
 
     def plan(self, session: Session, message: TissMessage, service: Service, operadora: Operadora,
              prestador_id: int, sequencial: str) -> Plano:

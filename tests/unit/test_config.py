@@ -45,6 +45,9 @@ def test_example_file_parses() -> None:
     unimed = config.operadoras["331872"]  # not integrated yet: stored only
     assert not unimed.conectada and unimed.versoes_envio == ("4.01.00", "4.02.00", "4.03.00")
     assert config.entregas.tentativas == 12 and config.entregas.consulta_max_s == 21600
+    cassems = config.operadoras["413534"]  # portal only: forwarded as files, nothing to relay to
+    assert cassems.por_arquivo and cassems.conectada and not cassems.web_service
+    assert not capital.por_arquivo and capital.canal == "webservice"
 
 
 def test_delivery_settings_and_signing_files(tmp_path) -> None:
@@ -68,7 +71,27 @@ codigos_proprios = ["00001"]
     assert (config.entregas.tentativas, config.entregas.espera_inicial_s) == (3, 0.5)
 
 
+def test_canal_arquivo_and_its_drop_folder(tmp_path) -> None:
+    (tmp_path / "portal").mkdir()
+    config = load_config(_write(tmp_path, """
+[operadoras.413534]
+nome = "CASSEMS"
+adapter = "cassems"
+canal = "arquivo"
+pasta_arquivos = "portal"
+"""))
+    cassems = config.operadoras["413534"]
+    assert cassems.pasta_arquivos == tmp_path / "portal"  # relative to the config file
+    assert cassems.por_arquivo and cassems.conectada and not cassems.web_service
+
+
+_CASSEMS = '[operadoras.413534]\nnome = "C"\nadapter = "cassems"\n'
+
+
 @pytest.mark.parametrize(("text", "message"), [
+    (_CASSEMS + 'canal = "ftp"\n', "operadoras.413534.canal"),
+    (_CASSEMS + 'pasta_arquivos = "/tmp"\n', 'pasta_arquivos vale só com canal = "arquivo"'),
+    (_CASSEMS + 'canal = "arquivo"\npasta_arquivos = "falta"\n', "pasta não encontrada"),
     ("[entregas]\ntentativas = 0\n", "entregas.tentativas"),
     ("[entregas]\nreserva = 1\n", "quis dizer 'reserva_s'"),
     ('[operadoras.424188]\nnome = "I"\nadapter = "ipasgo"\nassinatura_chave = "falta.pem"\n'

@@ -103,7 +103,7 @@ def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
 def test_migrations_ship_with_the_package() -> None:
     assert (migrate.MIGRATIONS / "env.py").is_file()
     assert (migrate.MIGRATIONS / "script.py.mako").is_file()
-    assert migrate.head() == "0006"
+    assert migrate.head() == "0009"
 
 
 def test_0005_clears_the_per_account_locks(empty_database_url: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import RetencaoSettings
 from gateway.storage.db import session_factory
-from gateway.storage.models import Auditoria, Demonstrativo, Entrega, Mensagem, Prestador, Transacao
+from gateway.storage.models import Arquivo, Auditoria, Demonstrativo, Entrega, Mensagem, Prestador, Transacao
 from gateway.storage.retention import prune
 from tests.factory import build_lote, build_request
 from tests.gateway_process import GatewayProcess, cli
@@ -126,6 +126,27 @@ def test_prune_empties_old_bodies_keeps_rows_and_what_is_still_read(db_engine: E
     for estado in ("pendente", "enviando", "morta", "polled"):  # still sent or polled
         assert entregas[e[estado]].startswith(b"<prepared>"), estado
     assert report.entregas == 2
+
+
+def test_a_portal_file_part_keeps_its_prepared_body_until_its_status_is_final(db_engine: Engine) -> None:
+    """canal "arquivo": nothing polls the part, yet the clerk's demonstrativo is read against it."""
+    with session_factory(db_engine).begin() as session:
+        prestador = Prestador(documento="11222333000181", tipo_documento="CNPJ", nome="Clínica", login="demo")
+        session.add(prestador)
+        session.flush()
+        e, arquivos = {}, {}
+        for name, status in (("aguardando", None), ("analisada", 5), ("final", 6)):
+            pedido, arquivos[name] = _mensagem(session, prestador, OLD), _mensagem(session, prestador, OLD)
+            e[name] = _entrega(session, prestador, pedido, "entregue", entregue_em=OLD, status=status)
+            session.add(Arquivo(entrega_id=e[name], mensagem_id=arquivos[name], nome=f"{name}.xml",
+                                criado_em=OLD))
+    report = prune(session_factory(db_engine), RetencaoSettings(corpo_dias=180, auditoria_dias=96, lote=2),
+                   quem="teste", now=lambda: NOW)
+    entregas, mensagens = entrega_bodies(db_engine), bodies(db_engine)
+    for name in ("aguardando", "analisada"):  # the file a person still downloads, and what its returns need
+        assert entregas[e[name]].startswith(b"<prepared>") and mensagens[arquivos[name]][0] == BODY, name
+    assert entregas[e["final"]] == b"" and mensagens[arquivos["final"]][0] == b""
+    assert report.entregas == 1 and report.mantidas == 2
 
 
 def test_the_access_log_is_kept_at_least_90_days(db_engine: Engine) -> None:
