@@ -23,29 +23,50 @@ the database and in the process's :class:`~gateway.storage.kept_lists.KeptListCa
 answer is its own small frame (header, status, values) with the kept list spliced in. A query of a
 protocol whose list is kept reads one row (the protocol with its status and ``versao``, and its
 lote) and no guide.
+
+A poll of a state already answered builds no tree at all: :class:`Template` keeps that answer's
+bytes (per state, list, header values and encoding) with what changes from poll to poll left out
+(sequencialTransacao, dataRegistroTransacao, horaRegistroTransacao and the hash over them), checked
+once against the builder's bytes. A poll is stored by :class:`StatusQueries` in its own write
+transaction (the request through the same row function as every message, the answer's frame, its
+list's link and the Transacao); a replay is found in the read snapshot and answered without one. A
+poll is no accepted lote: on PostgreSQL its COMMIT does not wait for the WAL flush
+(:func:`gateway.storage.db.no_flush_wait`).
 """
 
-from collections.abc import Iterable, Sequence
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from lxml import etree
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from gateway.delivery import numeros, relay
-from gateway.delivery.checked import CheckedCall
+from gateway.delivery.checked import Answered, CheckedCall, replay
 from gateway.delivery.client import Answer
 from gateway.delivery.reading import read_answer
+from gateway.inbound.snapshot import Snapshot
 from gateway.message import hashing, responses
 from gateway.message.cabecalho import FIELDS
+from gateway.message.faults import Reply, TissFault
 from gateway.message.lote import GuiaLida
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import ANS_NS, SERVICE_BY_NAME
 from gateway.message.situacao import GuiaSituacao, read_situacao
 from gateway.message.tables import GUIA_ACEITA, RECUSADO_PELA_OPERADORA
+from gateway.storage import db as storage_db
 from gateway.storage import kept_lists, rows
 from gateway.storage.kept_lists import KeptList, KeptListCache, ListKey
 from gateway.storage.prepared import Db
+
+log = logging.getLogger("tiss_gateway.inbound")
 
 STATUS = SERVICE_BY_NAME["tissSolicitacaoStatusProtocolo"]
 _PROTOCOLO = FIELDS["protocolo"]
@@ -82,15 +103,140 @@ class Situacao:
         return kept_lists.split(responses.envelope(self.frame, encoding), self.kept.lista, encoding)
 
 
+# Stand-ins for what changes from poll to poll while a Template is cut (ASCII, no ANS value has them).
+_SEQ, _DATA, _HORA, _HASH = "QZXSEQXZQ", "QZXDATAXZQ", "QZXHORAXZQ", "QZXHASHXZQ"
+_IDENT = "/".join(f"{{{ANS_NS}}}{name}" for name in ("cabecalho", "identificacaoTransacao"))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A lote's situação answer, once per (state, list, header values, encoding), as bytes with
+    the poll's own values left out: sequencialTransacao, dataRegistroTransacao,
+    horaRegistroTransacao (plain digits in every encoding TISS takes) and the hash, whose leaf text
+    is kept around the same three places. :meth:`written` gives what :meth:`Situacao.written`
+    gives for those values, byte for byte (:func:`template_of` checks it before one is used)."""
+
+    kept: KeptList
+    answer: tuple[bytes, ...]  # 5 pieces around sequencial, data, hora, hash
+    stored: tuple[bytes, ...]  # the same for the frame stored (the list's place marked)
+    folhas: tuple[bytes, ...]  # 4 pieces of hashed leaf text around sequencial, data, hora
+
+    def written(self, sequencial: str, now: datetime) -> tuple[bytes, bytes]:
+        """(the answer, the answer as stored) with these values."""
+        values = (sequencial.encode("ascii"), responses.tiss_date(now.date()).encode("ascii"),
+                  now.strftime("%H:%M:%S").encode("ascii"))
+        f = self.folhas
+        digest = hashlib.md5(b"".join((f[0], values[0], f[1], values[1], f[2], values[2], f[3])),
+                             usedforsecurity=False).hexdigest().encode("ascii")
+        return _fill(self.answer, (*values, digest)), _fill(self.stored, (*values, digest))
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.answer)) + sum(map(len, self.stored)) + sum(map(len, self.folhas))
+
+
+def _fill(pieces: tuple[bytes, ...], values: tuple[bytes, ...]) -> bytes:
+    return b"".join((pieces[0], values[0], pieces[1], values[1], pieces[2], values[2], pieces[3], values[3],
+                     pieces[4]))
+
+
+TemplateKey = tuple[object, ...]
+
+
+def template_key(ctx: responses.ReplyContext, estado: rows.EstadoDoProtocolo, kept: KeptList,
+                 encoding: str) -> TemplateKey:
+    """Everything a situação answer is written from but the poll's own values (sequencial, now)."""
+    return (kept.key, kept.id, ctx.registro_ans, ctx.prestador, estado.status, estado.numero_protocolo,
+            estado.numero_lote, estado.criado_em.date(), encoding)
+
+
+def template_of(ctx: responses.ReplyContext, estado: rows.EstadoDoProtocolo, kept: KeptList,
+                encoding: str) -> Template | None:
+    """The template of this answer, checked against the builder's bytes; None where it cannot be
+    cut (a stand-in found twice) or differs (logged: the answer is then built every time)."""
+    cut = situacao(ctx, estado, kept)
+    ident = cut.frame.find(_IDENT)
+    hash_element = hashing.hash_element(cut.frame)
+    if ident is None or hash_element is None:
+        return None
+    for name, stand_in in (("sequencialTransacao", _SEQ), ("dataRegistroTransacao", _DATA),
+                           ("horaRegistroTransacao", _HORA)):
+        ident.find(f"{{{ANS_NS}}}{name}").text = stand_in  # type: ignore[union-attr]
+    cut.mark.text = kept.folhas
+    folhas = "".join(hashing.leaf_values(cut.frame)).encode(encoding, "xmlcharrefreplace")
+    data, stored = kept_lists.split(responses.envelope(cut.frame, encoding), kept.lista, encoding)
+    hashed = f">{hash_element.text}<".encode("ascii")
+    data, stored = (x.replace(hashed, f">{_HASH}<".encode("ascii")) for x in (data, stored))
+    stand_ins = [x.encode("ascii") for x in (_SEQ, _DATA, _HORA, _HASH)]
+    answer_pieces, stored_pieces = _cut(data, stand_ins), _cut(stored, stand_ins)
+    folhas_pieces = _cut(folhas, stand_ins[:3])
+    if answer_pieces is None or stored_pieces is None or folhas_pieces is None:
+        return None
+    template = Template(kept, answer_pieces, stored_pieces, folhas_pieces)
+    if template.written("1", ctx.now) != situacao(ctx, estado, kept).written("1", encoding):
+        log.warning("modelo da resposta de situação difere do construtor: protocolo %s, versão %s",
+                    estado.numero_protocolo, ctx.version)
+        return None
+    return template
+
+
+def _cut(data: bytes, stand_ins: list[bytes]) -> tuple[bytes, ...] | None:
+    """``data`` cut at each stand-in, in order, each found exactly once."""
+    pieces, rest = [], data
+    for stand_in in stand_ins:
+        if data.count(stand_in) != 1:
+            return None
+        head, _sep, rest = rest.partition(stand_in)
+        pieces.append(head)
+    return (*pieces, rest) if len(pieces) == len(stand_ins) else None
+
+
+class TemplateCache:
+    """The templates this process used last (least recently used dropped first), bounded in size.
+    A key names a state (a new state is a new key): an entry never needs invalidating.
+    Thread-safe: gunicorn's threaded workers share one."""
+
+    def __init__(self, max_bytes: int = kept_lists.MAX_CACHED_BYTES):
+        self.max_bytes = max_bytes
+        self._templates: OrderedDict[TemplateKey, Template] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+    def get(self, key: TemplateKey) -> Template | None:
+        with self._lock:
+            found = self._templates.get(key)
+            if found is not None:
+                self._templates.move_to_end(key)
+            return found
+
+    def put(self, key: TemplateKey, template: Template) -> None:
+        if template.size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._templates.pop(key, None)
+            self._bytes += template.size - (old.size if old is not None else 0)
+            self._templates[key] = template
+            while self._bytes > self.max_bytes:
+                _key, dropped = self._templates.popitem(last=False)
+                self._bytes -= dropped.size
+
+
 @dataclass(frozen=True, slots=True)
 class StatusAnswer:
     root: etree._Element | None = None  # a refusal, its sequencialTransacao still "0"
     refused: str | None = None  # the Table 38 code when the protocol was not found
-    situacao: Situacao | None = None  # else: a lote's situação
+    situacao: Situacao | None = None  # else: a lote's situação, to be written
+    template: Template | None = None  # or: a lote's situação as answered before
+    now: datetime | None = None  # dataRegistroTransacao and horaRegistroTransacao of a template's answer
 
 
 def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaRegistry,
-                  cache: KeptListCache) -> StatusAnswer:
+                  cache: KeptListCache, templates: TemplateCache | None = None) -> StatusAnswer:
+    """The answer to a status query, not stored yet. ``templates``: answers already written of a
+    state (the list stored) are taken from there, or cut once for the next queries."""
     call, operadora = checked.call, checked.operadora
     ctx = responses.reply_context(call.message.root, registro_ans=operadora.registro_ans, sequencial="0",
                                   now=now)
@@ -110,7 +256,111 @@ def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaR
             cache.put(kept)
         else:
             kept = _render(db, ctx, estado, key, registry)
+    if templates is not None and kept.id is not None:  # stored: answers reference it by id
+        encoding = call.message.encoding
+        tkey = template_key(ctx, estado, kept, encoding)
+        template = templates.get(tkey)
+        if template is None:
+            template = template_of(ctx, estado, kept, encoding)
+            if template is not None:
+                templates.put(tkey, template)
+        if template is not None:
+            return StatusAnswer(template=template, now=now)
     return StatusAnswer(situacao=situacao(ctx, estado, kept))
+
+
+class StatusQueries:
+    """Status queries answered and stored: read and built in the request's snapshot, stored in a
+    write transaction of their own; the guide list a lote's answer was stored with is kept for the
+    next queries once committed."""
+
+    def __init__(self, registry: SchemaRegistry, engine: Engine, clock: Callable[[], datetime]):
+        self.registry = registry
+        self.engine = engine  # read-write
+        self.clock = clock
+        self.kept = KeptListCache()  # the guide lists of situação answers this process used last
+        self.templates = TemplateCache()  # and the answers written from them
+
+    def answer(self, checked: CheckedCall, snapshot: Snapshot) -> Answered:
+        """``snapshot``: the request's read-only transaction; closed here before writing."""
+        cabecalho = checked.call.cabecalho
+        try:
+            earlier = rows.transacao_anterior(snapshot.connection(), checked.prestador_id, cabecalho.tipo,
+                                              cabecalho.sequencial)
+            if earlier is not None:  # the same query again: its answer as sent, nothing written
+                return replay(checked, earlier)
+            ready = answer_status(snapshot.connection(), checked, self.clock(), self.registry, self.kept,
+                                  self.templates)
+        finally:
+            snapshot.close()
+        return self._store(checked, ready)
+
+    def _store(self, checked: CheckedCall, ready: StatusAnswer) -> Answered:
+        """:func:`store_status` in a write transaction. The duplicate was looked for in the snapshot
+        (no read under SQLite's one write lock, where every statement may wait for the GIL): a
+        concurrent copy committed since is met by the Transacao's unique key (IntegrityError),
+        and then answered as it was; another conflict (two first polls storing one state's list)
+        is retried, as :func:`gateway.delivery.checked.store_once` does."""
+        cabecalho = checked.call.cabecalho
+        for _ in range(3):
+            kept: list[KeptList] = []
+            try:
+                with self._begin() as connection:
+                    answered = store_status(connection, checked, ready, kept)
+            except IntegrityError:
+                with self.engine.connect() as connection:
+                    earlier = rows.transacao_anterior(connection, checked.prestador_id, cabecalho.tipo,
+                                                      cabecalho.sequencial)
+                if earlier is not None:
+                    return replay(checked, earlier)
+                continue
+            if kept:
+                self.kept.put(kept[-1])  # committed: answers may reference it
+            return answered
+        raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            storage_db.no_flush_wait(connection)  # a poll is no accepted lote (module docstring)
+            yield connection
+
+
+def store_status(connection: Connection, checked: CheckedCall, ready: StatusAnswer,
+                 kept: list[KeptList]) -> Answered:
+    """A status query, its answer (its sequencialTransacao: the query's id), then the Transacao
+    naming both: its unique key decides which of two concurrent copies is stored (IntegrityError
+    for the others). A lote's situação answer is stored without its guide list, kept once per
+    protocol state (gateway.storage.kept_lists); ``kept`` gets that list."""
+    call = checked.call
+    encoding = call.message.encoding
+    request_id = rows.add_mensagem(connection, checked.mensagem("entrada", call.message.data, "aceita",
+                                                                checked.hash_lower))
+    situacao = ready.situacao
+    lista: KeptList | None = None
+    if ready.template is not None and ready.now is not None:
+        lista = ready.template.kept  # stored already (a template is cut only then)
+        data, stored = ready.template.written(str(request_id), ready.now)
+    elif situacao is not None:
+        situacao = situacao.with_list(kept_lists.keep(connection, situacao.kept))
+        lista = situacao.kept
+        data, stored = situacao.written(str(request_id), encoding)
+    else:  # not found, or refused by the operator: small, stored whole
+        root = ready.root
+        if root is None:
+            raise ValueError("resposta de situação sem conteúdo")
+        responses.set_sequencial(root, str(request_id))
+        data = stored = responses.envelope(root, encoding)
+    response = checked.mensagem("saida", stored, "resposta", None)
+    response.update(tamanho=len(data), resposta_de_id=request_id)  # the size sent, as for any message
+    resposta_id = rows.add_mensagem(connection, response)
+    if lista is not None:
+        kept_lists.link(connection, resposta_id, lista, encoding)
+    rows.add_transacao(connection, prestador_id=checked.prestador_id, tipo=call.cabecalho.tipo,
+                       sequencial=call.cabecalho.sequencial, hash_=checked.hash_lower,
+                       requisicao_id=request_id, resposta_id=resposta_id)
+    kept[:] = [lista] if lista is not None else []
+    return Answered(Reply(data, encoding), "refused" if ready.refused else "accepted", ready.refused)
 
 
 def situacao(ctx: responses.ReplyContext, estado: rows.EstadoDoProtocolo, kept: KeptList) -> Situacao:

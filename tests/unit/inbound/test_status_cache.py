@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.delivery.worker import Worker
 from gateway.inbound.pipeline import Pipeline
-from gateway.inbound.status import guia_recebida
+from gateway.inbound.status import TemplateCache, guia_recebida
 from gateway.message import reader, responses
 from gateway.message.lote import read_lote
 from gateway.message.responses import ValorTotal
@@ -337,3 +337,93 @@ def test_a_stored_body_without_a_list_is_read_as_it_is() -> None:
     assert kept_lists.whole(b"<a>" + kept_lists.MARK + b"</a>", "ã", "ISO-8859-1") == b"<a>\xe3</a>"
     with pytest.raises(ValueError):
         kept_lists.whole(b"<a/>", "<x/>", "UTF-8")
+
+
+# --- answers written from a template, replays, the poll's own transaction ----------------------------
+
+
+def templates_of(gateway: Gateway) -> TemplateCache:
+    return gateway.app.pipeline.acceptance.status.templates  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("encoding", ["ISO-8859-1", "UTF-8"])
+def test_polls_of_a_state_answered_before_are_written_from_its_template_as_the_builder_writes(
+        gateway: Gateway, encoding: str) -> None:
+    protocolo, lote = gateway.lote("pasa", 5, "801")
+    gateway.poll("pasa", protocolo, "8010", encoding)  # the list rendered and stored
+    for i, later in enumerate((timedelta(0), timedelta(hours=1, seconds=7), timedelta(days=1, minutes=59))):
+        gateway.clock.agora += later  # another date and time, another sequencial: another hash
+        request, answer = gateway.poll("pasa", protocolo, f"801{i + 1}", encoding)
+        assert answer == builders_answer(gateway, request, answer, protocolo, lote)
+    assert len(templates_of(gateway)) == 1  # one state, one header, one encoding
+
+
+def test_a_template_is_never_stale(gateway: Gateway) -> None:
+    """The status (read on every poll, not in versao) and the guides (a new versao) each reach the
+    next poll of a protocol whose answer was templated."""
+    protocolo, lote = gateway.lote("pasa", 2, "811")
+    for sequencial in ("8111", "8112"):
+        gateway.poll("pasa", protocolo, sequencial)
+    change_status(gateway, protocolo, 2)
+    request, answer = gateway.poll("pasa", protocolo, "8113")
+    assert answer == builders_answer(gateway, request, answer, protocolo, lote, status=2)
+    gateway.deliver()
+    gateway.operadora.glosa = Decimal("3.00")
+    gateway.operadora.status = 2
+    gateway.track()  # the operator's values: a new versao
+    request, answer = gateway.poll("pasa", protocolo, "8114")
+    assert answer == builders_answer(gateway, request, answer, protocolo, lote, status=2, analisada=True)
+    assert glosas_of(answer) == ["3.00", "3.00"]
+
+
+def test_a_replay_is_answered_from_the_snapshot_without_the_write_lock(gateway: Gateway,
+                                                                     database_url: str) -> None:
+    """On SQLite one writer at a time: a replay needs no write transaction, so it is answered while
+    another one holds the lock (and stores nothing)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the one write lock is SQLite's")
+    protocolo, _lote = gateway.lote("pasa", 3, "821")
+    gateway.poll("pasa", protocolo, "8211")
+    _request, first = gateway.poll("pasa", protocolo, "8212")
+    stored = answers_stored(gateway)
+    with ThreadPoolExecutor(1) as pool, gateway.sessions.begin() as writer:
+        writer.execute(select(1))  # BEGIN IMMEDIATE: this process's connection holds the write lock
+        replayed = pool.submit(gateway.poll, "pasa", protocolo, "8212")
+        try:
+            _request, again = replayed.result(timeout=10)
+        finally:
+            writer.rollback()
+    assert again == first
+    assert answers_stored(gateway) == stored
+
+
+def test_copies_of_one_poll_at_once_are_stored_once_and_answered_alike(gateway: Gateway) -> None:
+    protocolo, _lote = gateway.lote("pasa", 10, "831")
+    gateway.poll("pasa", protocolo, "8310")
+    with ThreadPoolExecutor(8) as pool:
+        answers = [answer for _request, answer in pool.map(
+            lambda _i: gateway.poll("pasa", protocolo, "8311"), range(8))]
+    assert len(set(answers)) == 1
+    assert len(answers_stored(gateway)) == 2
+
+
+def test_only_a_polls_transaction_skips_the_wait_for_the_flush(gateway: Gateway, database_url: str) -> None:
+    """PostgreSQL: ``synchronous_commit = off`` for the poll's own transaction, never for a lote's."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite commits do not wait for the disk (WAL, synchronous=NORMAL)")
+    seen: list[str] = []
+    engine = gateway.sessions.kw["bind"]
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        protocolo, _lote = gateway.lote("pasa", 2, "841")
+        assert not [s for s in seen if "synchronous_commit" in s]
+        gateway.poll("pasa", protocolo, "8411")
+        assert [s for s in seen if "synchronous_commit" in s] == ["SET LOCAL synchronous_commit = off"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    with engine.connect() as connection:  # LOCAL: gone with the poll's transaction
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
