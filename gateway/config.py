@@ -30,6 +30,7 @@ CONFIG_ENV = "TISS_GATEWAY_CONFIG"
 DATABASE_URL_ENV = "TISS_GATEWAY_DATABASE_URL"  # overrides gateway.database_url (containers)
 CONFIG_FILE = "config.toml"
 FAULT_HTTP_STATUSES = (200, 400, 500)
+CANAL_WEBSERVICE, CANAL_ARQUIVO = "webservice", "arquivo"  # [operadoras.NNNNNN] canal
 
 _REGISTRO_ANS = re.compile(r"[0-9]{6}")
 _VERSAO = re.compile(r"[0-9]\.[0-9]{2}\.[0-9]{2}")
@@ -86,11 +87,17 @@ class EntregaSettings:
     tentativas: int = 12  # attempts before a delivery is dead-lettered
     espera_inicial_s: float = 2.0  # first retry delay; doubles per attempt, with jitter
     espera_max_s: float = 900.0
-    reserva_s: float = 300.0  # a worker's lease on a delivery (above the largest operator timeout)
+    # A worker's lease on a delivery, renewed by its heartbeat every third of it while it holds it:
+    # a dead worker's deliveries are taken over this long after its last renewal.
+    reserva_s: float = 30.0
     circuito_falhas: int = 5  # consecutive failures that open an operator's circuit
     circuito_pausa_s: float = 30.0  # how long it stays open before one trial call
     consulta_inicial_s: float = 300.0  # first status query of a new protocol
     consulta_max_s: float = 6 * 3600.0  # status queries back off up to this interval
+    parada_s: float = 15.0  # SIGTERM/SIGINT: the worker exits within this, whatever is in flight
+    # Registros ANS of operators that do not deduplicate sequencialTransacao: a delivery whose
+    # earlier send has an unknown outcome is not sent to them again without a person.
+    sem_deduplicacao: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,10 @@ class Operadora:
     # Real-time relays to it at once per gateway process (its bulkhead); None: derived from the
     # process's threads (gateway.delivery.bulkhead).
     max_relays: int | None = None
+    # How lotes reach it: CANAL_WEBSERVICE (posted by the worker) or CANAL_ARQUIVO (a mensagemTISS
+    # file a person uploads in its portal: gateway.delivery.arquivo); pasta_arquivos: a drop folder.
+    canal: str = "webservice"
+    pasta_arquivos: Path | None = None
 
     @property
     def versoes_envio(self) -> tuple[str, ...]:
@@ -159,8 +170,18 @@ class Operadora:
 
     @property
     def conectada(self) -> bool:
-        """Its web services are known: messages to it are forwarded."""
+        """Messages to it are forwarded: its web services are known, or it takes files."""
+        return bool(self.enderecos) or self.canal == CANAL_ARQUIVO
+
+    @property
+    def web_service(self) -> bool:
+        """Its web services are known: real-time services can be relayed to it."""
         return bool(self.enderecos)
+
+    @property
+    def por_arquivo(self) -> bool:
+        """Lotes go as mensagemTISS files for a person to upload in its portal."""
+        return self.canal == CANAL_ARQUIVO
 
     def endereco(self, versao: str) -> str | None:
         """The base URL of its web services in ``versao`` (None: it takes no such version)."""
@@ -419,6 +440,12 @@ def _parse_entregas(r: _Reader, table: Mapping[str, Any]) -> EntregaSettings:
         value = table.get(name, getattr(defaults, name))
         if name in ("tentativas", "circuito_falhas"):
             values[name] = r.integer(value, f"entregas.{name}", 1, 1000)
+        elif name == "sem_deduplicacao":
+            values[name] = r.strings(value, f"entregas.{name}") if name in table else ()
+            if not all(v.isdigit() and len(v) == 6 for v in values[name]):
+                raise _Invalid("entregas.sem_deduplicacao: registros ANS de seis dígitos")
+        elif name == "parada_s":
+            values[name] = r.number(value, "entregas.parada_s", 0.1, 300.0)
         else:
             values[name] = r.number(value, f"entregas.{name}", 0.01, 30 * 24 * 3600.0)
     return EntregaSettings(**values)
@@ -493,7 +520,8 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         raise _Invalid(f"[{path}]: o registro ANS da operadora deve ter 6 dígitos (ex.: [operadoras.329665])")
     r.keys(table, ("registro_ans", "nome", "adapter", "endpoint", "enderecos", "versoes", "hash_aceito",
                    "hash_emitido", "versoes_operadora", "timeout_s", "assinatura_chave",
-                   "assinatura_certificados", "cnpj", "codigos_proprios", "max_relays"), path)
+                   "assinatura_certificados", "cnpj", "codigos_proprios", "max_relays", "canal",
+                   "pasta_arquivos"), path)
     if "registro_ans" in table and table["registro_ans"] != registro:
         raise _Invalid(f"{path}.registro_ans ({table['registro_ans']!r}) difere da chave da tabela")
     for required in ("nome", "adapter"):
@@ -534,7 +562,31 @@ def _parse_operadora(r: _Reader, registro: str, table: Mapping[str, Any],
         if "codigos_proprios" in table else (),
         max_relays=r.integer(table["max_relays"], f"{path}.max_relays", 1, 1000)
         if "max_relays" in table else None,
+        canal=_canal(r, table, path),
+        pasta_arquivos=_pasta(r, table.get("pasta_arquivos"), f"{path}.pasta_arquivos", source),
     )
+
+
+def _canal(r: _Reader, table: Mapping[str, Any], path: str) -> str:
+    canal = r.string(table.get("canal", CANAL_WEBSERVICE), f"{path}.canal") or CANAL_WEBSERVICE
+    if canal not in (CANAL_WEBSERVICE, CANAL_ARQUIVO):
+        raise _Invalid(f"{path}.canal deve ser \"{CANAL_WEBSERVICE}\" ou \"{CANAL_ARQUIVO}\": {canal!r}")
+    if "pasta_arquivos" in table and canal != CANAL_ARQUIVO:
+        raise _Invalid(f"{path}.pasta_arquivos vale só com canal = \"{CANAL_ARQUIVO}\"")
+    return canal
+
+
+def _pasta(r: _Reader, value: Any, path: str, source: Path | None) -> Path | None:
+    """An existing folder (relative to the config file): the gateway writes files there, never creates it."""
+    text = r.string(value, path, optional=True)
+    if text is None:
+        return None
+    found = Path(text).expanduser()
+    if not found.is_absolute() and source is not None:
+        found = source.parent / found
+    if not found.is_dir():
+        raise _Invalid(f"{path}: pasta não encontrada: {found}")
+    return found
 
 
 def _enderecos(r: _Reader, table: Mapping[str, Any], path: str, versoes: tuple[str, ...]) -> dict[str, str]:

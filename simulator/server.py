@@ -11,12 +11,14 @@ tests, not a production server. Beyond wsgiref it decodes chunked request bodies
 stacks send them) and logs one line per request.
 
 Admin API (JSON, unauthenticated: keep ``--bind`` on 127.0.0.1):
-  GET    /admin/state                    operators, URLs, clock, faults
+  GET    /admin/state                    operators, URLs, clock, faults, the process id
   POST   /admin/clock/advance            {"seconds": N} and/or {"days": N}
   POST   /admin/clock/time-scale         {"time_scale": X}
   POST   /admin/<operadora>/faults       {"mode": ..., "rate", "latency_ms", "kind", "count", "duration_s",
                                           "code", "text"}
   DELETE /admin/<operadora>/faults
+  POST   /admin/<operadora>/deduplicacao {"sequencial": bool, "lote": bool}: what it recognises as
+                                         sent before (both true at start; false: taken again)
   GET    /admin/<operadora>/certificate  PEM: the operator's leaf certificate, then the CA
 """
 
@@ -25,11 +27,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
@@ -252,6 +255,7 @@ class SimulatedOperator:
     certificate_pem: bytes | None = None  # leaf then CA
     listener: Listener | None = None
     responder: Responder | None = None  # how it words the answers of the refuse fault
+    deduplicacao: Any = None  # the operator's simulator.operadora.Deduplicacao (switched by admin)
 
 
 class Simulator:
@@ -330,6 +334,17 @@ class Simulator:
         op.state.set(fault)
         return self.operator_state(op)
 
+    def set_deduplicacao(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        op = self.operator(key)
+        if op.deduplicacao is None:
+            raise LookupError(f"{key}: operadora sem deduplicação configurável")
+        unknown = set(body) - {"sequencial", "lote"}
+        if unknown or not all(isinstance(v, bool) for v in body.values()):
+            raise ValueError("informe sequencial e/ou lote, true ou false")
+        for name, value in body.items():
+            setattr(op.deduplicacao, name, value)
+        return self.operator_state(op)
+
     def clear_fault(self, key: str) -> dict[str, Any]:
         op = self.operator(key)
         op.state.clear()
@@ -351,10 +366,13 @@ class Simulator:
         return {"key": op.key, "registro_ans": op.registro_ans, "nome": op.nome, "url": base,
                 "port": listener.port, "versoes": list(op.versoes), "up": listener.is_open,
                 "wsdl": {v: f"{base}/tiss/{wsdl.version_path(v)}/<serviço>?wsdl" for v in op.versoes},
+                **({"deduplicacao": asdict(op.deduplicacao)} if op.deduplicacao is not None else {}),
                 **faults}
 
     def state(self) -> dict[str, Any]:
-        return {"admin": self.admin_url(), "clock": self.clock_state(),
+        # pid: whoever started this simulator knows the admin answering is its own, not another
+        # instance's on the same port (serve --demo).
+        return {"admin": self.admin_url(), "pid": os.getpid(), "clock": self.clock_state(),
                 "operators": {key: self.operator_state(op) for key, op in self.operators.items()}}
 
     def _fault_changed(self, op: SimulatedOperator) -> Callable[[Fault | None], None]:
@@ -426,6 +444,8 @@ class AdminApp:
                 return "200 OK", sim.clear_fault(route[1])
             sim.operator(route[1])  # 404 before validating the body
             return "200 OK", sim.set_fault(route[1], Fault.from_dict(_json(environ)))
+        if route[2:] == ("deduplicacao",) and method == "POST":
+            return "200 OK", sim.set_deduplicacao(route[1], _json(environ))
         if route[2:] == ("certificate",) and method == "GET":
             pem = sim.operator(route[1]).certificate_pem
             if pem is None:
@@ -494,6 +514,7 @@ def build(keys: Sequence[str], *, host: str, port: int, database_url: str, home:
     from simulator.clock import SimClock
     from simulator.models import create_schema
     from simulator.operadora import OperadoraSimulada
+    from simulator.portal import PortalApp
     from simulator.profile import load_profile
 
     profiles = [load_profile(key) for key in keys]
@@ -516,11 +537,13 @@ def build(keys: Sequence[str], *, host: str, port: int, database_url: str, home:
         leaf = credentials.get(profile.key)
         pipeline = OperadoraSimulada(profile, registry, sessions, clock, seed=seed, credentials=leaf)
         # SOAP 1.1 wants faults on HTTP 500: what operators' Java/.NET stacks send.
-        app = TissWsgi(pipeline, registry, max_bytes=profile.max_bytes, fault_http_status=500)
+        soap = TissWsgi(pipeline, registry, max_bytes=profile.max_bytes, fault_http_status=500)
+        app = PortalApp(soap, profile, clock)  # and /portal/...: the file upload a clerk does by hand
         responder = Responder(profile.registro_ans, pipeline.envelope, lambda: horario_local(clock.now()))
         operators.append(SimulatedOperator(
             profile.key, profile.nome, profile.registro_ans, tuple(profile.versoes), app, profile.max_bytes,
-            FaultState(profile.key, seed), certificate_pem=_chain_pem(leaf), responder=responder))
+            FaultState(profile.key, seed), certificate_pem=_chain_pem(leaf), responder=responder,
+            deduplicacao=pipeline.deduplicacao))
     return Simulator(operators, clock, host=host, port=port, on_stop=engine.dispose)
 
 

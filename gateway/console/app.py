@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config
 from gateway.console import (
+    arquivos,
     auth,
     capa,
     charts,
@@ -66,6 +67,7 @@ COOKIE, LOGIN_COOKIE = "tiss_console", "tiss_console_login"
 LOGIN_FORM_SECONDS = 1800
 MAX_DIAS_GRAFICO = 366
 MAX_LOTES_GLOSA = 1500  # the glosa chart reads the newest analysed lotes' answers (cached per process)
+SENHA_REMOVIDA = "senhaPrestador removida antes de armazenar"  # no credential at rest
 _ID = "([0-9]{1,18})"
 
 Handler = Callable[..., Response]
@@ -82,6 +84,10 @@ ROTAS = [Rota(m, re.compile(p), h) for m, p, h in (
     ("GET", r"/lotes", "pagina_lotes"),
     ("GET", rf"/lotes/{_ID}", "pagina_lote"),
     ("GET", rf"/lotes/{_ID}/capa", "pagina_capa"),
+    ("GET", rf"/lotes/{_ID}/arquivos/{_ID}", "baixar_arquivo"),
+    ("GET", rf"/lotes/{_ID}/arquivos\.zip", "baixar_arquivos"),
+    ("POST", rf"/lotes/{_ID}/arquivos/{_ID}/protocolo", "protocolo_do_portal"),
+    ("POST", rf"/lotes/{_ID}/retorno", "retorno_do_portal"),
     ("GET", rf"/mensagens/{_ID}", "pagina_mensagem"),
     ("GET", rf"/mensagens/{_ID}/xml", "baixar_mensagem"),
     ("GET", r"/recusadas", "pagina_recusadas"),
@@ -330,8 +336,28 @@ class ConsoleApp:
             lote = dados["lote"]
             historico = queries.historico(session, lote.protocolo_id)
             mensagens = self._mensagens_do_lote(session, lote, dados["entregas"], dados["demonstrativos"])
+            por_arquivo = arquivos.contexto(session, request, lote.id)
         return self.page(request, escopo, "lote.html", "lotes", historico=historico, mensagens=mensagens,
-                         **dados)
+                         **dados, **por_arquivo)
+
+    # -- the upload-file channel (gateway.console.arquivos) --------------------------------------
+    def baixar_arquivo(self, request: Request, escopo: auth.Escopo, lote_id: int,
+                       arquivo_id: int) -> Response:
+        found = arquivos.baixar(self.sessions, request, escopo, lote_id, arquivo_id, self.clock())
+        return found or self.nao_encontrado(request, escopo)
+
+    def baixar_arquivos(self, request: Request, escopo: auth.Escopo, lote_id: int) -> Response:
+        found = arquivos.baixar(self.sessions, request, escopo, lote_id, None, self.clock())
+        return found or self.nao_encontrado(request, escopo)
+
+    def protocolo_do_portal(self, request: Request, escopo: auth.Escopo, lote_id: int,
+                            arquivo_id: int) -> Response:
+        found = arquivos.protocolo(self.sessions, request, escopo, lote_id, arquivo_id, self.clock())
+        return found or self.nao_encontrado(request, escopo)
+
+    def retorno_do_portal(self, request: Request, escopo: auth.Escopo, lote_id: int) -> Response:
+        found = arquivos.retorno(self.sessions, self.registry, request, escopo, lote_id, self.clock())
+        return found or self.nao_encontrado(request, escopo)
 
     def pagina_capa(self, request: Request, escopo: auth.Escopo, lote_id: int) -> Response:
         with self.readers() as session:
@@ -407,7 +433,13 @@ class ConsoleApp:
                     request.endereco, self.clock())
         if not body:
             return self.erro(request, escopo, "410 Gone", "O corpo desta mensagem não está mais armazenado.")
-        return attachment(body, f"mensagem-{mensagem_id}-{row.servico or 'tiss'}.xml", "application/xml")
+        sem_senha = "-sem-senha" if row.sha256_original else ""
+        download = attachment(body, f"mensagem-{mensagem_id}-{row.servico or 'tiss'}{sem_senha}.xml",
+                              "application/xml")
+        if row.sha256_original:  # stored without its senha (gateway.message.credencial): said with the file
+            download.headers.append(("X-TISS-Senha-Removida", f"{SENHA_REMOVIDA}; SHA-256 original "
+                                     f"{row.sha256_original}; {row.tamanho_original} bytes"))
+        return download
 
     def pagina_recusadas(self, request: Request, escopo: auth.Escopo) -> Response:
         """Two lists, each paged on its own: lotes with a protocol the operator refused (whole or

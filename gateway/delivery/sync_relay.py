@@ -71,9 +71,6 @@ class SyncRelay:
         call, registro = checked.call, checked.operadora.registro_ans
         request_id = rows.add_mensagem(session, checked.mensagem("entrada", call.message.data, "aceita",
                                                                     checked.hash_lower))
-        transacao_id = rows.add_transacao(session, prestador_id=checked.prestador_id,
-                                             tipo=call.cabecalho.tipo, sequencial=call.cabecalho.sequencial,
-                                             hash_=checked.hash_lower, requisicao_id=request_id)
         answers = self._store_trocas(session, checked, request_id, result.trocas)
         data = result.resposta
         outcome, code = "accepted", None
@@ -93,7 +90,10 @@ class SyncRelay:
             _cancelar(session, result.cancelados, registro, self.clock())
         response = checked.mensagem("saida", data, "resposta", None)
         response["resposta_de_id"] = request_id
-        rows.set_resposta(session, transacao_id, rows.add_mensagem(session, response))
+        # The Transacao last, whole (a row written once): its unique key still fails a concurrent copy.
+        rows.add_transacao(session, prestador_id=checked.prestador_id, tipo=call.cabecalho.tipo,
+                           sequencial=call.cabecalho.sequencial, hash_=checked.hash_lower,
+                           requisicao_id=request_id, resposta_id=rows.add_mensagem(session, response))
         rows.add_demonstrativos(session, [dict(
             prestador_id=checked.prestador_id, registro_ans=registro, tipo=d.tipo,
             protocolo_id=d.protocolo_id, numero_protocolo=(d.numero_protocolo or "")[:40] or None,
@@ -198,6 +198,9 @@ def _lote_cancelado(session: Session, protocolo_id: int, registro: str, now: dat
         set_status(session, protocolo, CANCELADO, f"operadora:{registro}", now=now)
     session.execute(update(_E).where(_E.c.protocolo_id == protocolo_id).values(
         status=CANCELADO, status_em=now, proxima_consulta_em=None))
+    session.execute(update(_E).where(  # not polled any more: their sealed senha is needed no more
+        _E.c.protocolo_id == protocolo_id, _E.c.estado.in_(("entregue", "recusada")))
+        .values(senha_cifrada=None))
 
 
 def operadora_nao_conectada(checked: CheckedCall) -> TissFault:

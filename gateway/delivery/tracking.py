@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from gateway.message.situacao import read_situacao
 from gateway.message.tables import FINAL_STATUS, RECEBIDO
 from gateway.observability import metrics
 from gateway.observability.logs import request_context
+from gateway.security import vault
 from gateway.storage import rows
 from gateway.storage.models import ENTREGA_TABLE, Entrega
 
@@ -57,6 +59,7 @@ class Due:
     numero_protocolo: str | None
     consultas: int
     request_id: str | None
+    senha_cifrada: bytes | None = None  # corpo's senhaPrestador, sealed (gateway.security.vault)
 
 
 _E = ENTREGA_TABLE
@@ -65,7 +68,7 @@ _E = ENTREGA_TABLE
 # proxima_em) index for it and read every part ever delivered, 73 ms a claim at 200k of them
 # (holding the write lock); the proxima_consulta_em index finds the few due (PostgreSQL's choice).
 _CLAIM = (select(_E.c.id, _E.c.registro_ans, _E.c.proxima_consulta_em, _E.c.corpo, _E.c.numero_protocolo,
-                 _E.c.consultas, _E.c.request_id)
+                 _E.c.consultas, _E.c.request_id, _E.c.senha_cifrada)
           .where((_E.c.estado + "") == State.ENTREGUE, _E.c.proxima_consulta_em <= bindparam("now"),
                  _E.c.registro_ans.not_in(bindparam("blocked", expanding=True)))
           .order_by(_E.c.proxima_consulta_em).limit(bindparam("limit", type_=Integer))
@@ -96,13 +99,17 @@ class Tracker:
         self.context = context
         self.batch = batch
         self.names = StatusNames(context.adapters)
+        self.stop = threading.Event()  # the worker's, once it runs: set, no more polls
 
     def run_once(self) -> int:
+        """Poll the due parts; once :attr:`stop` is set the rest wait for their claim to run out."""
         now = self.context.clock()
         lease = timedelta(seconds=self.context.settings.reserva_s)
         with self.context.sessions.begin() as session:
             due = self._claim(session, now, lease)
         for part in due:
+            if self.stop.is_set():
+                break
             self.poll(part)
         return len(due)
 
@@ -118,7 +125,7 @@ class Tracker:
         for row in rows:
             metrics.poll_lag(row.registro_ans, (now - row.proxima_consulta_em).total_seconds())
         return [Due(row.id, row.registro_ans, row.corpo or b"", row.numero_protocolo, row.consultas,
-                    row.request_id) for row in rows]
+                    row.request_id, row.senha_cifrada) for row in rows]
 
     def poll(self, due: Due) -> None:
         """Under the request id of the message whose protocol it asks about (logs, operator)."""
@@ -156,7 +163,8 @@ class Tracker:
         """A solicitacaoStatusProtocoloWS as the provider would send it, through the adapter, and
         its version: the part's own (the operator took the part in it)."""
         encoding = declared_encoding(entrega.corpo)
-        cabecalho = copy.deepcopy(_cabecalho(entrega.corpo))
+        # The part is stored without its senha: the operator gets the one the provider sent.
+        cabecalho = copy.deepcopy(_cabecalho(vault.with_senha(entrega.corpo, entrega.senha_cifrada)))
         cabecalho.find(f"{_A}identificacaoTransacao/{_A}tipoTransacao").text = "SOLIC_STATUS_PROTOCOLO"
         root = etree.Element(f"{_A}solicitacaoStatusProtocoloWS", nsmap={"ans": ANS_NS})
         root.append(cabecalho)
@@ -195,6 +203,7 @@ class Tracker:
                 self._aggregate(session, entrega, now)
             if entrega.status in FINAL_STATUS:
                 entrega.proxima_consulta_em = None  # the operator will not change it any more
+                entrega.senha_cifrada = None  # nor will it be asked again
             else:
                 delay = outbox.next_status_query(context.settings, entrega.consultas)
                 entrega.proxima_consulta_em = now + timedelta(seconds=delay)

@@ -26,17 +26,18 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from adapters.base import Adapter
 from gateway.config import Config
-from gateway.delivery import appeals, outbox, outcome, state, tracking
+from gateway.delivery import appeals, arquivo, leases, outbox, outcome, state, tracking
 from gateway.delivery.breaker import CircuitBreaker
 from gateway.delivery.client import OperatorClients, TransportError, VersaoSemEndereco, padrao
 from gateway.delivery.reading import Reading, read_answer
 from gateway.delivery.state import State
-from gateway.message import reader
+from gateway.message import credencial, reader
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import SERVICE_BY_NAME
 from gateway.message.tables import GUIA_ACEITA, GUIA_RECUSADA
 from gateway.observability import metrics
 from gateway.observability.logs import request_context
+from gateway.security import vault
 from gateway.storage import db, rows
 from gateway.storage.models import MENSAGEM_TABLE, PROTOCOLO_TABLE, Entrega
 from gateway.storage.prepared import Prepared
@@ -78,8 +79,9 @@ class Sending:
     entrega_id: int
     registro_ans: str
     servico: str
-    corpo: bytes  # the prepared bytes (every attempt sends these)
+    corpo: bytes  # the prepared bytes (every attempt sends these), senhaPrestador masked
     request_id: str | None  # the accepting request's: logged and sent along
+    senha_cifrada: bytes | None = None  # put back into corpo in memory to send (gateway.security.vault)
 
 
 class Worker:
@@ -106,10 +108,16 @@ class Worker:
         self._idle = False  # the last claim found nothing: peek before the next one
         self._tracking_pause = min(TRACKING_PAUSE_S, self.settings.consulta_inicial_s)
         self._tracking_at = 0.0  # time.monotonic() before which the tracker is not asked
+        self._stop = threading.Event()  # run()'s: set, the worker claims nothing more
+        # What it holds now, read by the heartbeat and by a stop past its bound (other threads):
+        # replaced whole, never changed in place.
+        self.holding: frozenset[int] = frozenset()
+        self.in_flight: int | None = None  # the delivery being posted
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         log.info("worker %s iniciado", self.name)
+        self._stop = self.tracker.stop = stop
         failures = 0  # cycles in a row
         while not stop.is_set():
             try:
@@ -138,9 +146,40 @@ class Worker:
             return 0
         claimed, ready = self._claim(now, skip)
         self._idle = not claimed
-        for sending in ready:
-            self.deliver(sending)
+        self._send_all(ready)
         return claimed
+
+    def _send_all(self, ready: list[Sending]) -> None:
+        """Send a claimed batch, one by one, holding its leases (the heartbeat renews them) until
+        each answer is recorded; once stopping, the rest goes back to the queue unsent."""
+        self.holding = frozenset(s.entrega_id for s in ready)
+        try:
+            for index, sending in enumerate(ready):
+                if self._stop.is_set():
+                    self._give_back([s.entrega_id for s in ready[index:]])
+                    return
+                self.in_flight = sending.entrega_id
+                self.deliver(sending)
+                self.in_flight = None
+                self.holding = self.holding - {sending.entrega_id}
+        finally:  # an exception (the database) leaves the rest leased: taken over when it expires
+            self.in_flight, self.holding = None, frozenset()
+
+    def _give_back(self, ids: list[int], incerto: str | None = None) -> None:
+        with self.sessions.begin() as session:
+            released = outbox.release(session, ids, self.name, incerto=incerto)
+        log.info("worker %s parando: %s entrega(s) devolvida(s) à fila%s", self.name, released,
+                 " (envio de desfecho incerto)" if incerto else "")
+
+    def abandon(self) -> None:
+        """From another thread, once the stop's bound has passed while this worker still holds
+        deliveries: the one being posted goes back marked ``incerto`` (the operator may have it),
+        the others unsent; no lease is left behind."""
+        in_flight, holding = self.in_flight, self.holding
+        if in_flight is not None:
+            self._give_back([in_flight], f"o worker {self.name} parou durante o envio")
+        if holding - {in_flight}:
+            self._give_back(sorted(holding - {in_flight}))
 
     def _claim(self, now: datetime, skip: set[str]) -> tuple[int, list[Sending]]:
         """(how many were claimed, those ready to send), in one transaction."""
@@ -148,13 +187,25 @@ class Worker:
             with self.sessions.begin() as session:
                 claimed = outbox.claim_rows(session, self.name, limit=self.batch,
                                             lease=self.settings.reserva_s, now=now, skip=skip)
-                return len(claimed), [s for entrega in claimed if (s := self._ready(session, entrega))]
+                return len(claimed), [s for entrega in claimed if not self._held_back(entrega)
+                                      and (s := self._ready(session, entrega))]
         except _Unprepared as failed:  # the batch rolled back: the others go in the next cycles
             with self.sessions.begin() as session:
                 outbox.hold(session, [failed.entrega_id], self.name, lease=self.settings.reserva_s, now=now)
             log.error("entrega %s não pôde ser preparada: tentada de novo em %.0f s", failed.entrega_id,
                       self.settings.reserva_s, extra={"entrega_id": failed.entrega_id})
             raise failed.__cause__ or failed from None  # logged and counted by run()
+
+    def _held_back(self, entrega: Entrega) -> bool:
+        """An earlier send's outcome is unknown and its operator does not deduplicate: not sent
+        again, a dead letter for a person (gateway.delivery.leases)."""
+        motivo = leases.hold_back(entrega, self.settings)
+        if motivo is None:
+            return False
+        state.uncertain(entrega, motivo)
+        metrics.delivery(entrega.registro_ans, "incerta")
+        log.error("entrega %s retida: %s", entrega.id, motivo, extra=_fields(entrega))
+        return True
 
     def _due(self, now: datetime, skip: set[str]) -> bool:
         with self.readers() as session:
@@ -181,7 +232,7 @@ class Worker:
             except Exception as exc:  # a defect, or a stored message that does not parse
                 raise _Unprepared(entrega.id) from exc
         return Sending(entrega.id, entrega.registro_ans, entrega.servico, entrega.corpo or b"",
-                       entrega.request_id)
+                       entrega.request_id, entrega.senha_cifrada)
 
     # -- one delivery ------------------------------------------------------------------------------
     def deliver(self, sending: Sending) -> None:
@@ -191,6 +242,12 @@ class Worker:
 
     def _deliver(self, sending: Sending) -> None:
         registro, corpo = sending.registro_ans, sending.corpo
+        operadora = self.config.operadoras.get(registro)
+        if operadora is not None and arquivo.vai_por_arquivo(operadora, sending.servico):  # a portal's file
+            feito = arquivo.entregar(self.sessions, sending.entrega_id, corpo, self.adapters[registro],
+                                     operadora, self.name, self.clock())
+            metrics.delivery(registro, feito)
+            return
         if not self.breaker.allows(registro):
             self._release(sending.entrega_id, "circuito aberto: a operadora falhou seguidamente")
             metrics.delivery(registro, "adiada")
@@ -200,12 +257,18 @@ class Worker:
         except VersaoSemEndereco as exc:  # the configuration's doing: the operator is not to blame
             metrics.delivery(registro, self._record(sending, None, Reading("repetir", str(exc))))
             return
+        try:  # the senha the provider sent, in memory only: same length, hash and signature hold
+            corpo = vault.with_senha(corpo, sending.senha_cifrada)
+        except ValueError as exc:  # another key (or none) than the one that sealed it
+            metrics.delivery(registro, self._record(sending, None, Reading("repetir", str(exc))))
+            return
         started = time.perf_counter()
         try:
             answer = client.call(sending.servico, corpo)
         except TransportError as exc:
             self.breaker.failure(registro)
-            metrics.delivery(registro, self._record(sending, None, Reading("repetir", str(exc))))
+            incerto = f"sem resposta da operadora depois de conectar: {exc}" if exc.maybe_sent else None
+            metrics.delivery(registro, self._record(sending, None, Reading("repetir", str(exc)), incerto))
             return
         elapsed = time.perf_counter() - started
         reading = read_answer(answer, SERVICE_BY_NAME[sending.servico], self.registry)
@@ -216,7 +279,7 @@ class Worker:
         """Adapter: split, re-stamp, re-hash, sign. Parts beyond the first become new deliveries;
         all of it commits before anything is sent, so every retry sends these very bytes."""
         [(corpo,)] = _CORPO.rows(session, {"id": entrega.mensagem_id})  # the message as accepted
-        message = reader.read(corpo)
+        message = reader.read(vault.with_senha(corpo, entrega.senha_cifrada))  # stored without its senha
         now = self.clock()
         if entrega.servico == "tissRecursoGlosa":
             waiting = appeals.translate(session, entrega, message.root)
@@ -242,11 +305,15 @@ class Worker:
             log.exception("entrega %s: preparação falhou", entrega.id, extra=_fields(entrega))
             metrics.delivery(entrega.registro_ans, "recusada")
             state.refused(entrega, f"preparação falhou: {exc}", attempted=False)
+            entrega.senha_cifrada = None  # refused here: nothing will be sent
             for extra in parts[1:]:  # parts numbered for it: they would be prepared (and split) again
                 session.delete(extra)
             return False
         for part, envio in zip(parts, envios, strict=True):
-            part.corpo, part.sequencial, part.numero_lote = envio.corpo, envio.sequencial, envio.numero_lote
+            # Hashed and signed with the real senha; kept masked, the senha sealed beside it.
+            redaction = credencial.redact(envio.corpo)
+            part.corpo, part.senha_cifrada = redaction.corpo, vault.seal_spans(redaction.spans)
+            part.sequencial, part.numero_lote = envio.sequencial, envio.numero_lote
             part.guias = "\n".join(envio.guias) or None
             part.partes = len(envios)
         return True
@@ -257,12 +324,16 @@ class Worker:
             if state.held_by(entrega, self.name):  # else another worker has it now
                 state.postponed(entrega, self.clock(), self.settings.circuito_pausa_s, motivo)
 
-    def _record(self, sending: Sending, body: bytes | None, reading: Reading) -> str:
+    def _record(self, sending: Sending, body: bytes | None, reading: Reading,
+                incerto: str | None = None) -> str:
         """Store the attempt and what it means for its lote (gateway.delivery.outcome); returns its
-        outcome for the metrics (entregue, recusada, falha, morta, perdida: labels, not states)."""
+        outcome for the metrics (entregue, recusada, falha, morta, perdida: labels, not states).
+        ``incerto``: the operator may have it though no answer came (gateway.delivery.leases)."""
         now = self.clock()
         with self.sessions.begin() as session:
             entrega = session.get_one(Entrega, sending.entrega_id, options=_SEM_CORPO)
+            if incerto is not None and state.held_by(entrega, self.name):
+                entrega.incerto = incerto[:state.MAX_ERRO]
             result, desfecho = self._store(session, entrega, sending.corpo, body, reading, now)
             registro = entrega.registro_ans
         metrics.guias(registro, GUIA_ACEITA, desfecho.aceitas)  # once committed
@@ -273,18 +344,34 @@ class Worker:
                now: datetime) -> tuple[str, outcome.Desfecho]:
         if not state.held_by(entrega, self.name):
             return "perdida", outcome.Desfecho()  # lease lost meanwhile: the other worker's answer stands
-        if entrega.envio_id is None:
-            sent = self._mensagem(entrega, "saida", corpo)
+        if entrega.envio_id is None:  # stored masked, with the SHA-256 of the bytes sent
+            sent = self._mensagem(entrega, "saida", _as_sent(corpo, entrega.senha_cifrada))
             entrega.envio_id = rows.add_mensagem(session, sent)
         if body is not None:
             answer_id = rows.add_mensagem(session, self._mensagem(entrega, "entrada", body,
                                                                      reading, entrega.envio_id))
             entrega.resposta_id = answer_id
+        try:
+            return self._outcome(session, entrega, reading, now)
+        finally:
+            if entrega.estado in (State.ENTREGUE, State.RECUSADA) and entrega.proxima_consulta_em is None:
+                entrega.senha_cifrada = None  # nothing will be sent any more (a dead one may be retried)
+
+    def _outcome(self, session: Session, entrega: Entrega, reading: Reading,
+                 now: datetime) -> tuple[str, outcome.Desfecho]:
+        if reading.kind == "repetir" and (motivo := leases.hold_back(entrega, self.settings)) is not None:
+            state.uncertain(entrega, motivo)  # no answer, and a resend may be taken as a second lote
+            log.error("entrega %s retida: %s", entrega.id, motivo, extra=_fields(entrega))
+            return "incerta", outcome.Desfecho()
         if reading.kind == "repetir":
             state.failed(entrega, reading.motivo, self.settings, now)
             log.warning("entrega %s (%s) falhou, tentativa %s: %s", entrega.id, entrega.registro_ans,
                         entrega.tentativas, reading.motivo, extra=_fields(entrega))
             return "morta" if entrega.estado == State.MORTA else "falha", outcome.Desfecho()
+        if (motivo := leases.already_there(entrega, reading)) is not None:
+            state.uncertain(entrega, motivo)
+            log.error("entrega %s retida: %s", entrega.id, motivo, extra=_fields(entrega))
+            return "incerta", outcome.Desfecho()
         if reading.kind == "recusada":
             state.refused(entrega, reading.motivo)
             rows.add_criticas(session, entrega.resposta_id or entrega.envio_id, reading.criticas,
@@ -293,6 +380,9 @@ class Worker:
                      extra=_fields(entrega))
             return "recusada", outcome.registrar(session, entrega, reading, now)
         state.delivered(entrega, now, reading.numero_protocolo)
+        if entrega.incerto:  # the operator answered the repeat (it deduplicates): kept as history
+            log.warning("entrega %s entregue depois de um envio de desfecho incerto (%s): protocolo %s",
+                        entrega.id, entrega.incerto, reading.numero_protocolo, extra=_fields(entrega))
         if entrega.servico == "tissLoteGuias":
             tracking.start(entrega, self.settings, now)
         self._single_part_protocol(session, entrega)
@@ -317,6 +407,14 @@ class Worker:
                     sequencial_transacao=entrega.sequencial, resultado=resultado,
                     codigo_erro=_codigo(reading),
                     resposta_de_id=resposta_de, request_id=entrega.request_id)
+
+
+def _as_sent(corpo: bytes, senha_cifrada: bytes | None) -> bytes:
+    """The bytes sent, to be stored masked with their SHA-256; the masked ones if the key fails."""
+    try:
+        return vault.with_senha(corpo, senha_cifrada)
+    except ValueError:
+        return corpo
 
 
 def _fields(entrega: Entrega) -> dict:

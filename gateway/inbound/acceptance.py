@@ -40,7 +40,7 @@ from gateway.delivery.checked import Answered, CheckedCall, store_once
 from gateway.delivery.sync_relay import operadora_nao_conectada
 from gateway.inbound.recursos import criticas_do_recurso
 from gateway.inbound.snapshot import Snapshot
-from gateway.inbound.status import STATUS, StatusAnswer, answer_status, guia_recebida
+from gateway.inbound.status import STATUS, StatusQueries, guia_recebida
 from gateway.message import responses
 from gateway.message.faults import Reply
 from gateway.message.findings import Finding
@@ -49,8 +49,8 @@ from gateway.message.lote import LoteLido, read_lote
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.message.services import Service
 from gateway.message.tables import GUIA_ACEITA, GUIA_RECUSADA
-from gateway.storage import kept_lists, rows
-from gateway.storage.kept_lists import KeptList, KeptListCache
+from gateway.security import vault
+from gateway.storage import rows
 from gateway.storage.models import PrestadorCodigo
 from gateway.storage.prepared import Prepared
 from gateway.storage.protocolos import insert_protocolo
@@ -88,30 +88,16 @@ class Acceptance:
         self.engine = engine
         self.adapters = adapters  # registro ANS -> the operator's adapter
         self.clock = clock
-        self.kept = KeptListCache()  # the guide lists of situação answers this process used last
+        self.status = StatusQueries(registry, engine, clock)  # status queries: gateway.inbound.status
 
     def answer(self, checked: CheckedCall, snapshot: Snapshot) -> Answered:
         """``snapshot``: the request's read-only transaction; closed here before writing."""
         if checked.call.service.name == STATUS.name:
-            return self._status(checked, snapshot)
+            return self.status.answer(checked, snapshot)
         read = self._read(checked, snapshot)
         snapshot.close()
         return store_once(self.engine.begin, checked,
                           lambda connection: self._store_and_answer(connection, checked, read))
-
-    def _status(self, checked: CheckedCall, snapshot: Snapshot) -> Answered:
-        """Read and built in the snapshot, stored in a write transaction; the guide list a lote's
-        answer was stored with is kept for the next queries once committed."""
-        try:
-            ready = answer_status(snapshot.connection(), checked, self.clock(), self.registry, self.kept)
-        finally:
-            snapshot.close()
-        kept: list[KeptList] = []
-        answered = store_once(self.engine.begin, checked,
-                              lambda connection: _store_status(connection, checked, ready, kept))
-        if kept and answered.outcome != "replayed":
-            self.kept.put(kept[-1])  # committed: answers may reference it
-        return answered
 
     def _read(self, checked: CheckedCall, snapshot: Snapshot) -> _Read:
         message = checked.call.message
@@ -134,17 +120,19 @@ class Acceptance:
         message = call.message
         request_id = rows.add_mensagem(connection, checked.mensagem("entrada", message.data, "aceita",
                                                                        checked.hash_lower))
-        # The unique key decides which concurrent copy proceeds (IntegrityError for the others).
-        transacao_id = rows.add_transacao(connection, prestador_id=checked.prestador_id,
-                                             tipo=call.cabecalho.tipo, sequencial=call.cabecalho.sequencial,
-                                             hash_=checked.hash_lower, requisicao_id=request_id)
         reply_ctx = responses.reply_context(message.root, registro_ans=checked.operadora.registro_ans,
                                             sequencial=str(request_id), now=now)
         built = self._build(connection, checked, reply_ctx, request_id, read)
         data = responses.envelope(built.root, message.encoding)
         response = checked.mensagem("saida", data, "resposta", None)
         response["resposta_de_id"] = request_id
-        rows.set_resposta(connection, transacao_id, rows.add_mensagem(connection, response))
+        resposta_id = rows.add_mensagem(connection, response)
+        # The Transacao last, naming both (no UPDATE: one statement less). Its unique key decides
+        # which concurrent copy is stored (IntegrityError for the others, which then replay); a
+        # copy of a lote meets the lote's unique numero_vigente before it.
+        rows.add_transacao(connection, prestador_id=checked.prestador_id, tipo=call.cabecalho.tipo,
+                           sequencial=call.cabecalho.sequencial, hash_=checked.hash_lower,
+                           requisicao_id=request_id, resposta_id=resposta_id)
         return Answered(Reply(data, message.encoding), built.outcome, built.code)
 
     def _build(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
@@ -204,37 +192,8 @@ class Acceptance:
             outbox.schedule(connection, registro_ans=operadora.registro_ans,
                             servico=checked.call.service.name, prestador_id=checked.prestador_id,
                             mensagem_id=request_id, protocolo_id=protocolo_id, lote_id=lote_id, now=now,
-                            request_id=checked.request_id)
-
-
-def _store_status(connection: Connection, checked: CheckedCall, ready: StatusAnswer,
-                  kept: list[KeptList]) -> Answered:
-    """A status query, its answer (its sequencialTransacao: the query's id), then the Transacao
-    naming both: its unique key decides which of two concurrent copies is stored (IntegrityError
-    for the others). A lote's situação answer is stored without its guide list, kept once per
-    protocol state (gateway.storage.kept_lists); ``kept`` gets that list."""
-    call = checked.call
-    encoding = call.message.encoding
-    request_id = rows.add_mensagem(connection, checked.mensagem("entrada", call.message.data, "aceita",
-                                                                checked.hash_lower))
-    situacao = ready.situacao
-    if situacao is None:  # not found, or refused by the operator: small, stored whole
-        root = cast(etree._Element, ready.root)
-        responses.set_sequencial(root, str(request_id))
-        data = stored = responses.envelope(root, encoding)
-    else:
-        situacao = situacao.with_list(kept_lists.keep(connection, situacao.kept))
-        data, stored = situacao.written(str(request_id), encoding)
-    response = checked.mensagem("saida", stored, "resposta", None)
-    response.update(tamanho=len(data), resposta_de_id=request_id)  # the size sent, as for any message
-    resposta_id = rows.add_mensagem(connection, response)
-    if situacao is not None:
-        kept_lists.link(connection, resposta_id, situacao.kept, encoding)
-    rows.add_transacao(connection, prestador_id=checked.prestador_id, tipo=call.cabecalho.tipo,
-                       sequencial=call.cabecalho.sequencial, hash_=checked.hash_lower,
-                       requisicao_id=request_id, resposta_id=resposta_id)
-    kept[:] = [situacao.kept] if situacao is not None else []
-    return Answered(Reply(data, encoding), "refused" if ready.refused else "accepted", ready.refused)
+                            request_id=checked.request_id,
+                            senha_cifrada=vault.seal_senha(checked.call.message.data))  # stored masked
 
 
 def _tem_codigo(connection: Connection, checked: CheckedCall) -> bool:

@@ -139,6 +139,22 @@ def _postgresql_on_connect(dbapi_connection: Any, _record: Any) -> None:
         log.info("PostgreSQL sem lz4: mensagens comprimidas com pglz")
     finally:
         dbapi_connection.autocommit = autocommit
+    # Bytes go in binary (psycopg's default for %s is text: bytea hex-escaped, twice the size):
+    # a 470 KB lote's insert 4.3 -> 2.7 ms.
+    from psycopg.types.string import BytesBinaryDumper  # psycopg is the postgres extra
+
+    dbapi_connection.adapters.register_dumper(bytes, BytesBinaryDumper)
+
+
+def no_flush_wait(connection: Any) -> None:
+    """This transaction's COMMIT returns before its WAL reaches the disk (PostgreSQL
+    ``synchronous_commit = off``, for this transaction only). For a write that may be lost with the
+    database server's host (never with a gateway process, and the database stays consistent), such
+    as a status poll's record: a status poll is no accepted message, and one whose record is lost
+    is answered again from the current state. On SQLite (WAL, ``synchronous=NORMAL``) no COMMIT
+    waits for the disk anyway. ``connection``: a SQLAlchemy Connection in a transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:

@@ -156,6 +156,10 @@ class Mensagem(Base):
     endereco: Mapped[str | None] = mapped_column(String(45))  # client IP (IPv6 fits)
     request_id: Mapped[str | None] = mapped_column(String(32))  # follows the message into the logs
     corpo_removido_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # `prune` emptied corpo
+    # Set when senhaPrestador was masked in corpo (gateway.message.credencial): the message as
+    # received or sent, for audits.
+    sha256_original: Mapped[str | None] = mapped_column(String(64))
+    tamanho_original: Mapped[int | None] = mapped_column(Integer)
     resposta_de_id: Mapped[int | None] = mapped_column(ForeignKey("mensagem.id"), index=True)
     criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
 
@@ -342,6 +346,9 @@ class Entrega(Base):
     numero_lote: Mapped[str | None] = mapped_column(String(12), index=True)  # numeroLote of this part
     guias: Mapped[str | None] = mapped_column(Text)  # numeroGuiaPrestador of this part, one per line
     corpo: Mapped[bytes | None] = mapped_column(LargeBinary)  # prepared *WS document
+    # The senhaPrestador spans of corpo (else of the accepted message) sealed by gateway.security.vault:
+    # put back in memory to send; emptied once nothing will be sent any more.
+    senha_cifrada: Mapped[bytes | None] = mapped_column(LargeBinary)
     estado: Mapped[str] = mapped_column(String(10), default="pendente", server_default=text("'pendente'"))
     tentativas: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     proxima_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -359,6 +366,8 @@ class Entrega(Base):
     request_id: Mapped[str | None] = mapped_column(String(32))  # the accepting request's id
     criada_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     entregue_em: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why an earlier send may have reached the operator unrecorded (gateway.delivery.leases).
+    incerto: Mapped[str | None] = mapped_column(Text)
 
 
 class Demonstrativo(Base):
@@ -498,3 +507,23 @@ class RespostaSituacao(Base):
 
 GUIAS_DA_SITUACAO_TABLE = cast(Table, GuiasDaSituacao.__table__)
 RESPOSTA_SITUACAO_TABLE = cast(Table, RespostaSituacao.__table__)
+
+
+class Arquivo(Base):
+    """A delivery that went as a mensagemTISS file for a person to upload in the operator's portal
+    (``canal = "arquivo"``): the file is the delivery's ``envio`` message (``mensagem_id``); the
+    portal's protocol, once recorded, is the delivery's ``numero_protocolo``
+    (gateway.delivery.arquivo)."""
+
+    __tablename__ = "arquivo"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entrega_id: Mapped[int] = mapped_column(ForeignKey("entrega.id"), unique=True)
+    lote_id: Mapped[int | None] = mapped_column(ForeignKey("lote.id"), index=True)
+    mensagem_id: Mapped[int] = mapped_column(ForeignKey("mensagem.id"))  # the file's bytes
+    nome: Mapped[str] = mapped_column(String(60))  # <sequencial in 20 digits>_<HASH>.xml
+    criado_em: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    na_pasta_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # written whole to pasta_arquivos
+    protocolo_em: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the portal's protocol recorded
+    protocolo_por: Mapped[str | None] = mapped_column(String(100))  # by whom (console login)

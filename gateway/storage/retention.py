@@ -7,7 +7,8 @@ What goes:
   Table 38 code, request id), and protocols, lotes, guides, críticas and demonstrativo rows are
   untouched.
 * ``entrega.corpo`` (the prepared bytes) of deliveries that are finished: delivered or refused and
-  no longer polled for status.
+  no longer polled for status (a part that went as a portal file: once its status is final, since
+  the portal's returns are recorded against it until then, gateway.delivery.arquivo).
 * ``auditoria`` rows older than ``[retencao] auditoria_dias``, never less than 90 days (ANS
   Componente de Segurança: access logs are kept at least 90 days).
 
@@ -17,7 +18,8 @@ What stays, whatever its age, because the gateway still reads it:
   sends again): the worker prepares deliveries from it;
 * the operator's last situação answer of each delivery (``entrega.situacao_id``): the status
   answers given to providers show the values and glosas read from it;
-* demonstrativos (``demonstrativo.mensagem_id``): kept as received.
+* demonstrativos (``demonstrativo.mensagem_id``): kept as received;
+* the file of a part that went to a portal (``arquivo.mensagem_id``) until its status is final.
 
 A stored answer replayed for a repeated transaction (``transacao.resposta_id``) is as old as the
 transaction: a repeat after its answer was pruned gets a tissFault (SchemaInvalido, 5001) asking
@@ -36,18 +38,29 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, func, select, update
+from sqlalchemy import CursorResult, Result, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import AUDITORIA_DIAS_MIN, RetencaoSettings
+from gateway.message.tables import FINAL_STATUS
 from gateway.storage.auditoria import auditar
-from gateway.storage.models import AUDITORIA_TABLE, DEMONSTRATIVO_TABLE, ENTREGA_TABLE, MENSAGEM_TABLE
+from gateway.storage.models import (
+    AUDITORIA_TABLE,
+    DEMONSTRATIVO_TABLE,
+    ENTREGA_TABLE,
+    MENSAGEM_TABLE,
+    Arquivo,
+)
 
 _M, _E, _D, _A = MENSAGEM_TABLE, ENTREGA_TABLE, DEMONSTRATIVO_TABLE, AUDITORIA_TABLE
 FINISHED = ("entregue", "recusada")  # deliveries whose request is not read again
 
 # A message that is the request of an unfinished delivery (correlated to the mensagem row).
 _PENDING = select(_E.c.id).where(_E.c.mensagem_id == _M.c.id, _E.c.estado.not_in(FINISHED)).exists()
+# A part that went as a portal file and still waits for what the portal gives back: the clerk's
+# demonstrativo is read against its cabeçalho (correlated to the entrega row).
+_AWAITING_PORTAL = (select(Arquivo.id).where(Arquivo.entrega_id == _E.c.id).exists()
+                    & or_(_E.c.status.is_(None), _E.c.status.not_in(FINAL_STATUS)))
 
 
 @dataclass
@@ -116,14 +129,20 @@ def _mensagens(sessions: sessionmaker[Session], report: PruneReport, batch: int,
 
 
 def _still_read(session: Session, before: datetime) -> set[int]:
-    """Old messages the gateway reads again: the last situação answer of each delivery and every
-    demonstrativo. One pass over each table, joined to the old, unpruned messages."""
+    """Old messages the gateway reads again: the last situação answer of each delivery, every
+    demonstrativo, and the file of a part still waiting for its portal (downloaded by a person).
+    One pass over each table, joined to the old, unpruned messages."""
     found: set[int] = set()
     for column in (_E.c.situacao_id, _D.c.mensagem_id):
         query = (select(column).select_from(column.table.join(_M, _M.c.id == column))
                  .where(_M.c.criada_em < before, _M.c.corpo_removido_em.is_(None)))
         ids: Sequence[int | None] = session.execute(query).scalars().all()
         found.update(i for i in ids if i is not None)
+    arquivos = (select(Arquivo.mensagem_id).join(_M, _M.c.id == Arquivo.mensagem_id)
+                .join(_E, _E.c.id == Arquivo.entrega_id)
+                .where(_M.c.criada_em < before, _M.c.corpo_removido_em.is_(None),
+                       or_(_E.c.status.is_(None), _E.c.status.not_in(FINAL_STATUS))))
+    found.update(session.execute(arquivos).scalars())
     return found
 
 
@@ -135,7 +154,7 @@ def _emptied(session: Session, ids: list[int]) -> set[int]:
 def _entregas(sessions: sessionmaker[Session], report: PruneReport, batch: int) -> None:
     """Prepared bytes of finished deliveries (the sent mensagem keeps them until it ages out too)."""
     finished = (_E.c.estado.in_(FINISHED), _E.c.proxima_consulta_em.is_(None), func.length(_E.c.corpo) > 0,
-                func.coalesce(_E.c.entregue_em, _E.c.criada_em) < report.corpo_antes_de)
+                func.coalesce(_E.c.entregue_em, _E.c.criada_em) < report.corpo_antes_de, ~_AWAITING_PORTAL)
     last = 0
     while True:
         with sessions.begin() as session:
@@ -145,7 +164,8 @@ def _entregas(sessions: sessionmaker[Session], report: PruneReport, batch: int) 
                 return
             last = ids[-1]
             if not report.dry_run:
-                session.execute(update(_E).where(_E.c.id.in_(ids), *finished).values(corpo=b""))
+                session.execute(update(_E).where(_E.c.id.in_(ids), *finished)
+                                .values(corpo=b"", senha_cifrada=None))
             report.entregas += len(ids)
 
 

@@ -16,9 +16,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, exc, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from gateway.message import credencial
 from gateway.message.findings import Finding
 from gateway.message.tables import GUIA_ACEITA
 from gateway.storage import kept_lists
@@ -193,6 +195,7 @@ _FAST = {name: Prepared(statement) for name, statement in (
     ("estado_do_protocolo", _ESTADO_DO_PROTOCOLO), ("bump_versao", _BUMP_VERSAO),
     ("partes_do_lote", _PARTES_DO_LOTE), ("critica", _CRITICA))}
 _FAST_GUIAS = Prepared(_G.insert(), _GUIA_COLUNAS)
+_COPY_GUIAS = f"COPY {_G.name} ({', '.join(_GUIA_COLUNAS)}) FROM STDIN"
 _FAST_CRITICAS = Prepared(_C.insert(), _CRITICA_COLUNAS)
 
 
@@ -206,6 +209,14 @@ def prestador_liberado(session: Db, prestador_id: int, now: datetime) -> bool:
 
 
 def add_mensagem(session: Db, values: Mapping[str, Any]) -> int:
+    """Stored without senhaPrestador (no credential at rest): masked in ``corpo``, with the SHA-256
+    and length of the bytes as given kept beside it."""
+    corpo = values.get("corpo")
+    if corpo:
+        redaction = credencial.redact(corpo)
+        if redaction.removida:
+            values = {**values, "corpo": redaction.corpo, "sha256_original": redaction.sha256_original,
+                      "tamanho_original": len(corpo)}
     return _insert(session, _M, values)
 
 
@@ -249,12 +260,34 @@ def lote_anterior(session: Db, prestador_id: int, registro_ans: str, numero_lote
 
 
 def add_lote(session: Db, values: Mapping[str, Any], guias: Sequence[Mapping[str, Any]]) -> int:
-    """The lote and its guides (one executemany for the guides; a guide's ``situacao`` defaults
-    to GUIA_ACEITA)."""
+    """The lote and its guides (a guide's ``situacao`` defaults to GUIA_ACEITA): on PostgreSQL one
+    COPY for the guides (100 rows: 0.9 ms against 2.6 ms for an executemany, measured
+    interleaved), elsewhere one executemany (SQLite runs in process: no round trips to save)."""
     lote_id = _insert(session, _L, values)
     if guias:
-        _FAST_GUIAS.executemany(session, [{"situacao": GUIA_ACEITA, **g, "lote_id": lote_id} for g in guias])
+        rows = [{"situacao": GUIA_ACEITA, **g, "lote_id": lote_id} for g in guias]
+        connection = connection_of(session)
+        if connection.dialect.name == "postgresql":
+            _copy_guias(connection, rows)
+        else:
+            _FAST_GUIAS.executemany(connection, rows)
     return lote_id
+
+
+def _copy_guias(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The guide rows by ``COPY ... FROM STDIN`` (psycopg 3), in the caller's transaction; a driver
+    error is raised as SQLAlchemy's, as :mod:`gateway.storage.prepared` does."""
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = connection.connection.cursor()
+    try:
+        with cursor.copy(_COPY_GUIAS) as copy:
+            for row in rows:
+                copy.write_row([row[column] for column in _GUIA_COLUNAS])
+    except dbapi.Error as error:
+        raise exc.DBAPIError.instance(_COPY_GUIAS, rows, error, dbapi.Error,
+                                      dialect=connection.dialect) from error
+    finally:
+        cursor.close()
 
 
 def lote_do_protocolo(session: Db, numero: str, prestador_id: int,
