@@ -18,16 +18,19 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from gateway.delivery import outbox
 from gateway.storage.db import make_engine, session_factory
 from gateway.storage.migrate import upgrade
 from gateway.storage.models import Base, Mensagem, Prestador
+from tests.factory import Party, build_lote
 
 __all__ = ["database_url", "db_engine", "db_session", "empty_database_url", "pg_migrated_url", "pg_schemas"]
 
@@ -155,6 +158,22 @@ def add_prestador_and_mensagem(session: Session) -> tuple[Prestador, Mensagem]:
     session.add(mensagem)
     session.flush()
     return prestador, mensagem
+
+
+def queue_lote(engine: Engine, registro_ans: str, numero: str, when: datetime, guias: int = 2) -> int:
+    """A consulta lote to ``registro_ans`` accepted and scheduled, not prepared yet (as acceptance
+    leaves it): its entrega's id."""
+    corpo = build_lote("consulta", guias, numero_lote=numero, sequencial=numero,
+                       party=Party(registro_ans=registro_ans))
+    with session_factory(engine).begin() as session:
+        prestador = session.scalars(select(Prestador)).first()
+        if prestador is None:
+            prestador, _mensagem = add_prestador_and_mensagem(session)
+        mensagem = Mensagem(direcao="entrada", tamanho=len(corpo), corpo=corpo, prestador_id=prestador.id)
+        session.add(mensagem)
+        session.flush()
+        return outbox.schedule(session, registro_ans=registro_ans, servico="tissLoteGuias",
+                               prestador_id=prestador.id, mensagem_id=mensagem.id, now=when)
 
 
 def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> str:

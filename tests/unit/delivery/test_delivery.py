@@ -22,9 +22,8 @@ from gateway.delivery.worker import Worker
 from gateway.message.reader import MessageError, TissMessage
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega, Mensagem, Prestador
-from tests.db_fixtures import add_prestador_and_mensagem
-from tests.factory import Party, build_lote
+from gateway.storage.models import Entrega, Mensagem
+from tests.db_fixtures import add_prestador_and_mensagem, queue_lote
 from tests.fake_operadora import FakeOperadora
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -176,17 +175,7 @@ def _worker(engine: Engine, registry: SchemaRegistry, operadora: object, *,
 
 
 def _queue_lote(engine: Engine, numero: str = "701") -> int:
-    """A PASA lote accepted and scheduled, not prepared yet (as acceptance leaves it)."""
-    corpo = build_lote("consulta", 2, numero_lote=numero, sequencial=numero, party=Party(registro_ans=PASA))
-    with session_factory(engine).begin() as session:
-        prestador = session.scalars(select(Prestador)).first()
-        if prestador is None:
-            prestador, _mensagem = add_prestador_and_mensagem(session)
-        mensagem = Mensagem(direcao="entrada", tamanho=len(corpo), corpo=corpo, prestador_id=prestador.id)
-        session.add(mensagem)
-        session.flush()
-        return outbox.schedule(session, registro_ans=PASA, servico="tissLoteGuias", prestador_id=prestador.id,
-                               mensagem_id=mensagem.id, now=NOW)
+    return queue_lote(engine, PASA, numero, NOW)
 
 
 def _commits(engine: Engine) -> list[int]:

@@ -19,8 +19,8 @@ from gateway.delivery.leases import Heartbeat
 from gateway.delivery.worker import Worker
 from gateway.message.schema_registry import SchemaRegistry
 from gateway.storage.db import session_factory
-from gateway.storage.models import Entrega, Mensagem, Prestador
-from tests.db_fixtures import add_prestador_and_mensagem
+from gateway.storage.models import Entrega, Mensagem
+from tests.db_fixtures import add_prestador_and_mensagem, queue_lote
 from tests.factory import Party, build_lote
 from tests.fake_operadora import FakeOperadora
 
@@ -111,16 +111,7 @@ def _worker(engine: Engine, registry: SchemaRegistry, operadora: object, *, at: 
 
 
 def _lote_sent_by_a_dying_worker(engine: Engine, registry: SchemaRegistry, operadora: FakeOperadora) -> int:
-    corpo = build_lote("consulta", 1, numero_lote="801", sequencial="801", party=Party(registro_ans=PASA))
-    with session_factory(engine).begin() as session:
-        prestador = session.scalars(select(Prestador)).first()
-        if prestador is None:
-            prestador, _mensagem = add_prestador_and_mensagem(session)
-        mensagem = Mensagem(direcao="entrada", tamanho=len(corpo), corpo=corpo, prestador_id=prestador.id)
-        session.add(mensagem)
-        session.flush()
-        entrega_id = outbox.schedule(session, registro_ans=PASA, servico="tissLoteGuias",
-                                     prestador_id=prestador.id, mensagem_id=mensagem.id, now=NOW)
+    entrega_id = queue_lote(engine, PASA, "801", NOW, guias=1)
     with contextlib.suppress(Died):
         _worker(engine, registry, DiesPosting(operadora), at=NOW).run_once()
     assert len(operadora.lotes) == 1
