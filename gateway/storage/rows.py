@@ -146,7 +146,6 @@ _TRANSACAO = (select(_T.c.hash, _M.c.corpo, _K.c.lista, _RS.c.codificacao)
               .where(_T.c.prestador_id == bindparam("prestador_id"),
                      _T.c.tipo_transacao == bindparam("tipo"),
                      _T.c.sequencial_transacao == bindparam("sequencial")))
-_RESPOSTA = _T.update().where(_T.c.id == bindparam("transacao_id")).values(resposta_id=bindparam("resposta"))
 _LOTE_ANTERIOR = (select(_L.c.id, _L.c.numero_vigente)
                   .where(_L.c.prestador_id == bindparam("prestador_id"),
                          _L.c.registro_ans == bindparam("registro_ans"),
@@ -189,7 +188,7 @@ _CRITICA = (select(_C.c.codigo, _C.c.mensagem).where(_C.c.mensagem_id == bindpar
 _CRITICA_COLUNAS = ("mensagem_id", "lote_id", "guia_id", "codigo", "mensagem", "localizacao", "linha")
 # The statements every request runs, on the driver's cursor (gateway.storage.prepared).
 _FAST = {name: Prepared(statement) for name, statement in (
-    ("prestador", _PRESTADOR), ("transacao", _TRANSACAO), ("resposta", _RESPOSTA),
+    ("prestador", _PRESTADOR), ("transacao", _TRANSACAO),
     ("lote_anterior", _LOTE_ANTERIOR),
     ("lote_do_protocolo", _LOTE_DO_PROTOCOLO), ("guias_do_lote", _GUIAS_DO_LOTE),
     ("estado_do_protocolo", _ESTADO_DO_PROTOCOLO), ("bump_versao", _BUMP_VERSAO),
@@ -231,18 +230,12 @@ def transacao_anterior(session: Db, prestador_id: int, tipo: str,
 
 
 def add_transacao(session: Db, *, prestador_id: int, tipo: str, sequencial: str, hash_: str,
-                  requisicao_id: int, resposta_id: int | None = None) -> int:
-    """Raises IntegrityError when a concurrent copy of the transaction committed first.
-    ``resposta_id``: the answer, when it is stored first (else :func:`set_resposta`)."""
+                  requisicao_id: int, resposta_id: int) -> int:
+    """Written once, last, naming the request and its stored answer. Raises IntegrityError when a
+    concurrent copy of the transaction committed first."""
     values = dict(prestador_id=prestador_id, tipo_transacao=tipo, sequencial_transacao=sequencial, hash=hash_,
-                  requisicao_id=requisicao_id)
-    if resposta_id is not None:
-        values["resposta_id"] = resposta_id
+                  requisicao_id=requisicao_id, resposta_id=resposta_id)
     return _insert(session, _T, values)
-
-
-def set_resposta(session: Db, transacao_id: int, resposta_id: int) -> None:
-    _FAST["resposta"].execute(session, {"transacao_id": transacao_id, "resposta": resposta_id}).close()
 
 
 @dataclass(frozen=True)

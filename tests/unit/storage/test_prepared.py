@@ -64,7 +64,7 @@ def test_driver_errors_are_sqlalchemy_errors(db_engine: Engine) -> None:
         prestador_id = _prestador(connection)
         mensagem_id = rows.add_mensagem(connection, dict(direcao="entrada", tamanho=0, corpo=b""))
         row = dict(prestador_id=prestador_id, tipo="ENVIO_LOTE_GUIAS", sequencial="1", hash_="h",
-                   requisicao_id=mensagem_id)
+                   requisicao_id=mensagem_id, resposta_id=mensagem_id)
         rows.add_transacao(connection, **row)
         with pytest.raises(exc.IntegrityError):
             rows.add_transacao(connection, **row)
