@@ -92,6 +92,7 @@ class TrackerContext:
     client: Callable[[str, str], OperatorClient]  # (registro ANS, versão) -> the operator's endpoint
     registry: SchemaRegistry
     adapters: Mapping[str, Adapter]  # registro ANS -> the operator's adapter
+    poll_timeout_s: float = 30.0  # the longest an operator may take to answer one poll
 
 
 class Tracker:
@@ -104,7 +105,8 @@ class Tracker:
     def run_once(self) -> int:
         """Poll the due parts; once :attr:`stop` is set the rest wait for their claim to run out."""
         now = self.context.clock()
-        lease = timedelta(seconds=self.context.settings.reserva_s)
+        # The claim is not renewed by the heartbeat: it covers the whole batch's polls.
+        lease = timedelta(seconds=self.context.settings.reserva_s + self.batch * self.context.poll_timeout_s)
         with self.context.sessions.begin() as session:
             due = self._claim(session, now, lease)
         for part in due:
@@ -134,13 +136,13 @@ class Tracker:
 
     def _poll(self, due: Due) -> None:
         context, entrega_id, registro = self.context, due.id, due.registro_ans
-        request, versao = self._request(due)
         if not context.breaker.allows(registro):
             metrics.status_poll(registro, "adiada")
             return self._schedule(entrega_id, None, None)
         try:  # in the version of the part it asks about: the endpoint that took the part
+            request, versao = self._request(due)  # ChaveInvalida: the senha's seal cannot be opened
             answer = context.client(registro, versao).call(STATUS_SERVICE.name, request)
-        except VersaoSemEndereco as exc:
+        except (VersaoSemEndereco, vault.ChaveInvalida) as exc:
             metrics.status_poll(registro, "falha")
             log.warning("consulta de situação da entrega %s: %s", entrega_id, exc,
                         extra={"entrega_id": entrega_id, "operadora": registro})

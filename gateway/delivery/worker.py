@@ -102,7 +102,8 @@ class Worker:
         self.clients = clients or OperatorClients(config)
         self.tracker = tracking.Tracker(tracking.TrackerContext(
             sessions=sessions, clock=clock, settings=self.settings, breaker=self.breaker,
-            client=self.clients.client, registry=registry, adapters=adapters))
+            client=self.clients.client, registry=registry, adapters=adapters,
+            poll_timeout_s=max((o.timeout_s for o in config.operadoras.values()), default=30.0)))
         bind = sessions.kw.get("bind")  # reads that need no write lock (SQLite): the idle peek
         self.readers = db.reader_factory(bind) if isinstance(bind, Engine) else sessions
         self._idle = False  # the last claim found nothing: peek before the next one
@@ -187,8 +188,13 @@ class Worker:
             with self.sessions.begin() as session:
                 claimed = outbox.claim_rows(session, self.name, limit=self.batch,
                                             lease=self.settings.reserva_s, now=now, skip=skip)
-                return len(claimed), [s for entrega in claimed if not self._held_back(entrega)
-                                      and (s := self._ready(session, entrega))]
+                ready = [s for entrega in claimed if not self._held_back(entrega)
+                         and (s := self._ready(session, entrega))]
+                later = self.clock()  # nothing renews a lease while its lote is prepared: renewed here
+                if ready and (later - now).total_seconds() > self.settings.reserva_s / 3:
+                    outbox.renew(session, [s.entrega_id for s in ready], self.name,
+                                 lease=self.settings.reserva_s, now=later)
+                return len(claimed), ready
         except _Unprepared as failed:  # the batch rolled back: the others go in the next cycles
             with self.sessions.begin() as session:
                 outbox.hold(session, [failed.entrega_id], self.name, lease=self.settings.reserva_s, now=now)

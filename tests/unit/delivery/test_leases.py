@@ -205,3 +205,19 @@ def test_a_post_that_times_out_is_retried_to_an_operator_that_deduplicates_and_a
     assert _worker(db_engine, registry, Refuses(operadora), at=NOW, sem_deduplicacao=(PASA,)).run_once() == 1
     refused = _rows(db_engine)[second]
     assert (refused.estado, refused.tentativas, refused.incerto) == ("pendente", 1, None)
+
+
+def test_a_lease_runs_from_the_end_of_a_slow_preparation(db_engine: Engine, registry: SchemaRegistry) -> None:
+    """Nothing renews a lease while its lote is prepared in the claim's transaction: a preparation
+    that took more than a third of the lease renews it at the end, so no other worker takes over a
+    lote that was never sent."""
+    entrega_id = queue_lote(db_engine, PASA, "811", NOW, guias=1)
+    ticks = iter([NOW])  # the claim's time, then 20 s later for everything after it (preparing)
+    made = _worker(db_engine, registry, FakeOperadora(), at=NOW)
+    made.clock = lambda: next(ticks, NOW + timedelta(seconds=20))
+    made._send_all = lambda ready: None  # type: ignore[method-assign]  # claimed and prepared, not sent
+    assert made.run_once() == 1
+    with session_factory(db_engine)() as session:
+        entrega = session.get(Entrega, entrega_id)
+        assert entrega is not None and entrega.corpo  # prepared
+        assert entrega.reservada_ate == NOW + timedelta(seconds=20 + 30)

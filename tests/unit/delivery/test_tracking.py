@@ -84,7 +84,8 @@ def test_the_tracker_gets_what_it_needs_from_the_worker_not_the_worker(db_engine
     made = worker(db_engine, registry, FakeOperator(3))
     context = made.tracker.context
     assert [f.name for f in dataclasses.fields(TrackerContext)] == [
-        "sessions", "clock", "settings", "breaker", "client", "registry", "adapters"]
+        "sessions", "clock", "settings", "breaker", "client", "registry", "adapters", "poll_timeout_s"]
+    assert context.poll_timeout_s == max(o.timeout_s for o in made.config.operadoras.values())
     assert (context.sessions, context.clock, context.settings, context.breaker, context.registry,
             context.adapters) == (made.sessions, made.clock, made.settings, made.breaker, made.registry,
                                   made.adapters)
@@ -93,6 +94,37 @@ def test_the_tracker_gets_what_it_needs_from_the_worker_not_the_worker(db_engine
                    for value in (*vars(made.tracker).values(), *vars(context).values()))
     with pytest.raises(dataclasses.FrozenInstanceError):
         context.clock = datetime.now  # type: ignore[misc]
+
+
+def test_the_claim_covers_the_whole_batchs_polls(db_engine: Engine, registry: SchemaRegistry) -> None:
+    """The heartbeat renews no poll claim: it lasts the lease plus every poll of the batch at the
+    slowest operator's timeout, so a slow batch's last poll is not asked twice meanwhile."""
+    entrega_id = delivered_lote(db_engine, registry)
+    operator = FakeOperator(3)
+    made = worker(db_engine, registry, operator)
+    made.tracker.poll = lambda due: None  # type: ignore[method-assign]  # claimed, not polled yet
+    assert made.tracker.run_once() == 1
+    with session_factory(db_engine)() as session:
+        claimed_until = session.get(Entrega, entrega_id).proxima_consulta_em
+    settings, context = made.settings, made.tracker.context
+    whole_batch = settings.reserva_s + made.tracker.batch * context.poll_timeout_s
+    assert claimed_until == NOW + timedelta(seconds=whole_batch)
+    assert claimed_until > NOW + timedelta(seconds=settings.reserva_s)
+
+
+def test_a_seal_the_key_cannot_open_fails_that_poll_not_the_worker(
+        db_engine: Engine, registry: SchemaRegistry, caplog: pytest.LogCaptureFixture) -> None:
+    entrega_id = delivered_lote(db_engine, registry)
+    with session_factory(db_engine).begin() as session:
+        session.get(Entrega, entrega_id).senha_cifrada = b"\x01" + b"\x00" * 40  # sealed under another key
+    operator = FakeOperator(3)
+    made = worker(db_engine, registry, operator)
+    with caplog.at_level(logging.WARNING, logger="gateway.delivery.tracking"):
+        assert made.tracker.run_once() == 1  # no exception up to the worker's cycle
+    assert operator.calls == []
+    assert "consulta de situação da entrega" in caplog.text
+    with session_factory(db_engine)() as session:
+        assert session.get(Entrega, entrega_id).proxima_consulta_em > NOW  # rescheduled
 
 
 def test_a_poll_reads_the_operators_status_and_logs_its_own_name(db_engine: Engine, registry: SchemaRegistry,
