@@ -61,8 +61,9 @@ def request_context(request_id: str | None) -> Iterator[None]:
 
 # Cheap pre-check: most lines contain none of these and skip the regexes.
 _MAYBE_SECRET = re.compile(r"senha|carteira|password|passwd|secret|token|BEGIN|X509|://", re.IGNORECASE)
-_SECRET_ELEMENT = re.compile(
-    r"(<(?:[\w.-]+:)?(senha\w*|X509Certificate)\b[^>]*>)[^<]*(</(?:[\w.-]+:)?\2\s*>)", re.IGNORECASE)
+_SECRET_ELEMENT = re.compile(  # the value as text or as CDATA (both are the element's value in XML)
+    r"(<(?:[\w.-]+:)?(senha\w*|X509Certificate)\b[^>]*>)(?:<!\[CDATA\[.*?\]\]>|[^<])*"
+    r"(</(?:[\w.-]+:)?\2\s*>)", re.IGNORECASE | re.DOTALL)
 _CARTEIRA_ELEMENT = re.compile(
     r"(<(?:[\w.-]+:)?numeroCarteira\b[^>]*>)\s*[^<]*?([^<\s]{1,4})\s*(</(?:[\w.-]+:)?numeroCarteira\s*>)",
     re.IGNORECASE)

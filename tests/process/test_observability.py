@@ -383,6 +383,8 @@ CERT_PEM = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUJ0\nabc==\n-----EN
      "<ans:senhaPrestador>fe01ce2a7fbac8fafaed7c982a04e229</ans:senhaPrestador></ans:loginSenhaPrestador>",
      ["fe01ce2a7fbac8fafaed7c982a04e229"], ["<ans:senhaPrestador>***</ans:senhaPrestador>", "demo"]),
     ("<senhaPrestador>segredo</senhaPrestador>", ["segredo"], ["<senhaPrestador>***</senhaPrestador>"]),
+    ("<ans:senhaPrestador><![CDATA[fe01ce2a7f]]></ans:senhaPrestador>", ["fe01ce2a7f"],
+     ["<ans:senhaPrestador>***</ans:senhaPrestador>"]),
     ("<ans:numeroCarteira>00331988123456789</ans:numeroCarteira>", ["00331988123456789", "3319881"],
      ["<ans:numeroCarteira>***6789</ans:numeroCarteira>"]),
     ("<numeroCarteira> 123456 </numeroCarteira>", ["123456"], ["<numeroCarteira>***3456</numeroCarteira>"]),
