@@ -41,7 +41,7 @@ from gateway.delivery.sync_relay import operadora_nao_conectada
 from gateway.inbound.recursos import criticas_do_recurso
 from gateway.inbound.snapshot import Snapshot
 from gateway.inbound.status import STATUS, StatusQueries, guia_recebida
-from gateway.message import responses
+from gateway.message import credencial, responses
 from gateway.message.faults import Reply
 from gateway.message.findings import Finding
 from gateway.message.findings import error as critica
@@ -72,6 +72,9 @@ class _Read:
 
     lido: LoteLido | None  # a loteGuias, read
     avaliacao: Avaliacao  # what the operator would refuse (its adapter), nothing without one
+    # The body without its senhaPrestador (stored so) and what was taken out (sealed for delivery):
+    # one scan of the body for both.
+    redaction: credencial.Redaction
 
 
 class _Built(NamedTuple):
@@ -103,8 +106,9 @@ class Acceptance:
         message = checked.call.message
         adapter = self.adapters.get(checked.operadora.registro_ans)
         lido = read_lote(message.root) if checked.call.service.name == "tissLoteGuias" else None
+        redaction = credencial.redact(message.data)
         if adapter is None:
-            return _Read(lido, _NADA)
+            return _Read(lido, _NADA, redaction)
         cadastrado = (lido is None or not adapter.prestador_cadastrado
                       or _tem_codigo(snapshot.connection(), checked))
         avaliacao = adapter.avaliar(message, remetente_cadastrado=cadastrado)
@@ -113,13 +117,13 @@ class Acceptance:
             avaliacao = avaliacao.recusando(*criticas_do_recurso(
                 snapshot.connection(), checked.prestador_id, checked.operadora.registro_ans, message.root,
                 message.version or ""))
-        return _Read(lido, avaliacao)
+        return _Read(lido, avaliacao, redaction)
 
     def _store_and_answer(self, connection: Connection, checked: CheckedCall, read: _Read) -> Answered:
         call, now = checked.call, self.clock()
         message = call.message
         request_id = rows.add_mensagem(connection, checked.mensagem("entrada", message.data, "aceita",
-                                                                       checked.hash_lower))
+                                                                       checked.hash_lower), read.redaction)
         reply_ctx = responses.reply_context(message.root, registro_ans=checked.operadora.registro_ans,
                                             sequencial=str(request_id), now=now)
         built = self._build(connection, checked, reply_ctx, request_id, read)
@@ -139,20 +143,20 @@ class Acceptance:
                request_id: int, read: _Read) -> _Built:
         service = checked.call.service
         if read.lido is not None:
-            return self._lote(connection, checked, ctx, request_id, read.lido, read.avaliacao)
+            return self._lote(connection, checked, ctx, request_id, read.lido, read)
         if service.name in RECEIPT_SERVICES:
             if read.avaliacao.todas:  # the operator would refuse it: said now
                 return _refused(connection, ctx, service, request_id, read.avaliacao.todas)
             protocolo_id, numero = insert_protocolo(connection, tipo=RECEIPT_SERVICES[service.name],
                                                     prestador_id=checked.prestador_id,
                                                     registro_ans=checked.operadora.registro_ans, now=ctx.now)
-            self._schedule(connection, checked, request_id, protocolo_id, None, ctx.now)
+            self._schedule(connection, checked, request_id, protocolo_id, None, ctx.now, read.redaction)
             return _Built(responses.recibo(ctx, service, checked.call.message.root, numero_protocolo=numero))
         raise operadora_nao_conectada(checked)
 
     def _lote(self, connection: Connection, checked: CheckedCall, ctx: responses.ReplyContext,
-              request_id: int, lido: LoteLido, avaliacao: Avaliacao) -> _Built:
-        service = checked.call.service
+              request_id: int, lido: LoteLido, read: _Read) -> _Built:
+        service, avaliacao = checked.call.service, read.avaliacao
         registro = checked.operadora.registro_ans
         anterior = rows.lote_anterior(connection, checked.prestador_id, registro, lido.numero_lote)
         if anterior is not None and anterior.vigente:  # a lote refused in full may be sent again
@@ -177,7 +181,7 @@ class Acceptance:
             for g in lido.guias])
         if recusadas:
             _criticas_das_guias(connection, request_id, lote_id, recusadas)
-        self._schedule(connection, checked, request_id, protocolo_id, lote_id, ctx.now)
+        self._schedule(connection, checked, request_id, protocolo_id, lote_id, ctx.now, read.redaction)
         aceitas = [g for g in lido.guias if g.numero_guia_prestador not in recusadas]
         return _Built(responses.protocolo_recebimento_draft(
             ctx, numero_lote=lido.numero_lote, numero_protocolo=numero, data_envio_lote=ctx.now.date(),
@@ -185,7 +189,8 @@ class Acceptance:
             guias=[guia_recebida(g, lido.tipo_guia) for g in aceitas], recusadas=_recusadas(lido, recusadas)))
 
     def _schedule(self, connection: Connection, checked: CheckedCall, request_id: int,
-                  protocolo_id: int | None, lote_id: int | None, now: datetime) -> None:
+                  protocolo_id: int | None, lote_id: int | None, now: datetime,
+                  redaction: credencial.Redaction) -> None:
         """Deliver to the operator later, committed with the acceptance (the outbox)."""
         operadora = checked.operadora
         if operadora.conectada and operadora.registro_ans in self.adapters:
@@ -193,7 +198,7 @@ class Acceptance:
                             servico=checked.call.service.name, prestador_id=checked.prestador_id,
                             mensagem_id=request_id, protocolo_id=protocolo_id, lote_id=lote_id, now=now,
                             request_id=checked.request_id,
-                            senha_cifrada=vault.seal_senha(checked.call.message.data))  # stored masked
+                            senha_cifrada=vault.seal_spans(redaction.spans))  # the body is stored masked
 
 
 def _tem_codigo(connection: Connection, checked: CheckedCall) -> bool:

@@ -207,12 +207,14 @@ def prestador_liberado(session: Db, prestador_id: int, now: datetime) -> bool:
     return bool(ativo) and (bloqueado_ate is None or bloqueado_ate <= now)
 
 
-def add_mensagem(session: Db, values: Mapping[str, Any]) -> int:
+def add_mensagem(session: Db, values: Mapping[str, Any],
+                 redaction: credencial.Redaction | None = None) -> int:
     """Stored without senhaPrestador (no credential at rest): masked in ``corpo``, with the SHA-256
-    and length of the bytes as given kept beside it."""
+    and length of the bytes as given kept beside it. ``redaction``: ``corpo``'s, when the caller
+    already made it."""
     corpo = values.get("corpo")
     if corpo:
-        redaction = credencial.redact(corpo)
+        redaction = redaction or credencial.redact(corpo)
         if redaction.removida:
             values = {**values, "corpo": redaction.corpo, "sha256_original": redaction.sha256_original,
                       "tamanho_original": len(corpo)}
