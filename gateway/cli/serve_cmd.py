@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, supervisor: Supervisor) -> None:
     from gateway import deploy_settings, server  # gunicorn and the app load only for this command
     from gateway.observability import metrics
+    from gateway.security import vault
     from gateway.storage import db
 
     simulator = demo.simulator_ports(args.simulator) if args.demo else []  # the demo config's addresses
@@ -121,6 +122,7 @@ def _serve(args: argparse.Namespace, supervisor: Supervisor) -> None:
     deploy_settings.gunicorn_options(config, bind=bind, workers=workers, tls=tls)  # fail before starting
     deploy_settings.check_bind_host(bind)
     check_url(db.database_url(config))
+    vault.check()  # ChaveInvalida (a ValueError): one line, exit 2
     companions = args.demo and not args.no_simulator
     if args.demo:  # every port free before anything starts
         demo.check_ports(demo.gateway_port(bind) + (simulator if companions else []))

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from gateway.delivery.worker import Worker, worker_name
     from gateway.message.schema_registry import SchemaRegistry
     from gateway.observability import logs, metrics, stack_dump
+    from gateway.security import vault
     from gateway.storage import db
 
     stop = threading.Event()
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         config = server.build_config(args.config, args.database, args.demo, simulator=args.simulator)
         logs.configure_logging((args.log_format or config.logs.formato) == "json", config.logs.nivel)
         url = check_url(db.database_url(config))  # the config holds --database, if given
+        vault.check()
         # --demo: migrated and seeded by server.prepare; --database: unchanged, the caller migrates it
         migrating = (lambda: server.prepare(config)) if args.demo else None if args.database else \
             (lambda: upgrade(url))
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             return STOPPED
         if args.metrics_bind:
             _serve_metrics(args.metrics_bind)
-    except (ConfigError, CommandError) as exc:
+    except (ConfigError, CommandError, vault.ChaveInvalida) as exc:
         print(exc, file=sys.stderr)
         return FAILED
     except OSError as exc:  # --metrics-bind: address in use

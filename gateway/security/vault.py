@@ -62,6 +62,16 @@ def default() -> Vault:
     return _from_file(gateway_home() / KEY_FILE)
 
 
+def check() -> None:
+    """This process's key resolved now, as a command starts: the key file is made then, not by the
+    first lote on the request path, and an unusable key stops the command before it serves."""
+    try:
+        default()
+    except OSError as exc:
+        where = gateway_home() / KEY_FILE
+        raise ChaveInvalida(f"chave de credenciais {where}: {exc.strerror or exc}") from None
+
+
 @cache
 def _from_env(encoded: str) -> Vault:
     try:

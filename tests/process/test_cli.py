@@ -15,8 +15,8 @@ from tests.unit.message.test_reader import BILLION_LAUGHS, XXE
 from tests.unit.message.test_validation import tiss3
 
 
-def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TISS_GATEWAY_HOME": str(home)}
+def cli(*args: str, home: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TISS_GATEWAY_HOME": str(home), **environ}
     return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
                           text=True, env=env, timeout=120)
 
@@ -179,3 +179,17 @@ def test_serve_refuses_a_bad_database_or_bind_in_one_line(tmp_path: Path, args: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0], result.stderr
     assert "topsecret" not in result.stderr and not (home / "gateway.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_credential_key_that_cannot_be_used_stops_serve_and_worker_at_start(tmp_path: Path,
+                                                                              command: str) -> None:
+    """Found at start in one line, not by the first lote (serve) or the first delivery (worker)."""
+    home = tmp_path / "home"
+    result = cli(command, "--demo", home=home, TISS_GATEWAY_CHAVE_CREDENCIAIS="not base64 of 32 bytes")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines()[-1] == \
+        "TISS_GATEWAY_CHAVE_CREDENCIAIS: base64 de 32 bytes esperado", result.stderr
+    assert not (home / "gateway.sqlite").exists()
+
+
