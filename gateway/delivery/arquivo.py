@@ -48,7 +48,7 @@ from gateway.message.situacao import read_situacao
 from gateway.message.tables import RECEBIDO
 from gateway.message.validation import validate_message
 from gateway.storage import rows
-from gateway.storage.models import Arquivo, Demonstrativo, Entrega, Lote, Protocolo
+from gateway.storage.models import Arquivo, Demonstrativo, Entrega, Lote, Mensagem, Protocolo
 
 log = logging.getLogger("tiss_gateway.delivery")
 _A = f"{{{ANS_NS}}}"
@@ -189,15 +189,14 @@ def escrever_na_pasta(pasta: Path, nome: str, corpo: bytes) -> Path:
 
 def partes(session: Session, lote_id: int) -> list[Parte]:
     """The lote's parts that went as files, in order."""
-    found = session.execute(
+    found = session.execute(  # the file's size from its message row: its bytes are not read here
         select(Arquivo, Entrega.parte, Entrega.partes, Entrega.numero_lote, Entrega.estado,
-               Entrega.numero_protocolo, Entrega.status).join(Entrega, Entrega.id == Arquivo.entrega_id)
+               Entrega.numero_protocolo, Entrega.status, Mensagem.tamanho)
+        .join(Entrega, Entrega.id == Arquivo.entrega_id).join(Mensagem, Mensagem.id == Arquivo.mensagem_id)
         .where(Arquivo.lote_id == lote_id).order_by(Entrega.parte)).all()
-    tamanhos = rows.corpos(session, [a.mensagem_id for a, *_ in found])
-    return [Parte(a.id, a.entrega_id, parte, total, numero_lote, a.nome,
-                  len(tamanhos.get(a.mensagem_id) or b""), estado, numero, status, a.criado_em, a.na_pasta_em,
-                  a.protocolo_em, a.protocolo_por, a.mensagem_id)
-            for a, parte, total, numero_lote, estado, numero, status in found]
+    return [Parte(a.id, a.entrega_id, parte, total, numero_lote, a.nome, tamanho, estado, numero, status,
+                  a.criado_em, a.na_pasta_em, a.protocolo_em, a.protocolo_por, a.mensagem_id)
+            for a, parte, total, numero_lote, estado, numero, status, tamanho in found]
 
 
 # --- the console: what the clerk records -----------------------------------------------------------
