@@ -36,8 +36,6 @@ poll is no accepted lote: on PostgreSQL its COMMIT does not wait for the WAL flu
 
 import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -63,7 +61,7 @@ from gateway.message.situacao import GuiaSituacao, read_situacao
 from gateway.message.tables import GUIA_ACEITA, RECUSADO_PELA_OPERADORA
 from gateway.storage import db as storage_db
 from gateway.storage import kept_lists, rows
-from gateway.storage.kept_lists import KeptList, KeptListCache, ListKey
+from gateway.storage.kept_lists import KeptList, KeptListCache, ListKey, SizedLRU
 from gateway.storage.prepared import Db
 
 log = logging.getLogger("tiss_gateway.inbound")
@@ -191,37 +189,9 @@ def _cut(data: bytes, stand_ins: list[bytes]) -> tuple[bytes, ...] | None:
     return (*pieces, rest) if len(pieces) == len(stand_ins) else None
 
 
-class TemplateCache:
-    """The templates this process used last (least recently used dropped first), bounded in size.
-    A key names a state (a new state is a new key): an entry never needs invalidating.
-    Thread-safe: gunicorn's threaded workers share one."""
-
-    def __init__(self, max_bytes: int = kept_lists.MAX_CACHED_BYTES):
-        self.max_bytes = max_bytes
-        self._templates: OrderedDict[TemplateKey, Template] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._templates)
-
-    def get(self, key: TemplateKey) -> Template | None:
-        with self._lock:
-            found = self._templates.get(key)
-            if found is not None:
-                self._templates.move_to_end(key)
-            return found
-
-    def put(self, key: TemplateKey, template: Template) -> None:
-        if template.size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._templates.pop(key, None)
-            self._bytes += template.size - (old.size if old is not None else 0)
-            self._templates[key] = template
-            while self._bytes > self.max_bytes:
-                _key, dropped = self._templates.popitem(last=False)
-                self._bytes -= dropped.size
+class TemplateCache(SizedLRU[TemplateKey, Template]):
+    """The templates this process used last. A key names a state (a new state is a new key): an
+    entry never needs invalidating."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +223,7 @@ def answer_status(db: Db, checked: CheckedCall, now: datetime, registry: SchemaR
     if kept is None:
         kept = kept_lists.find(db, key)
         if kept is not None:
-            cache.put(kept)
+            cache.keep(kept)
         else:
             kept = _render(db, ctx, estado, key, registry)
     if templates is not None and kept.id is not None:  # stored: answers reference it by id
@@ -315,7 +285,7 @@ class StatusQueries:
                     return replay(checked, earlier)
                 continue
             if kept:
-                self.kept.put(kept[-1])  # committed: answers may reference it
+                self.kept.keep(kept[-1])  # committed: answers may reference it
             return answered
         raise TissFault("ErroInesperadoServidor", "Conflito de gravação persistente.", client=False)
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import bindparam, select
 
@@ -65,34 +66,54 @@ class KeptList:
         return len(self.lista) + len(self.folhas)
 
 
-class KeptListCache:
-    """The lists this process used last (least recently used dropped first), bounded in size.
-    Thread-safe: gunicorn's threaded workers share one."""
+class Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V", bound=Sized)
+
+
+class SizedLRU(Generic[K, V]):
+    """The entries this process used last (least recently used dropped first), bounded by their
+    total ``size``. Thread-safe: gunicorn's threaded workers share one."""
 
     def __init__(self, max_bytes: int = MAX_CACHED_BYTES):
         self.max_bytes = max_bytes
-        self._lists: OrderedDict[ListKey, KeptList] = OrderedDict()
+        self._entries: OrderedDict[K, V] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: ListKey) -> KeptList | None:
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K) -> V | None:
         with self._lock:
-            found = self._lists.get(key)
+            found = self._entries.get(key)
             if found is not None:
-                self._lists.move_to_end(key)
+                self._entries.move_to_end(key)
             return found
 
-    def put(self, kept: KeptList) -> None:
-        """Only a stored list (with its id): answers reference it by id."""
-        if kept.id is None or kept.size > self.max_bytes:
+    def put(self, key: K, value: V) -> None:
+        if value.size > self.max_bytes:
             return
         with self._lock:
-            old = self._lists.pop(kept.key, None)
-            self._bytes += kept.size - (old.size if old is not None else 0)
-            self._lists[kept.key] = kept
+            old = self._entries.pop(key, None)
+            self._bytes += value.size - (old.size if old is not None else 0)
+            self._entries[key] = value
             while self._bytes > self.max_bytes:
-                _key, dropped = self._lists.popitem(last=False)
+                _key, dropped = self._entries.popitem(last=False)
                 self._bytes -= dropped.size
+
+
+class KeptListCache(SizedLRU[ListKey, KeptList]):
+    """The guide lists this process used last."""
+
+    def keep(self, kept: KeptList) -> None:
+        """Only a stored list (with its id): answers reference it by id."""
+        if kept.id is not None:
+            self.put(kept.key, kept)
 
 
 # --- rows ------------------------------------------------------------------------------------------

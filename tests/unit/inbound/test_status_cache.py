@@ -318,12 +318,12 @@ def kept(protocolo_id: int, size: int) -> KeptList:
 def test_the_cache_drops_the_least_recently_used_past_its_size() -> None:
     cache = KeptListCache(max_bytes=300)
     for protocolo_id in (1, 2, 3):
-        cache.put(kept(protocolo_id, 100))
+        cache.keep(kept(protocolo_id, 100))
     assert cache.get(ListKey(1, 0, "4.03.00")) is not None  # used: kept
-    cache.put(kept(4, 100))
+    cache.keep(kept(4, 100))
     found = [cache.get(ListKey(i, 0, "4.03.00")) is not None for i in (1, 2, 3, 4)]
     assert found == [True, False, True, True]
-    cache.put(replace_id(kept(5, 100), None))  # not stored: nothing to reference
+    cache.keep(replace_id(kept(5, 100), None))  # not stored: nothing to reference
     assert cache.get(ListKey(5, 0, "4.03.00")) is None
 
 
