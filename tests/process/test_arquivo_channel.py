@@ -76,6 +76,18 @@ def _lote_id(stack: Stack, protocolo: str) -> int:
                                   .where(Protocolo.numero == protocolo)).scalar_one()
 
 
+def _em_arquivos(stack: Stack, operadora: str, guias: int) -> tuple[str, str, list[Entrega]]:
+    """A lote sent and turned into its portal files by a worker: (numeroLote, protocolo, its parts)."""
+    worker = stack.worker()
+    try:
+        numero, protocolo = stack.send_lote(operadora, guias)
+        entregas = cast(list[Entrega], wait_until(lambda: stack.delivered(protocolo), timeout=90,
+                                                  what="arquivos gerados"))
+    finally:
+        worker.close()
+    return numero, protocolo, entregas
+
+
 def _mensagens(stack: Stack) -> int:
     with stack.db.connect() as connection:
         return connection.execute(select(func.count()).select_from(Mensagem)).scalar_one()
@@ -115,13 +127,7 @@ def _retorno(console: Console, lote_id: int, nome: str, corpo: bytes) -> str:
 
 
 def test_lote_cassems_por_arquivo(stack: Stack) -> None:
-    worker = stack.worker()
-    try:
-        numero, protocolo = stack.send_lote("cassems", 60)
-        entregas = cast(list[Entrega], wait_until(lambda: stack.delivered(protocolo), timeout=90,
-                                                  what="arquivos gerados"))
-    finally:
-        worker.close()
+    numero, protocolo, entregas = _em_arquivos(stack, "cassems", 60)
     assert [e.numero_lote for e in entregas] == [f"{numero}-1", f"{numero}-2"]
     assert all(e.numero_protocolo is None and e.proxima_consulta_em is None for e in entregas)  # not polled
 
@@ -210,12 +216,7 @@ _ALHEIOS = (  # (what is changed in the portal's receipt, its new value, the rea
 def test_retorno_alheio_recusado_com_o_motivo(stack: Stack) -> None:
     """A return that is not about the lote (another operator's, another provider's, another lote's)
     is refused with the reason, and nothing is written."""
-    worker = stack.worker()
-    try:
-        _numero, protocolo = stack.send_lote("cassems", 1)
-        wait_until(lambda: stack.delivered(protocolo), timeout=90, what="arquivo gerado")
-    finally:
-        worker.close()
+    _numero, protocolo, _entregas = _em_arquivos(stack, "cassems", 1)
     lote_id = _lote_id(stack, protocolo)
     console = Console(stack.gateway.base_url)
     console.login("clinica.demo", SENHA)
@@ -241,12 +242,7 @@ def test_retorno_alheio_recusado_com_o_motivo(stack: Stack) -> None:
 def test_demonstrativo_de_analise_do_portal(stack: Stack) -> None:
     """Capital Prev (no drop folder) emits the demonstrativo de análise de conta: uploaded, it gives
     the part its protocol's status and each guide's values, as Capital Prev's web service says."""
-    worker = stack.worker()
-    try:
-        _numero, protocolo = stack.send_lote("capitalprev", 3)
-        wait_until(lambda: stack.delivered(protocolo), timeout=90, what="arquivo gerado")
-    finally:
-        worker.close()
+    _numero, protocolo, _entregas = _em_arquivos(stack, "capitalprev", 3)
     lote_id = _lote_id(stack, protocolo)
     console = Console(stack.gateway.base_url)
     assert console.login("clinica.demo", SENHA).status_code == 303
